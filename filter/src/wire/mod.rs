@@ -1,0 +1,444 @@
+//! Wire formats: each file owns one vendor's JSON (and stream) shapes in both directions, as a
+//! client protocol, as a provider format, or both. Everything translates through [`crate::ir`].
+//!
+//! Client side (the gateway role): [`ClientApi::classify`] names the operation from method and
+//! path; `decode_request` turns the client's body into IR; `encode_response`, `encode_error` and a
+//! [`StreamEncoder`] turn IR back into the client's shapes.
+//!
+//! Provider side (the provider role, once per upstream attempt): `encode_request` builds the
+//! provider's path, headers and body from IR for a [`ProviderSpec`]; `decode_response` and a
+//! [`StreamDecoder`] turn the provider's answer back into IR. Credentials are not applied here
+//! (see `crate::upstream`), so codecs never see a secret.
+//!
+//! Codecs are pure and deterministic: ids and timestamps they must invent come in through the
+//! arguments, never from a clock or a random source.
+
+pub mod anthropic;
+pub mod bedrock;
+pub mod gemini;
+pub mod ollama;
+pub mod openai;
+
+use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
+
+/// Why a translation failed. Converted to a client-visible [`ErrorInfo`] by [`WireError::info`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WireError {
+    /// The client's request is malformed: bad JSON, a wrong type, a missing field.
+    /// `field` uses the client's naming (`messages[1].content`), empty when the whole body is bad.
+    Invalid { field: String, message: String },
+    /// The request is valid but the target cannot express `field`.
+    Unsupported { field: String, target: &'static str },
+    /// The provider sent something that is not its documented format.
+    Upstream { message: String },
+}
+
+impl WireError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        WireError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    pub fn unsupported(field: impl Into<String>, target: &'static str) -> Self {
+        WireError::Unsupported {
+            field: field.into(),
+            target,
+        }
+    }
+    pub fn upstream(message: impl Into<String>) -> Self {
+        WireError::Upstream {
+            message: message.into(),
+        }
+    }
+
+    pub fn info(&self) -> ErrorInfo {
+        match self {
+            WireError::Invalid { field, message } => ErrorInfo::invalid(field.clone(), message),
+            WireError::Unsupported { field, target } => ErrorInfo::invalid(
+                field.clone(),
+                format!("`{field}` is not supported by the {target} provider serving this model"),
+            ),
+            WireError::Upstream { message } => ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                format!("the provider sent an invalid response: {message}"),
+            ),
+        }
+    }
+}
+
+/// The client protocols weir accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientProtocol {
+    OpenAi,
+    Anthropic,
+    Ollama,
+}
+
+/// What a client asked for: the protocol and the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientApi {
+    /// `POST /v1/chat/completions`
+    OpenAiChat,
+    /// `POST /v1/embeddings`
+    OpenAiEmbeddings,
+    /// `GET /v1/models`
+    OpenAiModels,
+    /// `POST /v1/messages`
+    AnthropicMessages,
+    /// `POST /api/chat`
+    OllamaChat,
+    /// `POST /api/generate`
+    OllamaGenerate,
+    /// `POST /api/embed` (and the older `/api/embeddings`)
+    OllamaEmbed,
+    /// `GET /api/tags`
+    OllamaTags,
+    /// `POST /api/show`
+    OllamaShow,
+    /// `GET /api/version`
+    OllamaVersion,
+}
+
+impl ClientApi {
+    /// The operation for a method and path (query string ignored); `None` if weir does not serve it.
+    pub fn classify(method: &str, path: &str) -> Option<ClientApi> {
+        let path = path.split('?').next().unwrap_or(path);
+        let path = path.strip_suffix('/').unwrap_or(path);
+        let api = match path {
+            "/v1/chat/completions" | "/chat/completions" => ClientApi::OpenAiChat,
+            "/v1/embeddings" | "/embeddings" => ClientApi::OpenAiEmbeddings,
+            "/v1/models" | "/models" => ClientApi::OpenAiModels,
+            "/v1/messages" => ClientApi::AnthropicMessages,
+            "/api/chat" => ClientApi::OllamaChat,
+            "/api/generate" => ClientApi::OllamaGenerate,
+            "/api/embed" | "/api/embeddings" => ClientApi::OllamaEmbed,
+            "/api/tags" => ClientApi::OllamaTags,
+            "/api/show" => ClientApi::OllamaShow,
+            "/api/version" => ClientApi::OllamaVersion,
+            _ => return None,
+        };
+        let _ = method;
+        Some(api)
+    }
+
+    pub fn protocol(self) -> ClientProtocol {
+        match self {
+            ClientApi::OpenAiChat | ClientApi::OpenAiEmbeddings | ClientApi::OpenAiModels => {
+                ClientProtocol::OpenAi
+            }
+            ClientApi::AnthropicMessages => ClientProtocol::Anthropic,
+            _ => ClientProtocol::Ollama,
+        }
+    }
+
+    /// The method the operation takes; another method gets a 405 in the client's shape.
+    pub fn method(self) -> &'static str {
+        match self {
+            ClientApi::OpenAiModels | ClientApi::OllamaTags | ClientApi::OllamaVersion => "GET",
+            _ => "POST",
+        }
+    }
+
+    /// Operations answered by the gateway itself, never forwarded.
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            ClientApi::OpenAiModels
+                | ClientApi::OllamaTags
+                | ClientApi::OllamaShow
+                | ClientApi::OllamaVersion
+        )
+    }
+
+    /// Turns a client body into IR. `created`/ids are not needed on the way in.
+    pub fn decode_request(self, body: &[u8]) -> Result<Request, WireError> {
+        match self {
+            ClientApi::OpenAiChat => openai::decode_chat_request(body).map(Request::Chat),
+            ClientApi::OpenAiEmbeddings => {
+                openai::decode_embeddings_request(body).map(Request::Embeddings)
+            }
+            ClientApi::AnthropicMessages => {
+                anthropic::decode_messages_request(body).map(Request::Chat)
+            }
+            ClientApi::OllamaChat => ollama::decode_chat_request(body).map(Request::Chat),
+            ClientApi::OllamaGenerate => ollama::decode_generate_request(body).map(Request::Chat),
+            ClientApi::OllamaEmbed => ollama::decode_embed_request(body).map(Request::Embeddings),
+            ClientApi::OpenAiModels
+            | ClientApi::OllamaTags
+            | ClientApi::OllamaShow
+            | ClientApi::OllamaVersion => Err(WireError::invalid("", "this endpoint has no body")),
+        }
+    }
+
+    /// Encodes a complete answer (never an error: see [`ClientApi::encode_error`]).
+    pub fn encode_response(self, resp: &Response) -> Vec<u8> {
+        match (self, resp) {
+            (_, Response::Error(e)) => self.encode_error(e),
+            (ClientApi::OpenAiChat, Response::Chat(c)) => openai::encode_chat_response(c),
+            (ClientApi::OpenAiEmbeddings, Response::Embeddings(e)) => {
+                openai::encode_embeddings_response(e)
+            }
+            (ClientApi::AnthropicMessages, Response::Chat(c)) => {
+                anthropic::encode_messages_response(c)
+            }
+            (ClientApi::OllamaChat, Response::Chat(c)) => ollama::encode_chat_response(c),
+            (ClientApi::OllamaGenerate, Response::Chat(c)) => ollama::encode_generate_response(c),
+            (ClientApi::OllamaEmbed, Response::Embeddings(e)) => ollama::encode_embed_response(e),
+            _ => self.encode_error(&ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                "the provider answered with a different kind of response than was asked for",
+            )),
+        }
+    }
+
+    /// The error body in the client's own shape. The status goes on the response separately.
+    pub fn encode_error(self, err: &ErrorInfo) -> Vec<u8> {
+        match self.protocol() {
+            ClientProtocol::OpenAi => openai::encode_error(err),
+            ClientProtocol::Anthropic => anthropic::encode_error(err),
+            ClientProtocol::Ollama => ollama::encode_error(err),
+        }
+    }
+
+    /// The content type of a streamed answer for this operation.
+    pub fn stream_content_type(self) -> &'static str {
+        match self.protocol() {
+            ClientProtocol::Ollama => "application/x-ndjson",
+            _ => "text/event-stream",
+        }
+    }
+
+    /// A stream encoder for one streamed answer to `req`.
+    pub fn stream_encoder(self, req: &ChatRequest) -> Box<dyn StreamEncoder> {
+        match self {
+            ClientApi::AnthropicMessages => Box::new(anthropic::MessagesStreamEncoder::new(req)),
+            ClientApi::OllamaChat => Box::new(ollama::ChatStreamEncoder::new(req, false)),
+            ClientApi::OllamaGenerate => Box::new(ollama::ChatStreamEncoder::new(req, true)),
+            _ => Box::new(openai::ChatStreamEncoder::new(req)),
+        }
+    }
+}
+
+/// Turns IR stream events into a client protocol's stream bytes, one event at a time.
+pub trait StreamEncoder {
+    /// Appends the bytes for `ev` (possibly none) to `out`. Called in stream order.
+    fn event(&mut self, ev: &StreamEvent, out: &mut Vec<u8>);
+    /// The upstream stream ended. Appends the protocol's closing bytes; if the stream ended
+    /// without `Finish` or `Error`, appends the protocol's error event instead, so a truncated
+    /// answer never looks complete.
+    fn end(&mut self, out: &mut Vec<u8>);
+}
+
+/// Turns a provider's stream bytes into IR events, across arbitrary chunk boundaries.
+pub trait StreamDecoder {
+    /// Feeds the next chunk; appends complete events to `out`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError>;
+    /// The provider's stream ended; flushes what is left. An incomplete frame is an error.
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError>;
+}
+
+/// The provider types weir speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    #[serde(rename = "openai")]
+    OpenAi,
+    #[serde(rename = "azure-openai")]
+    AzureOpenAi,
+    Anthropic,
+    Gemini,
+    Bedrock,
+    Ollama,
+    Mistral,
+    #[serde(rename = "openai-compatible")]
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::AzureOpenAi => "azure-openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Mistral => "mistral",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+        }
+    }
+
+    /// The host real providers of this type answer on, when the config names none.
+    pub fn default_host(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("api.openai.com"),
+            ProviderKind::Anthropic => Some("api.anthropic.com"),
+            ProviderKind::Gemini => Some("generativelanguage.googleapis.com"),
+            ProviderKind::Mistral => Some("api.mistral.ai"),
+            _ => None,
+        }
+    }
+}
+
+/// Everything about a provider that shapes its requests, compiled from configuration.
+/// Holds no credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSpec {
+    pub kind: ProviderKind,
+    /// Sent as `:authority`.
+    pub host: String,
+    /// Path prefix before the operation, without a trailing slash: `/v1` for OpenAI-type
+    /// providers, `` for Ollama, `/openai` for Azure, `/v1beta` for Gemini.
+    pub base_path: String,
+    /// Azure `api-version` query value.
+    pub api_version: Option<String>,
+    /// Bedrock: AWS region, for the SigV4 scope.
+    pub region: Option<String>,
+    /// Anthropic `anthropic-version` header value.
+    pub anthropic_version: String,
+}
+
+/// A request ready for the provider, less its credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Path and query.
+    pub path: String,
+    /// Extra headers the format needs (e.g. `anthropic-version`), lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ProviderSpec {
+    /// Builds the provider request. `req.model()` is already the provider's model id.
+    pub fn encode_request(&self, req: &Request) -> Result<Outgoing, WireError> {
+        match self.kind {
+            ProviderKind::OpenAi
+            | ProviderKind::AzureOpenAi
+            | ProviderKind::Mistral
+            | ProviderKind::OpenAiCompatible => openai::encode_request(self, req),
+            ProviderKind::Anthropic => anthropic::encode_request(self, req),
+            ProviderKind::Gemini => gemini::encode_request(self, req),
+            ProviderKind::Bedrock => bedrock::encode_request(self, req),
+            ProviderKind::Ollama => ollama::encode_request(self, req),
+        }
+    }
+
+    /// Turns a complete provider answer into IR. Non-2xx statuses become [`Response::Error`]
+    /// with the provider's message (credentials-related messages are replaced by the caller).
+    /// `created` is the host clock's Unix seconds, for formats that do not report it.
+    pub fn decode_response(
+        &self,
+        req: &Request,
+        status: u16,
+        body: &[u8],
+        created: u64,
+    ) -> Result<Response, WireError> {
+        match self.kind {
+            ProviderKind::OpenAi
+            | ProviderKind::AzureOpenAi
+            | ProviderKind::Mistral
+            | ProviderKind::OpenAiCompatible => openai::decode_response(self, req, status, body),
+            ProviderKind::Anthropic => anthropic::decode_response(req, status, body),
+            ProviderKind::Gemini => gemini::decode_response(req, status, body, created),
+            ProviderKind::Bedrock => bedrock::decode_response(req, status, body, created),
+            ProviderKind::Ollama => ollama::decode_response(req, status, body, created),
+        }
+    }
+
+    /// A decoder for this provider's streamed answer to `req`. `max_frame` bounds the bytes
+    /// held for one incomplete frame; `created` is as for [`ProviderSpec::decode_response`].
+    pub fn stream_decoder(
+        &self,
+        req: &ChatRequest,
+        max_frame: usize,
+        created: u64,
+    ) -> Box<dyn StreamDecoder> {
+        match self.kind {
+            ProviderKind::OpenAi
+            | ProviderKind::AzureOpenAi
+            | ProviderKind::Mistral
+            | ProviderKind::OpenAiCompatible => {
+                Box::new(openai::ChatStreamDecoder::new(req, max_frame))
+            }
+            ProviderKind::Anthropic => Box::new(anthropic::MessagesStreamDecoder::new(max_frame)),
+            ProviderKind::Gemini => Box::new(gemini::StreamDecoder::new(req, max_frame, created)),
+            ProviderKind::Bedrock => Box::new(bedrock::StreamDecoder::new(req, max_frame, created)),
+            ProviderKind::Ollama => Box::new(ollama::ChatStreamDecoder::new(max_frame, created)),
+        }
+    }
+}
+
+/// System and developer turns joined for formats with one system field (Anthropic, Gemini,
+/// Bedrock), in order, separated by a blank line; `None` if there are none.
+pub fn system_text(req: &ChatRequest) -> Option<String> {
+    use crate::ir::Role;
+    let parts: Vec<String> = req
+        .messages
+        .iter()
+        .filter(|m| matches!(m.role, Role::System | Role::Developer))
+        .map(|m| m.joined_text())
+        .collect();
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("\n\n"))
+    }
+}
+
+/// The name of the tool call `id` answers, searched in earlier assistant turns (Gemini's
+/// `functionResponse` and Ollama's `tool_name` need names, not ids).
+pub fn tool_name_for(req: &ChatRequest, id: &str) -> Option<String> {
+    req.messages
+        .iter()
+        .flat_map(|m| m.tool_calls.iter())
+        .find(|c| c.id == id)
+        .map(|c| c.name.clone())
+}
+
+/// Rejects `extra` fields for providers of another family (see [`ChatRequest::extra`]).
+pub fn reject_foreign_extra(
+    req: &ChatRequest,
+    family: crate::ir::Family,
+    target: &'static str,
+) -> Result<(), WireError> {
+    if req.extra_family == Some(family) {
+        return Ok(());
+    }
+    match req.extra.keys().next() {
+        Some(field) => Err(WireError::unsupported(field.clone(), target)),
+        None => Ok(()),
+    }
+}
+
+/// Parses a JSON body into `T`, naming the field at fault the way serde reports it.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        WireError::invalid("", format!("invalid JSON body: {msg}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_served_path_and_ignores_query_and_trailing_slash() {
+        assert_eq!(
+            ClientApi::classify("POST", "/v1/chat/completions?x=1"),
+            Some(ClientApi::OpenAiChat)
+        );
+        assert_eq!(
+            ClientApi::classify("POST", "/v1/messages/"),
+            Some(ClientApi::AnthropicMessages)
+        );
+        assert_eq!(
+            ClientApi::classify("GET", "/api/tags"),
+            Some(ClientApi::OllamaTags)
+        );
+        assert_eq!(ClientApi::classify("POST", "/v2/other"), None);
+    }
+}

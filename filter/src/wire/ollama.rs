@@ -1,0 +1,63 @@
+//! Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, NDJSON streams), as a
+//! client protocol and as the `ollama` provider format.
+//! STUB: to be implemented.
+
+use super::{Outgoing, ProviderSpec, StreamDecoder, StreamEncoder, WireError};
+use crate::ir::*;
+
+pub fn decode_chat_request(_body: &[u8]) -> Result<ChatRequest, WireError> {
+    Err(WireError::invalid("", "not implemented"))
+}
+pub fn decode_generate_request(_body: &[u8]) -> Result<ChatRequest, WireError> {
+    Err(WireError::invalid("", "not implemented"))
+}
+pub fn decode_embed_request(_body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
+    Err(WireError::invalid("", "not implemented"))
+}
+pub fn encode_chat_response(_r: &ChatResponse) -> Vec<u8> {
+    Vec::new()
+}
+pub fn encode_generate_response(_r: &ChatResponse) -> Vec<u8> {
+    Vec::new()
+}
+pub fn encode_embed_response(_r: &EmbeddingsResponse) -> Vec<u8> {
+    Vec::new()
+}
+pub fn encode_error(_e: &ErrorInfo) -> Vec<u8> {
+    Vec::new()
+}
+pub fn encode_request(_spec: &ProviderSpec, _req: &Request) -> Result<Outgoing, WireError> {
+    Err(WireError::unsupported("", "ollama"))
+}
+pub fn decode_response(
+    _req: &Request,
+    _status: u16,
+    _body: &[u8],
+    _created: u64,
+) -> Result<Response, WireError> {
+    Err(WireError::upstream("not implemented"))
+}
+pub struct ChatStreamEncoder;
+impl ChatStreamEncoder {
+    pub fn new(_req: &ChatRequest, _generate: bool) -> Self {
+        ChatStreamEncoder
+    }
+}
+impl StreamEncoder for ChatStreamEncoder {
+    fn event(&mut self, _ev: &StreamEvent, _out: &mut Vec<u8>) {}
+    fn end(&mut self, _out: &mut Vec<u8>) {}
+}
+pub struct ChatStreamDecoder;
+impl ChatStreamDecoder {
+    pub fn new(_max_frame: usize, _created: u64) -> Self {
+        ChatStreamDecoder
+    }
+}
+impl StreamDecoder for ChatStreamDecoder {
+    fn feed(&mut self, _c: &[u8], _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        Err(WireError::upstream("not implemented"))
+    }
+    fn end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        Ok(())
+    }
+}
