@@ -9,6 +9,8 @@
 pub mod eventstream;
 pub mod ndjson;
 pub mod sse;
+#[cfg(test)]
+pub mod testutil;
 
 /// Why a stream could not be framed.
 #[derive(Debug, Clone, PartialEq, Eq)]
