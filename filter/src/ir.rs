@@ -16,7 +16,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A request, of either kind weir serves.
+/// A request, of either kind weir serves. One lives per request, so the size gap between the
+/// variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
@@ -271,6 +273,7 @@ pub struct EmbeddingsRequest {
 }
 
 /// A complete (non-streamed) answer, or an error, from the provider role to the gateway role.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
