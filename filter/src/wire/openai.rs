@@ -1,57 +1,30 @@
 //! OpenAI's Chat Completions and Embeddings formats, as a client protocol and as the provider
 //! format of `openai`, `azure-openai`, `mistral` and `openai-compatible` targets.
-//! STUB: to be implemented.
+//!
+//! Layout: [`client`] decodes client requests and encodes answers and errors for OpenAI clients;
+//! [`provider`] builds provider requests (with each kind's quirks) and decodes their answers;
+//! [`stream`] holds the SSE encoder (IR → `chat.completion.chunk`) and decoder (the reverse);
+//! [`json`] is the path-aware `serde_json::Value` reader both sides share.
+//!
+//! Invariants:
+//! - Client errors name the field in the client's own spelling (`messages[2].content[0].type`);
+//!   provider-answer errors are always [`WireError::Upstream`](super::WireError).
+//! - JSON `null` means "absent" for every optional field, in requests and answers alike.
+//! - Nothing here panics on any input: all reads are `.get()`-based and bodies are parsed by
+//!   `serde_json`, whose recursion limit (128) stays on.
+//! - A stream that ends without a finish reason or an error is surfaced to the client as an
+//!   error, never as a complete answer.
 
-use super::{Outgoing, ProviderSpec, StreamDecoder, StreamEncoder, WireError};
-use crate::ir::*;
+mod client;
+mod json;
+mod provider;
+mod stream;
+#[cfg(test)]
+mod tests;
 
-pub fn decode_chat_request(_body: &[u8]) -> Result<ChatRequest, WireError> {
-    Err(WireError::invalid("", "not implemented"))
-}
-pub fn decode_embeddings_request(_body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
-    Err(WireError::invalid("", "not implemented"))
-}
-pub fn encode_chat_response(_r: &ChatResponse) -> Vec<u8> {
-    Vec::new()
-}
-pub fn encode_embeddings_response(_r: &EmbeddingsResponse) -> Vec<u8> {
-    Vec::new()
-}
-pub fn encode_error(_e: &ErrorInfo) -> Vec<u8> {
-    Vec::new()
-}
-pub fn encode_request(_spec: &ProviderSpec, _req: &Request) -> Result<Outgoing, WireError> {
-    Err(WireError::unsupported("", "openai"))
-}
-pub fn decode_response(
-    _spec: &ProviderSpec,
-    _req: &Request,
-    _status: u16,
-    _body: &[u8],
-) -> Result<Response, WireError> {
-    Err(WireError::upstream("not implemented"))
-}
-pub struct ChatStreamEncoder;
-impl ChatStreamEncoder {
-    pub fn new(_req: &ChatRequest) -> Self {
-        ChatStreamEncoder
-    }
-}
-impl StreamEncoder for ChatStreamEncoder {
-    fn event(&mut self, _ev: &StreamEvent, _out: &mut Vec<u8>) {}
-    fn end(&mut self, _out: &mut Vec<u8>) {}
-}
-pub struct ChatStreamDecoder;
-impl ChatStreamDecoder {
-    pub fn new(_req: &ChatRequest, _max_frame: usize) -> Self {
-        ChatStreamDecoder
-    }
-}
-impl StreamDecoder for ChatStreamDecoder {
-    fn feed(&mut self, _c: &[u8], _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        Err(WireError::upstream("not implemented"))
-    }
-    fn end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        Ok(())
-    }
-}
+pub use client::{
+    decode_chat_request, decode_embeddings_request, encode_chat_response,
+    encode_embeddings_response, encode_error,
+};
+pub use provider::{decode_response, encode_request};
+pub use stream::{ChatStreamDecoder, ChatStreamEncoder};

@@ -1,0 +1,575 @@
+//! The client side: OpenAI request bodies into IR, and IR answers and errors back into the
+//! shapes the `openai` SDKs parse.
+//!
+//! Strictness follows OpenAI's own: an unknown top-level parameter is a 400 naming it, as is a
+//! deprecated one (`functions`, `function_call`). Inside messages, unknown keys are ignored,
+//! because SDK users echo response messages back verbatim (`refusal`, `annotations`, ...).
+
+use serde_json::{json, Map, Value};
+
+use super::json::{as_obj, as_str, index, must_be, parse_object, required, set, to_bytes, Obj, R};
+use crate::ir::*;
+use crate::wire::WireError;
+
+/// Known OpenAI parameters with no IR equivalent: carried in `extra` for OpenAI-family providers.
+const EXTRA_FIELDS: &[&str] = &[
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "service_tier",
+    "store",
+    "metadata",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "prediction",
+    "web_search_options",
+    "verbosity",
+    "prompt_cache_key",
+    "safety_identifier",
+];
+
+/// Parameters this module reads itself.
+const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "stop",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "user",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "stream",
+    "stream_options",
+];
+
+fn deprecated(field: &str, instead: &str) -> WireError {
+    WireError::invalid(
+        field,
+        format!("`{field}` is deprecated and not supported; use `{instead}`"),
+    )
+}
+
+fn unsupported(field: &str, what: &str) -> WireError {
+    WireError::invalid(field, format!("{what} (`{field}`) is not supported"))
+}
+
+pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
+    let map = parse_object(body)?;
+    let o = Obj::root(&map);
+    let mut req = ChatRequest::default();
+    for (name, value) in &map {
+        if value.is_null() || CHAT_FIELDS.contains(&name.as_str()) {
+            continue;
+        }
+        if EXTRA_FIELDS.contains(&name.as_str()) {
+            req.extra.insert(name.clone(), value.clone());
+            continue;
+        }
+        return Err(match name.as_str() {
+            "functions" => deprecated(name, "tools"),
+            "function_call" => deprecated(name, "tool_choice"),
+            _ => WireError::invalid(
+                name.as_str(),
+                format!("Unrecognized request argument supplied: {name}"),
+            ),
+        });
+    }
+    if !req.extra.is_empty() {
+        req.extra_family = Some(Family::OpenAi);
+    }
+
+    req.model = o.req_str("model")?.to_string();
+    if req.model.is_empty() {
+        return Err(must_be("model", "a non-empty string"));
+    }
+    let messages = o.arr("messages")?.ok_or_else(|| required("messages"))?;
+    if messages.is_empty() {
+        return Err(must_be("messages", "a non-empty array"));
+    }
+    req.messages = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| decode_message(m, &index("messages", i)))
+        .collect::<R<_>>()?;
+
+    if let Some(tools) = o.arr("tools")? {
+        req.tools = tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| decode_tool(t, &index("tools", i)))
+            .collect::<R<_>>()?;
+    }
+    req.tool_choice = o
+        .get("tool_choice")
+        .map(|v| decode_tool_choice(v, "tool_choice"))
+        .transpose()?;
+    req.parallel_tool_calls = o.bool("parallel_tool_calls")?;
+    req.response_format = o
+        .obj("response_format")?
+        .map(decode_response_format)
+        .transpose()?;
+    req.stop = match o.get("stop") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| as_str(s, &index("stop", i)).map(str::to_string))
+            .collect::<R<_>>()?,
+        Some(_) => return Err(must_be("stop", "a string or an array of strings")),
+    };
+    req.temperature = o.f64("temperature")?;
+    req.top_p = o.f64("top_p")?;
+    // `max_tokens` is the deprecated spelling; the newer one wins when both are sent.
+    let legacy_max = o.u32("max_tokens")?;
+    req.max_tokens = o.u32("max_completion_tokens")?.or(legacy_max);
+    req.seed = o.i64("seed")?;
+    req.user = o.string("user")?;
+    req.n = o.u32("n")?;
+    req.presence_penalty = o.f64("presence_penalty")?;
+    req.frequency_penalty = o.f64("frequency_penalty")?;
+    req.stream = o.bool("stream")?.unwrap_or(false);
+    if let Some(opts) = o.obj("stream_options")? {
+        req.stream_include_usage = opts.bool("include_usage")?.unwrap_or(false);
+    }
+    Ok(req)
+}
+
+/// Which content part types a role may carry.
+#[derive(Clone, Copy, PartialEq)]
+enum Parts {
+    TextOnly,
+    Assistant,
+    User,
+}
+
+fn decode_message(v: &Value, path: &str) -> R<Message> {
+    let o = as_obj(v, path)?;
+    let role = match o.req_str("role")? {
+        "system" => Role::System,
+        "developer" => Role::Developer,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        "function" => return Err(deprecated(&o.path("role"), "the `tool` role")),
+        other => {
+            return Err(WireError::invalid(
+                o.path("role"),
+                format!("unknown role `{other}`"),
+            ))
+        }
+    };
+    let parts = match role {
+        Role::User => Parts::User,
+        Role::Assistant => Parts::Assistant,
+        _ => Parts::TextOnly,
+    };
+    let content_path = o.path("content");
+    let content = match o.get("content") {
+        None if matches!(role, Role::Assistant) => Vec::new(),
+        None => return Err(required(&content_path)),
+        Some(c) => decode_content(c, &content_path, parts)?,
+    };
+    let mut msg = Message {
+        role,
+        content,
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+        name: o.string("name")?,
+        is_error: false,
+    };
+    match role {
+        Role::Assistant => {
+            if o.get("function_call").is_some() {
+                return Err(deprecated(&o.path("function_call"), "tool_calls"));
+            }
+            if o.get("audio").is_some() {
+                return Err(unsupported(&o.path("audio"), "audio output"));
+            }
+            // A refusal echoed back from a response is what the model said; keep it as text.
+            if let Some(refusal) = o.str("refusal")? {
+                if msg.content.is_empty() && !refusal.is_empty() {
+                    msg.content.push(Part::Text {
+                        text: refusal.to_string(),
+                    });
+                }
+            }
+            if let Some(calls) = o.arr("tool_calls")? {
+                let base = o.path("tool_calls");
+                msg.tool_calls = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| decode_tool_call(c, &index(&base, i)))
+                    .collect::<R<_>>()?;
+            }
+        }
+        Role::Tool => msg.tool_call_id = Some(o.req_str("tool_call_id")?.to_string()),
+        _ => {}
+    }
+    Ok(msg)
+}
+
+fn text_vec(s: &str) -> Vec<Part> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        vec![Part::Text {
+            text: s.to_string(),
+        }]
+    }
+}
+
+fn decode_content(v: &Value, path: &str, parts: Parts) -> R<Vec<Part>> {
+    match v {
+        Value::String(s) => Ok(text_vec(s)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, p)| decode_part(p, &index(path, i), parts))
+            .collect(),
+        _ => Err(must_be(path, "a string or an array of content parts")),
+    }
+}
+
+fn decode_part(v: &Value, path: &str, parts: Parts) -> R<Part> {
+    let o = as_obj(v, path)?;
+    match (o.req_str("type")?, parts) {
+        ("text", _) => Ok(Part::Text {
+            text: o.req_str("text")?.to_string(),
+        }),
+        ("refusal", Parts::Assistant) => Ok(Part::Text {
+            text: o.req_str("refusal")?.to_string(),
+        }),
+        ("image_url", Parts::User) => {
+            // Mistral and vLLM clients send the URL bare; OpenAI nests it with `detail`.
+            let url = match o.get("image_url") {
+                Some(Value::String(url)) => url.as_str(),
+                Some(img) => {
+                    let img = as_obj(img, &o.path("image_url"))?;
+                    if let Some(detail) = img.str("detail")? {
+                        if !matches!(detail, "auto" | "low" | "high") {
+                            return Err(must_be(&img.path("detail"), "`auto`, `low` or `high`"));
+                        }
+                    }
+                    img.req_str("url")?
+                }
+                None => return Err(required(&o.path("image_url"))),
+            };
+            Ok(Part::Image {
+                source: Media::from_url(url),
+            })
+        }
+        ("file", Parts::User) => {
+            let file = o.req_obj("file")?;
+            if file.get("file_id").is_some() {
+                return Err(unsupported(
+                    &file.path("file_id"),
+                    "a reference to an uploaded file",
+                ));
+            }
+            let data = file.req_str("file_data")?;
+            // OpenAI documents a data URL; bare base64 is what older examples send, and chat
+            // file inputs are PDFs.
+            let source = if data.starts_with("data:") {
+                Media::from_url(data)
+            } else {
+                Media::Base64 {
+                    media_type: "application/pdf".into(),
+                    data: data.to_string(),
+                }
+            };
+            Ok(Part::Document {
+                source,
+                title: file.string("filename")?,
+            })
+        }
+        ("input_audio", _) => Err(unsupported(path, "audio input")),
+        (other, _) => Err(WireError::invalid(
+            o.path("type"),
+            format!("content part type `{other}` is not allowed here"),
+        )),
+    }
+}
+
+fn decode_tool_call(v: &Value, path: &str) -> R<ToolCall> {
+    let o = as_obj(v, path)?;
+    if let Some(ty) = o.str("type")? {
+        if ty != "function" {
+            return Err(unsupported(&o.path("type"), "a non-function tool call"));
+        }
+    }
+    let f = o.req_obj("function")?;
+    Ok(ToolCall {
+        id: o.req_str("id")?.to_string(),
+        name: f.req_str("name")?.to_string(),
+        arguments: f.req_str("arguments")?.to_string(),
+    })
+}
+
+fn decode_tool(v: &Value, path: &str) -> R<Tool> {
+    let o = as_obj(v, path)?;
+    let ty = o.req_str("type")?;
+    if ty != "function" {
+        return Err(unsupported(&o.path("type"), "a non-function tool"));
+    }
+    let f = o.req_obj("function")?;
+    // `strict`, like image `detail` and schema `description`, is a hint with no IR field: it is
+    // type-checked and dropped, since refusing it would turn away ordinary SDK requests.
+    f.bool("strict")?;
+    let parameters = match f.get("parameters") {
+        Some(p @ Value::Object(_)) => p.clone(),
+        Some(_) => return Err(must_be(&f.path("parameters"), "a JSON Schema object")),
+        // OpenAI: omitting `parameters` defines a function with an empty parameter list.
+        None => json!({"type": "object", "properties": {}}),
+    };
+    Ok(Tool {
+        name: f.req_str("name")?.to_string(),
+        description: f.string("description")?,
+        parameters,
+    })
+}
+
+fn decode_tool_choice(v: &Value, path: &str) -> R<ToolChoice> {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(ToolChoice::Auto),
+            "none" => Ok(ToolChoice::None),
+            "required" => Ok(ToolChoice::Required),
+            _ => Err(must_be(
+                path,
+                "`auto`, `none`, `required` or a function choice",
+            )),
+        },
+        _ => {
+            let o = as_obj(v, path)?;
+            match o.req_str("type")? {
+                "function" => Ok(ToolChoice::Tool(
+                    o.req_obj("function")?.req_str("name")?.to_string(),
+                )),
+                other => Err(unsupported(
+                    &o.path("type"),
+                    &format!("tool choice type `{other}`"),
+                )),
+            }
+        }
+    }
+}
+
+fn decode_response_format(o: Obj<'_>) -> R<ResponseFormat> {
+    match o.req_str("type")? {
+        "text" => Ok(ResponseFormat::Text),
+        "json_object" => Ok(ResponseFormat::JsonObject),
+        "json_schema" => {
+            let s = o.req_obj("json_schema")?;
+            s.str("description")?; // a hint with no IR field, like `strict` on tools
+            let schema = match s.get("schema") {
+                Some(v @ Value::Object(_)) => v.clone(),
+                Some(_) => return Err(must_be(&s.path("schema"), "a JSON Schema object")),
+                None => Value::Object(Map::new()),
+            };
+            Ok(ResponseFormat::JsonSchema {
+                name: s.req_str("name")?.to_string(),
+                schema,
+                strict: s.bool("strict")?,
+            })
+        }
+        _ => Err(must_be(
+            &o.path("type"),
+            "`text`, `json_object` or `json_schema`",
+        )),
+    }
+}
+
+pub fn decode_embeddings_request(body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
+    let map = parse_object(body)?;
+    let o = Obj::root(&map);
+    if let Some(name) = map.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "model" | "input" | "dimensions" | "user" | "encoding_format"
+        )
+    }) {
+        return Err(WireError::invalid(
+            name.as_str(),
+            format!("Unrecognized request argument supplied: {name}"),
+        ));
+    }
+    let model = o.req_str("model")?.to_string();
+    if model.is_empty() {
+        return Err(must_be("model", "a non-empty string"));
+    }
+    let input = match o.get("input") {
+        None => return Err(required("input")),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(_) | Value::Array(_) => {
+                    Err(unsupported(&index("input", i), "token-array input"))
+                }
+                _ => Err(must_be(&index("input", i), "a string")),
+            })
+            .collect::<R<_>>()?,
+        Some(_) => return Err(must_be("input", "a string or a non-empty array of strings")),
+    };
+    // The official SDK asks for `base64` whenever the caller names no format, and passes float
+    // arrays through untouched; the IR has no place for the format, so both get floats.
+    match o.str("encoding_format")? {
+        None | Some("float") | Some("base64") => {}
+        Some(_) => return Err(must_be("encoding_format", "`float` or `base64`")),
+    }
+    Ok(EmbeddingsRequest {
+        model,
+        input,
+        dimensions: o.u32("dimensions")?,
+        user: o.string("user")?,
+    })
+}
+
+pub(super) fn finish_reason_str(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+    }
+}
+
+pub(super) fn usage_json(u: &Usage) -> Value {
+    let mut v = json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens.saturating_add(u.output_tokens),
+    });
+    if u.cached_input_tokens != 0 {
+        set(
+            &mut v,
+            "prompt_tokens_details",
+            json!({"cached_tokens": u.cached_input_tokens}),
+        );
+    }
+    v
+}
+
+pub(super) fn tool_call_json(c: &ToolCall) -> Value {
+    json!({
+        "id": c.id,
+        "type": "function",
+        "function": {"name": c.name, "arguments": c.arguments},
+    })
+}
+
+pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
+    let choices: Vec<Value> = r
+        .choices
+        .iter()
+        .map(|c| {
+            let text = c.message.joined_text();
+            let mut message = json!({"role": "assistant", "content": text});
+            if !c.message.tool_calls.is_empty() {
+                if text.is_empty() {
+                    set(&mut message, "content", Value::Null);
+                }
+                set(
+                    &mut message,
+                    "tool_calls",
+                    c.message.tool_calls.iter().map(tool_call_json).collect(),
+                );
+            }
+            json!({
+                "index": c.index,
+                "message": message,
+                "logprobs": null,
+                "finish_reason": finish_reason_str(c.finish_reason),
+            })
+        })
+        .collect();
+    let mut body = json!({
+        "id": r.id,
+        "object": "chat.completion",
+        "created": r.created,
+        "model": r.model,
+        "choices": choices,
+    });
+    if let Some(u) = &r.usage {
+        set(&mut body, "usage", usage_json(u));
+    }
+    to_bytes(&body)
+}
+
+pub fn encode_embeddings_response(r: &EmbeddingsResponse) -> Vec<u8> {
+    let data: Vec<Value> = r
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e}))
+        .collect();
+    // The SDK's response type requires `usage`; embeddings have no output tokens.
+    let u = r.usage.unwrap_or_default();
+    to_bytes(&json!({
+        "object": "list",
+        "data": data,
+        "model": r.model,
+        "usage": {"prompt_tokens": u.input_tokens, "total_tokens": u.input_tokens},
+    }))
+}
+
+/// `{"error": {...}}` as OpenAI sends it. `type` and `code` follow what the API really returns
+/// per status (`invalid_request_error` for 4xx with `invalid_api_key` on 401, `requests` +
+/// `rate_limit_exceeded` on 429, `server_error` for 5xx); the SDK picks its exception class
+/// from the HTTP status, and mid-stream from the mere presence of `error`.
+pub(super) fn error_json(e: &ErrorInfo) -> Value {
+    let (ty, code) = match e.kind {
+        ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
+        ErrorKind::RateLimited => ("requests", Some("rate_limit_exceeded")),
+        ErrorKind::InvalidRequest
+        | ErrorKind::PermissionDenied
+        | ErrorKind::NotFound
+        | ErrorKind::PayloadTooLarge => ("invalid_request_error", None),
+        ErrorKind::Upstream | ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Internal => {
+            ("server_error", None)
+        }
+    };
+    json!({"error": {"message": e.message, "type": ty, "param": e.field, "code": code}})
+}
+
+pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
+    to_bytes(&error_json(e))
+}
+
+/// The text a provider put in its error body, in any of the shapes OpenAI-style servers use:
+/// `{"error": {"message"}}` (OpenAI, Azure), `{"error": "..."}`, `{"message"}` (Mistral,
+/// older vLLM) or FastAPI's `{"detail"}`.
+pub(super) fn provider_error_message(v: &Value) -> Option<String> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    match v.get("error") {
+        Some(Value::String(s)) => return Some(s.clone()),
+        Some(e @ Value::Object(_)) => return text(e.get("message")),
+        _ => {}
+    }
+    if let Some(m) = text(v.get("message")) {
+        return Some(m);
+    }
+    match v.get("detail") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(items)) => {
+            let msgs: Vec<&str> = items
+                .iter()
+                .filter_map(|i| i.get("msg").and_then(Value::as_str))
+                .collect();
+            (!msgs.is_empty()).then(|| msgs.join("; "))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,393 @@
+//! Chat Completions streams: IR events → `chat.completion.chunk` SSE for clients, and a
+//! provider's chunk SSE → IR events.
+//!
+//! Invariants:
+//! - Encoder: every chunk carries the id, created and model of `Start`; each choice opens with
+//!   a `role: assistant` delta; the stream closes with `[DONE]` only after a finish reason. An
+//!   error is written as a `{"error": {...}}` data payload, which is what the `openai` SDK's
+//!   stream reader raises `APIError` on, and nothing follows it.
+//! - Decoder: usage is held back and emitted once, just before the end, because servers send it
+//!   alone after the last choice (OpenAI), next to it (Mistral, vLLM) or on every chunk; an
+//!   `error` payload or a Mistral `error` finish ends the stream as `StreamEvent::Error`.
+
+use serde_json::{json, Value};
+
+use super::client::{error_json, finish_reason_str, usage_json};
+use super::json::{as_obj, index, set, upstream, Obj, R};
+use super::provider::{decode_usage, finish_reason, generation_failed, message_text};
+use crate::ir::*;
+use crate::stream::sse::{write_event, SseEvent, SseFramer};
+use crate::wire::{StreamDecoder, StreamEncoder, WireError};
+
+pub struct ChatStreamEncoder {
+    include_usage: bool,
+    id: String,
+    model: String,
+    created: u64,
+    /// Choices whose opening `role` delta has been written.
+    opened: Vec<u32>,
+    finished: bool,
+    /// An error was written or the stream ended: nothing more may follow.
+    closed: bool,
+}
+
+impl ChatStreamEncoder {
+    pub fn new(req: &ChatRequest) -> Self {
+        ChatStreamEncoder {
+            include_usage: req.stream_include_usage,
+            id: String::new(),
+            model: req.model.clone(),
+            created: 0,
+            opened: Vec::new(),
+            finished: false,
+            closed: false,
+        }
+    }
+
+    fn chunk(&self, choices: Value, usage: Option<Value>, out: &mut Vec<u8>) {
+        let mut c = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        });
+        if let Some(u) = usage {
+            set(&mut c, "usage", u);
+        }
+        write_event(None, &c.to_string(), out);
+    }
+
+    fn choice(&self, choice: u32, delta: Value, finish: Option<FinishReason>, out: &mut Vec<u8>) {
+        let c = json!({
+            "index": choice,
+            "delta": delta,
+            "logprobs": null,
+            "finish_reason": finish.map(finish_reason_str),
+        });
+        self.chunk(json!([c]), None, out);
+    }
+
+    fn open(&mut self, choice: u32, out: &mut Vec<u8>) {
+        if !self.opened.contains(&choice) {
+            self.opened.push(choice);
+            self.choice(
+                choice,
+                json!({"role": "assistant", "content": ""}),
+                None,
+                out,
+            );
+        }
+    }
+
+    fn delta(
+        &mut self,
+        choice: u32,
+        delta: Value,
+        finish: Option<FinishReason>,
+        out: &mut Vec<u8>,
+    ) {
+        self.open(choice, out);
+        self.choice(choice, delta, finish, out);
+    }
+
+    fn error(&mut self, e: &ErrorInfo, out: &mut Vec<u8>) {
+        self.closed = true;
+        write_event(None, &error_json(e).to_string(), out);
+    }
+}
+
+impl StreamEncoder for ChatStreamEncoder {
+    fn event(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        match ev {
+            StreamEvent::Start { id, model, created } => {
+                id.clone_into(&mut self.id);
+                if !model.is_empty() {
+                    model.clone_into(&mut self.model);
+                }
+                self.created = *created;
+                self.open(0, out);
+            }
+            StreamEvent::TextDelta { choice, text } => {
+                self.delta(*choice, json!({"content": text}), None, out)
+            }
+            StreamEvent::ToolCallStart {
+                choice,
+                index,
+                id,
+                name,
+            } => {
+                let call = json!({"index": index, "id": id, "type": "function",
+                    "function": {"name": name, "arguments": ""}});
+                self.delta(*choice, json!({"tool_calls": [call]}), None, out)
+            }
+            StreamEvent::ToolCallDelta {
+                choice,
+                index,
+                arguments,
+            } => {
+                let call = json!({"index": index, "function": {"arguments": arguments}});
+                self.delta(*choice, json!({"tool_calls": [call]}), None, out)
+            }
+            StreamEvent::Finish { choice, reason } => {
+                self.finished = true;
+                self.delta(*choice, json!({}), Some(*reason), out)
+            }
+            StreamEvent::Usage(u) => {
+                if self.include_usage {
+                    self.chunk(json!([]), Some(usage_json(u)), out);
+                }
+            }
+            StreamEvent::Error(e) => self.error(e, out),
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        if self.finished {
+            self.closed = true;
+            write_event(None, "[DONE]", out);
+        } else {
+            self.error(
+                &ErrorInfo::new(
+                    502,
+                    ErrorKind::Upstream,
+                    "the provider's stream ended before the answer was complete",
+                ),
+                out,
+            );
+        }
+    }
+}
+
+/// One tool call seen on the provider's stream.
+struct Slot {
+    choice: u32,
+    provider_index: u64,
+    id: String,
+    /// The id was made up here because the provider sent none.
+    synthetic: bool,
+    index: u32,
+}
+
+pub struct ChatStreamDecoder {
+    framer: SseFramer,
+    /// For `Start` when the provider's chunks leave `model` empty.
+    model: String,
+    started: bool,
+    /// `[DONE]` or an error was seen: later bytes are ignored.
+    done: bool,
+    usage: Option<Usage>,
+    calls: Vec<Slot>,
+}
+
+impl ChatStreamDecoder {
+    pub fn new(req: &ChatRequest, max_frame: usize) -> Self {
+        ChatStreamDecoder {
+            framer: SseFramer::new(max_frame),
+            model: req.model.clone(),
+            started: false,
+            done: false,
+            usage: None,
+            calls: Vec::new(),
+        }
+    }
+
+    fn frames(&mut self, frames: Vec<SseEvent>, out: &mut Vec<StreamEvent>) -> R<()> {
+        for f in frames {
+            if self.done {
+                break;
+            }
+            let data = f.data.trim();
+            if data == "[DONE]" {
+                self.done = true;
+                self.flush_usage(out);
+            } else if !data.is_empty() {
+                let v: Value = serde_json::from_str(data).map_err(|e| {
+                    WireError::upstream(format!("a stream chunk is not valid JSON: {e}"))
+                })?;
+                self.chunk(&v, out).map_err(upstream)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_usage(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(u) = self.usage.take() {
+            out.push(StreamEvent::Usage(u));
+        }
+    }
+
+    fn fail(&mut self, e: ErrorInfo, out: &mut Vec<StreamEvent>) {
+        self.done = true;
+        self.usage = None;
+        out.push(StreamEvent::Error(e));
+    }
+
+    fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> R<()> {
+        let Value::Object(map) = v else {
+            return Err(WireError::upstream("a stream chunk is not a JSON object"));
+        };
+        if let Some(err) = map.get("error").filter(|e| !e.is_null()) {
+            let status = err
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (400..=599).contains(c))
+                .unwrap_or(502);
+            let message = super::client::provider_error_message(v)
+                .unwrap_or_else(|| "the provider reported an error mid-stream".into());
+            self.fail(
+                ErrorInfo::new(status, ErrorInfo::kind_for_status(status), message),
+                out,
+            );
+            return Ok(());
+        }
+        let o = Obj::root(map);
+        let choices = o.arr("choices")?.unwrap_or_default();
+        let usage = o.obj("usage")?;
+        // Azure opens with a choice-less, id-less chunk of prompt filter results: not a start.
+        if !self.started && (!choices.is_empty() || usage.is_some()) {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: o.string("id")?.unwrap_or_default(),
+                model: o
+                    .string("model")?
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| self.model.clone()),
+                created: o.u64("created")?.unwrap_or(0),
+            });
+        }
+        for (i, c) in choices.iter().enumerate() {
+            self.choice(&as_obj(c, &index("choices", i))?, out)?;
+            if self.done {
+                return Ok(());
+            }
+        }
+        if let Some(u) = usage {
+            self.usage = Some(decode_usage(&u)?);
+        }
+        Ok(())
+    }
+
+    fn choice(&mut self, c: &Obj<'_>, out: &mut Vec<StreamEvent>) -> R<()> {
+        let choice = c.u32("index")?.unwrap_or(0);
+        if let Some(delta) = c.obj("delta")? {
+            let text = message_text(&delta)?;
+            if !text.is_empty() {
+                out.push(StreamEvent::TextDelta { choice, text });
+            }
+            for (j, t) in delta
+                .arr("tool_calls")?
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                self.tool_call(
+                    choice,
+                    &as_obj(t, &index(&delta.path("tool_calls"), j))?,
+                    j,
+                    out,
+                )?;
+            }
+        }
+        match c.str("finish_reason")?.map(finish_reason) {
+            None => {}
+            Some(Some(reason)) => out.push(StreamEvent::Finish { choice, reason }),
+            Some(None) => self.fail(generation_failed(), out),
+        }
+        Ok(())
+    }
+
+    fn tool_call(
+        &mut self,
+        choice: u32,
+        t: &Obj<'_>,
+        position: usize,
+        out: &mut Vec<StreamEvent>,
+    ) -> R<()> {
+        let provider_index = t.u64("index")?.unwrap_or(position as u64);
+        let id = t.str("id")?.filter(|s| !s.is_empty());
+        let f = t.obj("function")?;
+        let name = match &f {
+            Some(f) => f.str("name")?.filter(|s| !s.is_empty()),
+            None => None,
+        };
+        let arguments = match &f {
+            Some(f) => f.str("arguments")?.filter(|s| !s.is_empty()),
+            None => None,
+        };
+        // A new id at a known index is a new call: Mistral sends whole calls, all at index 0.
+        let known = self
+            .calls
+            .iter()
+            .rev()
+            .find(|s| s.choice == choice && s.provider_index == provider_index)
+            .filter(|s| match id {
+                Some(id) => s.synthetic || s.id == id,
+                None => true,
+            });
+        let index = match known {
+            Some(slot) => slot.index,
+            None => {
+                let count = self.calls.iter().filter(|s| s.choice == choice).count();
+                let index = u32::try_from(count).unwrap_or(u32::MAX);
+                let call_id = id
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("call_{choice}_{index}"));
+                out.push(StreamEvent::ToolCallStart {
+                    choice,
+                    index,
+                    id: call_id.clone(),
+                    name: name.unwrap_or_default().to_string(),
+                });
+                self.calls.push(Slot {
+                    choice,
+                    provider_index,
+                    id: call_id,
+                    synthetic: id.is_none(),
+                    index,
+                });
+                index
+            }
+        };
+        if let Some(arguments) = arguments {
+            out.push(StreamEvent::ToolCallDelta {
+                choice,
+                index,
+                arguments: arguments.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl StreamDecoder for ChatStreamDecoder {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        if self.done {
+            return Ok(());
+        }
+        let mut frames = Vec::new();
+        self.framer
+            .push(chunk, &mut frames)
+            .map_err(|e| WireError::upstream(e.to_string()))?;
+        self.frames(frames, out)
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        if !self.done {
+            let mut frames = Vec::new();
+            self.framer
+                .finish(&mut frames)
+                .map_err(|e| WireError::upstream(e.to_string()))?;
+            self.frames(frames, out)?;
+        }
+        self.flush_usage(out);
+        Ok(())
+    }
+}
