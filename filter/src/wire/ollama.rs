@@ -1,63 +1,911 @@
 //! Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, NDJSON streams), as a
-//! client protocol and as the `ollama` provider format.
-//! STUB: to be implemented.
+//! client protocol (this file) and as the `ollama` provider format (`provider`, `stream`).
+//!
+//! Mapping choices:
+//! - Ollama has no tool-call ids. Decoded calls get `call_{n}`, counted across the conversation,
+//!   and each `tool` turn answers the earliest unanswered call of the preceding assistant turn
+//!   with its `tool_name` (or the earliest at all without one).
+//! - `options` that change sampling but have no IR field (`min_p`, `repeat_penalty`, ...) pass to
+//!   Ollama providers through `extra.options`; load-time and runtime hints (`num_ctx`, `num_gpu`,
+//!   `num_thread`, ...) are dropped: they tune the server, not the answer, and would otherwise
+//!   make every request carrying them fail on non-Ollama providers.
+//! - `stream` defaults to true, as in Ollama.
 
-use super::{Outgoing, ProviderSpec, StreamDecoder, StreamEncoder, WireError};
+mod provider;
+mod stream;
+
+pub use provider::{decode_response, encode_request};
+pub use stream::{ChatStreamDecoder, ChatStreamEncoder};
+
+use super::anthropic::util::{
+    self, as_object, at, get, join, not_supported, opt_array, opt_bool, opt_f64, opt_object,
+    opt_str, opt_u32, reject_unknown, req_str, str_of,
+};
+use super::WireError;
 use crate::ir::*;
+use serde_json::{json, Map, Value};
 
-pub fn decode_chat_request(_body: &[u8]) -> Result<ChatRequest, WireError> {
-    Err(WireError::invalid("", "not implemented"))
+/// Sampling options with no IR field; they reach Ollama providers verbatim via `extra`.
+const SAMPLING_OPTIONS: &[&str] = &[
+    "min_p",
+    "typical_p",
+    "tfs_z",
+    "repeat_penalty",
+    "repeat_last_n",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+    "penalize_newline",
+];
+
+/// Server tuning that does not change what the model says (see the module doc).
+const RUNTIME_HINTS: &[&str] = &[
+    "numa",
+    "num_ctx",
+    "num_batch",
+    "num_gpu",
+    "main_gpu",
+    "low_vram",
+    "f16_kv",
+    "logits_all",
+    "vocab_only",
+    "use_mmap",
+    "use_mlock",
+    "embedding_only",
+    "num_thread",
+    "num_keep",
+];
+
+/// Fields `/api/chat` and `/api/generate` share.
+const COMMON_FIELDS: &[&str] = &[
+    "model",
+    "format",
+    "options",
+    "stream",
+    "keep_alive",
+    "think",
+    "logprobs",
+    "top_logprobs",
+];
+
+pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
+    let root = util::parse_object(body)?;
+    let allowed: Vec<&str> = [COMMON_FIELDS, &["messages", "tools"]].concat();
+    reject_unknown(&root, "", &allowed)?;
+    let mut req = decode_common(&root)?;
+    let mut calls = CallIds::default();
+    if let Some(messages) = opt_array(&root, "", "messages")? {
+        for (i, m) in messages.iter().enumerate() {
+            let msg = decode_message(m, &at("messages", i), &mut calls)?;
+            req.messages.push(msg);
+        }
+    }
+    if let Some(tools) = opt_array(&root, "", "tools")? {
+        for (i, t) in tools.iter().enumerate() {
+            req.tools.push(decode_tool(t, &at("tools", i))?);
+        }
+    }
+    Ok(req)
 }
-pub fn decode_generate_request(_body: &[u8]) -> Result<ChatRequest, WireError> {
-    Err(WireError::invalid("", "not implemented"))
+
+pub fn decode_generate_request(body: &[u8]) -> Result<ChatRequest, WireError> {
+    let root = util::parse_object(body)?;
+    let allowed: Vec<&str> = [
+        COMMON_FIELDS,
+        &[
+            "prompt", "suffix", "system", "template", "context", "raw", "images",
+        ],
+    ]
+    .concat();
+    reject_unknown(&root, "", &allowed)?;
+    // These steer Ollama's prompt templating, which only an Ollama server has.
+    for field in ["suffix", "template"] {
+        if opt_str(&root, "", field)?.is_some_and(|s| !s.is_empty()) {
+            return Err(not_supported(field));
+        }
+    }
+    if opt_array(&root, "", "context")?.is_some_and(|c| !c.is_empty()) {
+        return Err(not_supported("context"));
+    }
+    if opt_bool(&root, "", "raw")? == Some(true) {
+        return Err(not_supported("raw"));
+    }
+    let mut req = decode_common(&root)?;
+    if let Some(system) = opt_str(&root, "", "system")?.filter(|s| !s.is_empty()) {
+        req.messages.push(Message::text(Role::System, system));
+    }
+    let mut user = Message::text(Role::User, opt_str(&root, "", "prompt")?.unwrap_or(""));
+    user.content.extend(decode_images(&root, "")?);
+    // An empty prompt is Ollama's way to load a model; it stays an empty conversation.
+    if user.content.iter().any(|p| {
+        p != &Part::Text {
+            text: String::new(),
+        }
+    }) {
+        req.messages.push(user);
+    }
+    Ok(req)
 }
-pub fn decode_embed_request(_body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
-    Err(WireError::invalid("", "not implemented"))
+
+pub fn decode_embed_request(body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
+    let root = util::parse_object(body)?;
+    reject_unknown(
+        &root,
+        "",
+        &[
+            "model",
+            "input",
+            "prompt",
+            "truncate",
+            "options",
+            "keep_alive",
+            "dimensions",
+        ],
+    )?;
+    let input = match (get(&root, "input"), get(&root, "prompt")) {
+        (Some(Value::String(s)), _) => vec![s.clone()],
+        (Some(v @ Value::Array(_)), _) => util::strings(v, "input")?,
+        (Some(_), _) => {
+            return Err(WireError::invalid(
+                "input",
+                "`input` must be a string or an array of strings",
+            ))
+        }
+        // The older `/api/embeddings` takes one `prompt`.
+        (None, Some(p)) => vec![str_of(p, "prompt")?.to_string()],
+        (None, None) => return Err(WireError::invalid("input", "`input` is required")),
+    };
+    // Without truncation an over-long input must fail, which no other provider promises.
+    if opt_bool(&root, "", "truncate")? == Some(false) {
+        return Err(not_supported("truncate"));
+    }
+    // `options` and `keep_alive` only tune the server for embeddings.
+    opt_object(&root, "", "options")?;
+    Ok(EmbeddingsRequest {
+        model: req_str(&root, "", "model")?.to_string(),
+        input,
+        dimensions: opt_u32(&root, "", "dimensions")?,
+        user: None,
+    })
 }
-pub fn encode_chat_response(_r: &ChatResponse) -> Vec<u8> {
-    Vec::new()
+
+fn decode_common(root: &Map<String, Value>) -> Result<ChatRequest, WireError> {
+    let mut req = ChatRequest {
+        model: req_str(root, "", "model")?.to_string(),
+        stream: opt_bool(root, "", "stream")?.unwrap_or(true),
+        keep_alive: get(root, "keep_alive").cloned(),
+        ..Default::default()
+    };
+    match get(root, "format") {
+        None => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::String(s)) if s == "json" => {
+            req.response_format = Some(ResponseFormat::JsonObject)
+        }
+        Some(schema @ Value::Object(_)) => {
+            req.response_format = Some(ResponseFormat::JsonSchema {
+                name: "response".to_string(),
+                schema: schema.clone(),
+                strict: None,
+            })
+        }
+        Some(_) => {
+            return Err(WireError::invalid(
+                "format",
+                "`format` must be \"json\" or a JSON schema object",
+            ))
+        }
+    }
+    // Thinking output has no place in the IR; `false` asks for nothing and is fine.
+    match get(root, "think") {
+        None | Some(Value::Bool(false)) => {}
+        Some(_) => return Err(not_supported("think")),
+    }
+    if opt_bool(root, "", "logprobs")? == Some(true) {
+        return Err(not_supported("logprobs"));
+    }
+    if get(root, "top_logprobs").is_some_and(|v| v.as_u64() != Some(0)) {
+        return Err(not_supported("top_logprobs"));
+    }
+    if let Some(options) = opt_object(root, "", "options")? {
+        decode_options(options, &mut req)?;
+    }
+    Ok(req)
 }
-pub fn encode_generate_response(_r: &ChatResponse) -> Vec<u8> {
-    Vec::new()
+
+fn decode_options(options: &Map<String, Value>, req: &mut ChatRequest) -> Result<(), WireError> {
+    let path = "options";
+    req.temperature = opt_f64(options, path, "temperature")?;
+    req.top_p = opt_f64(options, path, "top_p")?;
+    req.top_k = opt_u32(options, path, "top_k")?;
+    req.seed = util::opt_i64(options, path, "seed")?;
+    req.presence_penalty = opt_f64(options, path, "presence_penalty")?;
+    req.frequency_penalty = opt_f64(options, path, "frequency_penalty")?;
+    // -1 (no limit) and -2 (fill the context) both mean "no max_tokens".
+    if let Some(n) = util::opt_i64(options, path, "num_predict")? {
+        req.max_tokens = match u32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) if n < 0 => None,
+            Err(_) => {
+                return Err(WireError::invalid(
+                    "options.num_predict",
+                    "`options.num_predict` is too large",
+                ))
+            }
+        };
+    }
+    if let Some(stop) = get(options, "stop") {
+        req.stop = util::strings(stop, "options.stop")?;
+    }
+    let mut passthrough = Map::new();
+    for (key, value) in options {
+        let known = [
+            "temperature",
+            "top_p",
+            "top_k",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "num_predict",
+            "stop",
+        ];
+        if known.contains(&key.as_str()) || RUNTIME_HINTS.contains(&key.as_str()) || value.is_null()
+        {
+            continue;
+        }
+        if !SAMPLING_OPTIONS.contains(&key.as_str()) {
+            let field = join(path, key);
+            return Err(WireError::invalid(
+                field.clone(),
+                format!("unknown option `{field}`"),
+            ));
+        }
+        passthrough.insert(key.clone(), value.clone());
+    }
+    if !passthrough.is_empty() {
+        req.extra
+            .insert("options".to_string(), Value::Object(passthrough));
+        req.extra_family = Some(Family::Ollama);
+    }
+    Ok(())
 }
-pub fn encode_embed_response(_r: &EmbeddingsResponse) -> Vec<u8> {
-    Vec::new()
+
+/// Assigns ids to Ollama's id-less tool calls and links tool turns to them (see the module doc).
+#[derive(Default)]
+struct CallIds {
+    next: usize,
+    /// Unanswered calls of the latest assistant turn: (id, name).
+    pending: Vec<(String, String)>,
 }
-pub fn encode_error(_e: &ErrorInfo) -> Vec<u8> {
-    Vec::new()
-}
-pub fn encode_request(_spec: &ProviderSpec, _req: &Request) -> Result<Outgoing, WireError> {
-    Err(WireError::unsupported("", "ollama"))
-}
-pub fn decode_response(
-    _req: &Request,
-    _status: u16,
-    _body: &[u8],
-    _created: u64,
-) -> Result<Response, WireError> {
-    Err(WireError::upstream("not implemented"))
-}
-pub struct ChatStreamEncoder;
-impl ChatStreamEncoder {
-    pub fn new(_req: &ChatRequest, _generate: bool) -> Self {
-        ChatStreamEncoder
+
+impl CallIds {
+    fn call(&mut self, given: Option<&str>, name: &str) -> String {
+        let id = match given {
+            Some(id) => id.to_string(),
+            None => format!("call_{}", self.next),
+        };
+        self.next += 1;
+        self.pending.push((id.clone(), name.to_string()));
+        id
+    }
+
+    fn answer(&mut self, given: Option<&str>, name: Option<&str>) -> Option<String> {
+        let pos = match (given, name) {
+            (Some(id), _) => self.pending.iter().position(|(p, _)| p == id),
+            (None, Some(name)) => self.pending.iter().position(|(_, n)| n == name),
+            (None, None) => (!self.pending.is_empty()).then_some(0),
+        };
+        let matched = pos.map(|i| self.pending.remove(i).0);
+        given.map(str::to_string).or(matched)
     }
 }
-impl StreamEncoder for ChatStreamEncoder {
-    fn event(&mut self, _ev: &StreamEvent, _out: &mut Vec<u8>) {}
-    fn end(&mut self, _out: &mut Vec<u8>) {}
+
+fn decode_message(v: &Value, path: &str, calls: &mut CallIds) -> Result<Message, WireError> {
+    let obj = as_object(v, path)?;
+    reject_unknown(
+        obj,
+        path,
+        &[
+            "role",
+            "content",
+            "images",
+            "tool_calls",
+            "tool_name",
+            "tool_call_id",
+            "thinking",
+        ],
+    )?;
+    let role = match req_str(obj, path, "role")? {
+        "system" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        _ => {
+            let field = join(path, "role");
+            return Err(WireError::invalid(
+                field.clone(),
+                format!("`{field}` must be `system`, `user`, `assistant` or `tool`"),
+            ));
+        }
+    };
+    // `thinking` on an earlier assistant turn is the model's old reasoning, which Ollama's own
+    // chat templates leave out of the prompt as well; it is dropped.
+    let mut msg = Message {
+        content: Vec::new(),
+        ..Message::text(role, "")
+    };
+    if let Some(text) = opt_str(obj, path, "content")?.filter(|t| !t.is_empty()) {
+        msg.content.push(Part::Text {
+            text: text.to_string(),
+        });
+    }
+    msg.content.extend(decode_images(obj, path)?);
+    if let Some(list) = opt_array(obj, path, "tool_calls")? {
+        let list_path = join(path, "tool_calls");
+        if role != Role::Assistant && !list.is_empty() {
+            return Err(WireError::invalid(
+                list_path.clone(),
+                format!("`{list_path}` is only allowed on assistant messages"),
+            ));
+        }
+        calls.pending.clear();
+        for (j, c) in list.iter().enumerate() {
+            msg.tool_calls
+                .push(decode_tool_call(c, &at(&list_path, j), calls)?);
+        }
+    }
+    let tool_name = opt_str(obj, path, "tool_name")?;
+    let tool_call_id = opt_str(obj, path, "tool_call_id")?;
+    if role == Role::Tool {
+        msg.name = tool_name.map(str::to_string);
+        msg.tool_call_id = calls.answer(tool_call_id, tool_name);
+    }
+    Ok(msg)
 }
-pub struct ChatStreamDecoder;
-impl ChatStreamDecoder {
-    pub fn new(_max_frame: usize, _created: u64) -> Self {
-        ChatStreamDecoder
+
+fn decode_tool_call(v: &Value, path: &str, calls: &mut CallIds) -> Result<ToolCall, WireError> {
+    let obj = as_object(v, path)?;
+    reject_unknown(obj, path, &["id", "type", "function"])?;
+    let fp = join(path, "function");
+    let function = as_object(util::required(obj, path, "function")?, &fp)?;
+    reject_unknown(function, &fp, &["name", "arguments", "index"])?;
+    let name = req_str(function, &fp, "name")?;
+    let ap = join(&fp, "arguments");
+    let arguments = match get(function, "arguments") {
+        None => "{}".to_string(),
+        Some(args @ Value::Object(_)) => args.to_string(),
+        // Some clients send OpenAI-style JSON text; it must still be an object.
+        Some(Value::String(s)) if util::arguments_object(s).is_some() => s.clone(),
+        Some(_) => {
+            return Err(WireError::invalid(
+                ap.clone(),
+                format!("`{ap}` must be an object"),
+            ))
+        }
+    };
+    let id = calls.call(opt_str(obj, path, "id")?, name);
+    Ok(ToolCall {
+        id,
+        name: name.to_string(),
+        arguments,
+    })
+}
+
+fn decode_images(obj: &Map<String, Value>, path: &str) -> Result<Vec<Part>, WireError> {
+    let Some(images) = opt_array(obj, path, "images")? else {
+        return Ok(Vec::new());
+    };
+    let list_path = join(path, "images");
+    let mut parts = Vec::new();
+    for (k, img) in images.iter().enumerate() {
+        let ip = at(&list_path, k);
+        let data = str_of(img, &ip)?;
+        let source = if data.starts_with("data:") {
+            Media::from_url(data)
+        } else {
+            let media_type = util::sniff_image(data).ok_or_else(|| {
+                WireError::invalid(
+                    ip.clone(),
+                    format!("`{ip}` is not a base64 PNG, JPEG, GIF or WebP image"),
+                )
+            })?;
+            Media::Base64 {
+                media_type: media_type.to_string(),
+                data: data.to_string(),
+            }
+        };
+        parts.push(Part::Image { source });
+    }
+    Ok(parts)
+}
+
+fn decode_tool(v: &Value, path: &str) -> Result<Tool, WireError> {
+    let tool = as_object(v, path)?;
+    reject_unknown(tool, path, &["type", "function"])?;
+    if let Some(kind) = opt_str(tool, path, "type")? {
+        if kind != "function" {
+            return Err(not_supported(join(path, "type")));
+        }
+    }
+    let fp = join(path, "function");
+    let function = as_object(util::required(tool, path, "function")?, &fp)?;
+    reject_unknown(function, &fp, &["name", "description", "parameters"])?;
+    let parameters = match get(function, "parameters") {
+        Some(p) => {
+            as_object(p, &join(&fp, "parameters"))?;
+            p.clone()
+        }
+        None => json!({"type": "object", "properties": {}}),
+    };
+    Ok(Tool {
+        name: req_str(function, &fp, "name")?.to_string(),
+        description: opt_str(function, &fp, "description")?.map(str::to_string),
+        parameters,
+    })
+}
+
+pub(crate) fn done_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        // Ollama itself reports "stop" when the model called tools.
+        FinishReason::Stop | FinishReason::ToolCalls => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ContentFilter => "content_filter",
     }
 }
-impl StreamDecoder for ChatStreamDecoder {
-    fn feed(&mut self, _c: &[u8], _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        Err(WireError::upstream("not implemented"))
+
+/// Tool calls in Ollama's shape: arguments as objects.
+pub(crate) fn tool_calls_json(calls: &[ToolCall]) -> Value {
+    let list: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({
+                "id": c.id,
+                "function": {"index": i, "name": c.name, "arguments": util::arguments_value(&c.arguments)},
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// The final line / complete answer fields. Ollama's timings are unknown here and reported as 0.
+pub(crate) fn done_fields(out: &mut Map<String, Value>, reason: &str, usage: Option<&Usage>) {
+    let u = usage.copied().unwrap_or_default();
+    out.insert("done".into(), json!(true));
+    out.insert("done_reason".into(), json!(reason));
+    for key in [
+        "total_duration",
+        "load_duration",
+        "prompt_eval_duration",
+        "eval_duration",
+    ] {
+        out.insert(key.into(), json!(0));
     }
-    fn end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        Ok(())
+    out.insert("prompt_eval_count".into(), json!(u.input_tokens));
+    out.insert("eval_count".into(), json!(u.output_tokens));
+}
+
+/// A response object's head: model, created_at, and the text as `message` or `response`.
+pub(crate) fn head(model: &str, created: u64, text: &str, generate: bool) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("model".into(), json!(model));
+    m.insert("created_at".into(), json!(util::rfc3339(created)));
+    if generate {
+        m.insert("response".into(), json!(text));
+    } else {
+        m.insert(
+            "message".into(),
+            json!({"role": "assistant", "content": text}),
+        );
+    }
+    m
+}
+
+fn encode_complete(r: &ChatResponse, generate: bool) -> Vec<u8> {
+    let choice = r.choices.first();
+    let text = choice.map(|c| c.message.joined_text()).unwrap_or_default();
+    let mut body = head(&r.model, r.created, &text, generate);
+    if let (Some(c), false) = (choice, generate) {
+        if !c.message.tool_calls.is_empty() {
+            if let Some(Value::Object(message)) = body.get_mut("message") {
+                message.insert("tool_calls".into(), tool_calls_json(&c.message.tool_calls));
+            }
+        }
+    }
+    let reason = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
+    done_fields(&mut body, done_reason(reason), r.usage.as_ref());
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
+    encode_complete(r, false)
+}
+
+pub fn encode_generate_response(r: &ChatResponse) -> Vec<u8> {
+    encode_complete(r, true)
+}
+
+/// Serves both `/api/embed` (`embeddings`) and the older `/api/embeddings` (`embedding`, one
+/// vector), which share an operation: the codec cannot tell them apart, and each client ignores
+/// the other's field.
+pub fn encode_embed_response(r: &EmbeddingsResponse) -> Vec<u8> {
+    let mut body = json!({
+        "model": r.model,
+        "embeddings": r.data,
+        "total_duration": 0,
+        "load_duration": 0,
+        "prompt_eval_count": r.usage.map_or(0, |u| u.input_tokens),
+    });
+    if let ([only], Some(obj)) = (r.data.as_slice(), body.as_object_mut()) {
+        obj.insert("embedding".into(), json!(only));
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
+    serde_json::to_vec(&json!({"error": e.message})).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk";
+
+    fn chat(v: Value) -> Result<ChatRequest, WireError> {
+        decode_chat_request(v.to_string().as_bytes())
+    }
+
+    fn field_of<T: std::fmt::Debug>(r: Result<T, WireError>) -> String {
+        match r {
+            Err(WireError::Invalid { field, .. }) => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decodes_a_chat_with_every_field() {
+        let req = chat(json!({
+            "model": "llama3.2",
+            "messages": [
+                {"role": "system", "content": "sys"},
+                {"role": "user", "content": "what is this?", "images": [PNG, "/9j/4AAQSkZJRgABAQ"]},
+                {"role": "assistant", "content": "", "thinking": "hmm", "tool_calls": [
+                    {"function": {"name": "weather", "arguments": {"city": "Paris"}}},
+                    {"function": {"name": "time", "arguments": {}}}
+                ]},
+                {"role": "tool", "content": "12:00", "tool_name": "time"},
+                {"role": "tool", "content": "sunny"},
+                {"role": "assistant", "content": "done", "tool_calls": [{"function": {"index": 0, "name": "weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+                {"role": "tool", "content": "rainy", "tool_name": "weather"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "d", "parameters": {"type": "object"}}},
+                      {"type": "function", "function": {"name": "time"}}],
+            "format": {"type": "object"},
+            "options": {"temperature": 0.1, "top_p": 0.2, "top_k": 3, "seed": 4, "num_predict": 5,
+                        "stop": ["x"], "presence_penalty": 0.6, "frequency_penalty": 0.7,
+                        "num_ctx": 8192, "num_gpu": 1, "repeat_penalty": 1.1, "min_p": null},
+            "keep_alive": "5m",
+            "think": false
+        }))
+        .unwrap();
+        assert!(req.stream, "stream defaults to true");
+        assert_eq!(req.messages.len(), 7);
+        let user = &req.messages[1];
+        assert_eq!(
+            user.content[1],
+            Part::Image {
+                source: Media::Base64 {
+                    media_type: "image/png".into(),
+                    data: PNG.into()
+                }
+            }
+        );
+        assert!(
+            matches!(&user.content[2], Part::Image { source: Media::Base64 { media_type, .. } } if media_type == "image/jpeg")
+        );
+        let asst = &req.messages[2];
+        assert!(asst.content.is_empty());
+        assert_eq!(
+            asst.tool_calls[0],
+            ToolCall {
+                id: "call_0".into(),
+                name: "weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }
+        );
+        assert_eq!(asst.tool_calls[1].id, "call_1");
+        assert_eq!(req.messages[3].tool_call_id.as_deref(), Some("call_1"));
+        assert_eq!(req.messages[3].name.as_deref(), Some("time"));
+        assert_eq!(req.messages[4].tool_call_id.as_deref(), Some("call_0"));
+        assert_eq!(req.messages[5].tool_calls[0].id, "call_2");
+        assert_eq!(
+            req.messages[5].tool_calls[0].arguments,
+            r#"{"city":"Rome"}"#
+        );
+        assert_eq!(req.messages[6].tool_call_id.as_deref(), Some("call_2"));
+        assert_eq!(
+            req.tools[1].parameters,
+            json!({"type": "object", "properties": {}})
+        );
+        assert!(
+            matches!(req.response_format, Some(ResponseFormat::JsonSchema { ref name, .. }) if name == "response")
+        );
+        assert_eq!(
+            (
+                req.temperature,
+                req.top_p,
+                req.top_k,
+                req.seed,
+                req.max_tokens
+            ),
+            (Some(0.1), Some(0.2), Some(3), Some(4), Some(5))
+        );
+        assert_eq!(
+            (req.presence_penalty, req.frequency_penalty),
+            (Some(0.6), Some(0.7))
+        );
+        assert_eq!(req.stop, vec!["x"]);
+        assert_eq!(req.keep_alive, Some(json!("5m")));
+        assert_eq!(req.extra["options"], json!({"repeat_penalty": 1.1}));
+        assert_eq!(req.extra_family, Some(Family::Ollama));
+    }
+
+    #[test]
+    fn small_variants() {
+        let req = chat(json!({"model": "m", "messages": [], "stream": false, "format": "json", "options": {"num_predict": -1, "num_ctx": 4096}})).unwrap();
+        assert!(!req.stream);
+        assert_eq!(req.response_format, Some(ResponseFormat::JsonObject));
+        assert_eq!(req.max_tokens, None);
+        assert!(req.extra.is_empty() && req.extra_family.is_none());
+        let req = chat(json!({"model": "m", "format": "", "messages": [{"role": "tool", "content": "orphan", "tool_call_id": "given"}]})).unwrap();
+        assert_eq!(req.response_format, None);
+        assert_eq!(req.messages[0].tool_call_id.as_deref(), Some("given"));
+        let req = chat(json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "x1", "type": "function", "function": {"name": "f"}}]}]})).unwrap();
+        assert_eq!(
+            req.messages[0].tool_calls[0],
+            ToolCall {
+                id: "x1".into(),
+                name: "f".into(),
+                arguments: "{}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn chat_errors_name_their_field() {
+        let with = |k: &str, v: Value| {
+            let mut b = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            b[k] = v;
+            chat(b)
+        };
+        assert_eq!(field_of(chat(json!({"messages": []}))), "model");
+        assert_eq!(field_of(with("bogus", json!(1))), "bogus");
+        assert_eq!(field_of(with("think", json!(true))), "think");
+        assert_eq!(field_of(with("think", json!("high"))), "think");
+        assert_eq!(field_of(with("logprobs", json!(true))), "logprobs");
+        assert_eq!(field_of(with("top_logprobs", json!(3))), "top_logprobs");
+        assert_eq!(field_of(with("format", json!("yaml"))), "format");
+        assert_eq!(field_of(with("stream", json!("yes"))), "stream");
+        assert_eq!(
+            field_of(with("options", json!({"warp": 9}))),
+            "options.warp"
+        );
+        assert_eq!(
+            field_of(with("options", json!({"top_k": -1}))),
+            "options.top_k"
+        );
+        assert_eq!(
+            field_of(with("options", json!({"stop": "x"}))),
+            "options.stop"
+        );
+        assert_eq!(
+            field_of(with("options", json!({"num_predict": 1e12}))),
+            "options.num_predict"
+        );
+        assert_eq!(
+            field_of(with("tools", json!([{"type": "retrieval"}]))),
+            "tools[0].type"
+        );
+        assert_eq!(
+            field_of(with("tools", json!([{"function": {"description": "d"}}]))),
+            "tools[0].function.name"
+        );
+        assert_eq!(
+            field_of(with(
+                "tools",
+                json!([{"function": {"name": "f", "parameters": []}}])
+            )),
+            "tools[0].function.parameters"
+        );
+        let msg = |m: Value| with("messages", json!([{"role": "user", "content": "x"}, m]));
+        assert_eq!(
+            field_of(msg(json!({"role": "developer", "content": "x"}))),
+            "messages[1].role"
+        );
+        assert_eq!(
+            field_of(msg(json!({"role": "user", "content": 3}))),
+            "messages[1].content"
+        );
+        assert_eq!(
+            field_of(msg(json!({"role": "user", "content": "x", "name": "n"}))),
+            "messages[1].name"
+        );
+        assert_eq!(
+            field_of(msg(json!({"role": "user", "images": ["JVBERi0xLjcK"]}))),
+            "messages[1].images[0]"
+        );
+        assert_eq!(
+            field_of(msg(json!({"role": "user", "images": [7]}))),
+            "messages[1].images[0]"
+        );
+        assert_eq!(
+            field_of(msg(
+                json!({"role": "user", "tool_calls": [{"function": {"name": "f"}}]})
+            )),
+            "messages[1].tool_calls"
+        );
+        assert_eq!(
+            field_of(msg(
+                json!({"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": [1]}}]})
+            )),
+            "messages[1].tool_calls[0].function.arguments"
+        );
+        assert_eq!(
+            field_of(msg(
+                json!({"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]})
+            )),
+            "messages[1].tool_calls[0].function.name"
+        );
+        assert_eq!(
+            field_of(msg(json!({"role": "assistant", "tool_calls": [{}]}))),
+            "messages[1].tool_calls[0].function"
+        );
+    }
+
+    #[test]
+    fn decodes_generate_and_its_errors() {
+        let req = decode_generate_request(json!({"model": "m", "prompt": "why?", "system": "s", "images": [PNG], "suffix": "", "raw": false, "context": []}).to_string().as_bytes()).unwrap();
+        assert_eq!(req.messages.len(), 2);
+        assert_eq!(req.messages[0], Message::text(Role::System, "s"));
+        assert_eq!(req.messages[1].joined_text(), "why?");
+        assert_eq!(req.messages[1].content.len(), 2);
+        assert!(req.stream);
+        let load = decode_generate_request(br#"{"model": "m"}"#).unwrap();
+        assert!(load.messages.is_empty());
+        for (k, v) in [
+            ("suffix", json!("x")),
+            ("template", json!("{{ .Prompt }}")),
+            ("context", json!([1, 2])),
+            ("raw", json!(true)),
+            ("messages", json!([])),
+        ] {
+            let mut b = json!({"model": "m", "prompt": "p"});
+            b[k] = v;
+            assert_eq!(
+                field_of(decode_generate_request(b.to_string().as_bytes())),
+                k
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_embed_in_both_shapes() {
+        let e = decode_embed_request(br#"{"model": "e", "input": ["a", "b"], "truncate": true, "dimensions": 64, "keep_alive": 0, "options": {"num_ctx": 1}}"#).unwrap();
+        assert_eq!((e.input.len(), e.dimensions), (2, Some(64)));
+        assert_eq!(
+            decode_embed_request(br#"{"model": "e", "input": "a"}"#)
+                .unwrap()
+                .input,
+            vec!["a"]
+        );
+        assert_eq!(
+            decode_embed_request(br#"{"model": "e", "prompt": "p"}"#)
+                .unwrap()
+                .input,
+            vec!["p"]
+        );
+        assert_eq!(
+            field_of(decode_embed_request(br#"{"model": "e"}"#)),
+            "input"
+        );
+        assert_eq!(
+            field_of(decode_embed_request(br#"{"model": "e", "input": 1}"#)),
+            "input"
+        );
+        assert_eq!(
+            field_of(decode_embed_request(br#"{"model": "e", "input": [1]}"#)),
+            "input[0]"
+        );
+        assert_eq!(
+            field_of(decode_embed_request(
+                br#"{"model": "e", "input": "a", "truncate": false}"#
+            )),
+            "truncate"
+        );
+        assert_eq!(
+            field_of(decode_embed_request(br#"{"input": "a"}"#)),
+            "model"
+        );
+        assert_eq!(
+            field_of(decode_embed_request(
+                br#"{"model": "e", "input": "a", "x": 1}"#
+            )),
+            "x"
+        );
+    }
+
+    fn response(finish: FinishReason, calls: Vec<ToolCall>) -> ChatResponse {
+        ChatResponse {
+            id: "id".into(),
+            model: "llama3.2".into(),
+            created: 1_691_164_939,
+            choices: vec![Choice {
+                index: 0,
+                message: Message {
+                    tool_calls: calls,
+                    ..Message::text(Role::Assistant, "hello")
+                },
+                finish_reason: finish,
+            }],
+            usage: Some(Usage {
+                input_tokens: 26,
+                output_tokens: 298,
+                cached_input_tokens: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn encodes_complete_answers() {
+        let r = response(
+            FinishReason::ToolCalls,
+            vec![ToolCall {
+                id: "c".into(),
+                name: "f".into(),
+                arguments: r#"{"a":1}"#.into(),
+            }],
+        );
+        let v: Value = serde_json::from_slice(&encode_chat_response(&r)).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "model": "llama3.2", "created_at": "2023-08-04T16:02:19Z",
+                "message": {"role": "assistant", "content": "hello", "tool_calls": [{"id": "c", "function": {"index": 0, "name": "f", "arguments": {"a": 1}}}]},
+                "done": true, "done_reason": "stop",
+                "total_duration": 0, "load_duration": 0, "prompt_eval_duration": 0, "eval_duration": 0,
+                "prompt_eval_count": 26, "eval_count": 298
+            })
+        );
+        let v: Value = serde_json::from_slice(&encode_generate_response(&response(
+            FinishReason::Length,
+            vec![],
+        )))
+        .unwrap();
+        assert_eq!(v["response"], json!("hello"));
+        assert_eq!(v["done_reason"], json!("length"));
+        assert!(v.get("message").is_none());
+        let v: Value = serde_json::from_slice(&encode_embed_response(&EmbeddingsResponse {
+            model: "e".into(),
+            data: vec![vec![0.5, 1.0]],
+            usage: None,
+        }))
+        .unwrap();
+        assert_eq!(v["embeddings"], json!([[0.5, 1.0]]));
+        assert_eq!(v["embedding"], json!([0.5, 1.0]));
+        let v: Value = serde_json::from_slice(&encode_embed_response(&EmbeddingsResponse {
+            model: "e".into(),
+            data: vec![vec![0.5], vec![1.0]],
+            usage: None,
+        }))
+        .unwrap();
+        assert!(v.get("embedding").is_none());
+        let v: Value = serde_json::from_slice(&encode_error(&ErrorInfo::new(
+            404,
+            ErrorKind::NotFound,
+            "model 'x' not found",
+        )))
+        .unwrap();
+        assert_eq!(v, json!({"error": "model 'x' not found"}));
     }
 }

@@ -1,0 +1,705 @@
+//! The `ollama` provider format: IR requests to `{base}/api/chat` and `{base}/api/embed`, and
+//! Ollama's complete answers and `{"error"}` bodies back to IR.
+
+use crate::ir::*;
+use crate::wire::anthropic::util::{self, arguments_object};
+use crate::wire::{reject_foreign_extra, Outgoing, ProviderSpec, WireError};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+const TARGET: &str = "ollama";
+
+pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, WireError> {
+    let body = match req {
+        Request::Chat(chat) => encode_chat(chat)?,
+        Request::Embeddings(e) => {
+            // `user` only labels the request for the vendor's abuse tracking; Ollama has none.
+            let mut body = json!({"model": e.model, "input": e.input});
+            if let (Some(d), Some(obj)) = (e.dimensions, body.as_object_mut()) {
+                obj.insert("dimensions".into(), json!(d));
+            }
+            body
+        }
+    };
+    let op = if matches!(req, Request::Chat(_)) {
+        "chat"
+    } else {
+        "embed"
+    };
+    Ok(Outgoing {
+        path: format!("{}/api/{op}", spec.base_path),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    })
+}
+
+fn encode_chat(chat: &ChatRequest) -> Result<Value, WireError> {
+    reject_foreign_extra(chat, Family::Ollama, TARGET)?;
+    if chat.n.is_some_and(|n| n > 1) {
+        return Err(WireError::unsupported("n", TARGET));
+    }
+    // Ollama cannot force a tool call; "none" is honoured by not offering the tools at all.
+    if matches!(
+        chat.tool_choice,
+        Some(ToolChoice::Required | ToolChoice::Tool(_))
+    ) {
+        return Err(WireError::unsupported("tool_choice", TARGET));
+    }
+    if chat.parallel_tool_calls == Some(false) {
+        return Err(WireError::unsupported("parallel_tool_calls", TARGET));
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(chat.model));
+    let mut messages = Vec::new();
+    for (i, m) in chat.messages.iter().enumerate() {
+        messages.push(encode_message(chat, i, m)?);
+    }
+    body.insert("messages".into(), Value::Array(messages));
+    if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
+        let tools: Vec<Value> = chat
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = json!({"name": t.name, "parameters": t.parameters});
+                if let (Some(d), Some(obj)) = (&t.description, function.as_object_mut()) {
+                    obj.insert("description".into(), json!(d));
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    match &chat.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            body.insert("format".into(), json!("json"));
+        }
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            body.insert("format".into(), schema.clone());
+        }
+    }
+    let mut options = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            options.insert(key.to_string(), v);
+        }
+    };
+    put("temperature", chat.temperature.map(|v| json!(v)));
+    put("top_p", chat.top_p.map(|v| json!(v)));
+    put("top_k", chat.top_k.map(|v| json!(v)));
+    put("seed", chat.seed.map(|v| json!(v)));
+    put("num_predict", chat.max_tokens.map(|v| json!(v)));
+    put("presence_penalty", chat.presence_penalty.map(|v| json!(v)));
+    put(
+        "frequency_penalty",
+        chat.frequency_penalty.map(|v| json!(v)),
+    );
+    if !chat.stop.is_empty() {
+        put("stop", Some(json!(chat.stop)));
+    }
+    for (key, value) in &chat.extra {
+        match (key.as_str(), value) {
+            ("options", Value::Object(extra)) => {
+                for (k, v) in extra {
+                    options.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            _ => {
+                body.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    if !options.is_empty() {
+        body.insert("options".into(), Value::Object(options));
+    }
+    if let Some(keep_alive) = &chat.keep_alive {
+        body.insert("keep_alive".into(), keep_alive.clone());
+    }
+    // Ollama streams unless told otherwise, so the choice is always spelled out. `user` is not
+    // sent: it only labels the request for a vendor's abuse tracking, which Ollama has not.
+    body.insert("stream".into(), json!(chat.stream));
+    Ok(Value::Object(body))
+}
+
+fn encode_message(chat: &ChatRequest, i: usize, m: &Message) -> Result<Value, WireError> {
+    let path = format!("messages[{i}]");
+    let role = match m.role {
+        Role::System | Role::Developer => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    };
+    let mut images = Vec::new();
+    for (k, part) in m.content.iter().enumerate() {
+        match part {
+            Part::Text { .. } => {}
+            // Ollama takes bare base64 and sniffs the type itself.
+            Part::Image {
+                source: Media::Base64 { data, .. },
+            } => images.push(json!(data)),
+            Part::Image { .. } | Part::Document { .. } => {
+                return Err(WireError::unsupported(
+                    format!("{path}.content[{k}]"),
+                    TARGET,
+                ))
+            }
+        }
+    }
+    let mut msg = json!({"role": role, "content": m.joined_text()});
+    let Some(obj) = msg.as_object_mut() else {
+        return Ok(msg);
+    };
+    if !images.is_empty() {
+        obj.insert("images".into(), Value::Array(images));
+    }
+    if !m.tool_calls.is_empty() {
+        let mut calls = Vec::new();
+        for (j, c) in m.tool_calls.iter().enumerate() {
+            let arguments = arguments_object(&c.arguments).ok_or_else(|| {
+                let field = format!("{path}.tool_calls[{j}].function.arguments");
+                WireError::invalid(field.clone(), format!("`{field}` must be a JSON object"))
+            })?;
+            // Ollama servers that predate tool-call ids ignore `id`.
+            calls.push(json!({"id": c.id, "function": {"name": c.name, "arguments": arguments}}));
+        }
+        obj.insert("tool_calls".into(), Value::Array(calls));
+    }
+    if m.role == Role::Tool {
+        // Ollama matches results to calls by function name; `is_error` has no Ollama form, and
+        // the result text is what tells the model what went wrong.
+        let name = m.name.clone().or_else(|| {
+            m.tool_call_id
+                .as_deref()
+                .and_then(|id| call_name(chat, i, id))
+        });
+        if let Some(name) = name {
+            obj.insert("tool_name".into(), json!(name));
+        }
+        if let Some(id) = &m.tool_call_id {
+            obj.insert("tool_call_id".into(), json!(id));
+        }
+    }
+    Ok(msg)
+}
+
+/// The name of call `id` in the nearest assistant turn before message `i`. Searching backwards
+/// (unlike `wire::tool_name_for`) picks the right call when ids repeat across turns, as
+/// id-less formats' generated ids do.
+fn call_name(chat: &ChatRequest, i: usize, id: &str) -> Option<String> {
+    chat.messages
+        .get(..i)?
+        .iter()
+        .rev()
+        .flat_map(|m| m.tool_calls.iter())
+        .find(|c| c.id == id)
+        .map(|c| c.name.clone())
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct WireMessage {
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<WireToolCall>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireToolCall {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub function: WireFunction,
+}
+
+#[derive(Deserialize)]
+pub(super) struct WireFunction {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+/// One chat line or complete chat answer; `response` is `/api/generate`'s text field.
+#[derive(Deserialize, Default)]
+pub(super) struct WireChat {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub message: Option<WireMessage>,
+    #[serde(default)]
+    pub response: Option<String>,
+    #[serde(default)]
+    pub done: bool,
+    #[serde(default)]
+    pub done_reason: Option<String>,
+    #[serde(default)]
+    pub prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    pub eval_count: Option<u64>,
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct WireEmbed {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    embeddings: Vec<Vec<f32>>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+}
+
+/// Ollama's creation time, else the host clock's.
+pub(super) fn created_of(line: &WireChat, created: u64) -> u64 {
+    line.created_at
+        .as_deref()
+        .and_then(util::parse_rfc3339)
+        .unwrap_or(created)
+}
+
+/// Ollama gives tool calls no id; these are unique per answer and deterministic.
+pub(super) fn call_id(call: &WireToolCall, created: u64, i: u32) -> String {
+    call.id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("call_{created}_{i}"))
+}
+
+pub(super) fn finish_of(done_reason: Option<&str>, called_tools: bool) -> FinishReason {
+    match done_reason {
+        // Ollama says "stop" after tool calls too.
+        _ if called_tools => FinishReason::ToolCalls,
+        Some("length") => FinishReason::Length,
+        _ => FinishReason::Stop,
+    }
+}
+
+pub(super) fn usage_of(line: &WireChat) -> Usage {
+    Usage {
+        input_tokens: line.prompt_eval_count.unwrap_or(0),
+        output_tokens: line.eval_count.unwrap_or(0),
+        cached_input_tokens: 0,
+    }
+}
+
+pub(super) fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn decode_response(
+    req: &Request,
+    status: u16,
+    body: &[u8],
+    created: u64,
+) -> Result<Response, WireError> {
+    if !(200..300).contains(&status) {
+        let message = serde_json::from_slice::<WireChat>(body)
+            .ok()
+            .and_then(|b| b.error.as_ref().map(error_message))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| format!("the Ollama provider answered with status {status}"));
+        return Ok(Response::Error(ErrorInfo::new(
+            status,
+            ErrorInfo::kind_for_status(status),
+            message,
+        )));
+    }
+    let unreadable =
+        |e: serde_json::Error| WireError::upstream(format!("unreadable Ollama answer: {e}"));
+    if let Request::Embeddings(_) = req {
+        let e: WireEmbed = serde_json::from_slice(body).map_err(unreadable)?;
+        return Ok(Response::Embeddings(EmbeddingsResponse {
+            model: e.model,
+            data: e.embeddings,
+            usage: Some(Usage {
+                input_tokens: e.prompt_eval_count.unwrap_or(0),
+                ..Usage::default()
+            }),
+        }));
+    }
+    let line: WireChat = serde_json::from_slice(body).map_err(unreadable)?;
+    if let Some(error) = &line.error {
+        return Ok(Response::Error(ErrorInfo::new(
+            502,
+            ErrorKind::Upstream,
+            error_message(error),
+        )));
+    }
+    let created_at = created_of(&line, created);
+    let message = line.message.as_ref();
+    let text = message
+        .and_then(|m| m.content.clone())
+        .or_else(|| line.response.clone())
+        .unwrap_or_default();
+    let tool_calls: Vec<ToolCall> = message
+        .map(|m| m.tool_calls.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .zip(0u32..)
+        .map(|(c, i)| ToolCall {
+            id: call_id(c, created, i),
+            name: c.function.name.clone(),
+            arguments: util::arguments_text(&c.function.arguments),
+        })
+        .collect();
+    let finish_reason = finish_of(line.done_reason.as_deref(), !tool_calls.is_empty());
+    Ok(Response::Chat(ChatResponse {
+        id: format!("ollama-{created}"),
+        model: line.model.clone(),
+        created: created_at,
+        choices: vec![Choice {
+            index: 0,
+            message: Message {
+                tool_calls,
+                ..Message::text(Role::Assistant, text)
+            },
+            finish_reason,
+        }],
+        usage: Some(usage_of(&line)),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ProviderKind;
+
+    fn spec() -> ProviderSpec {
+        ProviderSpec {
+            kind: ProviderKind::Ollama,
+            host: "localhost:11434".into(),
+            base_path: String::new(),
+            api_version: None,
+            region: None,
+            anthropic_version: String::new(),
+        }
+    }
+
+    fn body_of(req: &Request) -> Value {
+        serde_json::from_slice(&encode_request(&spec(), req).unwrap().body).unwrap()
+    }
+
+    fn err_field(req: ChatRequest) -> String {
+        match encode_request(&spec(), &Request::Chat(req)) {
+            Err(WireError::Unsupported { field, target }) => {
+                assert_eq!(target, "ollama");
+                field
+            }
+            Err(WireError::Invalid { field, .. }) => format!("invalid:{field}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encodes_a_chat_with_every_field() {
+        let req = ChatRequest {
+            model: "llama3.2".into(),
+            messages: vec![
+                Message::text(Role::Developer, "dev"),
+                Message {
+                    content: vec![
+                        Part::Text { text: "see".into() },
+                        Part::Image {
+                            source: Media::from_url("data:image/png;base64,iVBO"),
+                        },
+                    ],
+                    ..Message::text(Role::User, "")
+                },
+                Message {
+                    tool_calls: vec![ToolCall {
+                        id: "call_0".into(),
+                        name: "f".into(),
+                        arguments: r#"{"a":1}"#.into(),
+                    }],
+                    ..Message::text(Role::Assistant, "")
+                },
+                Message {
+                    tool_call_id: Some("call_0".into()),
+                    is_error: true,
+                    ..Message::text(Role::Tool, "r1")
+                },
+                Message {
+                    tool_calls: vec![ToolCall {
+                        id: "call_0".into(),
+                        name: "g".into(),
+                        arguments: String::new(),
+                    }],
+                    ..Message::text(Role::Assistant, "again")
+                },
+                Message {
+                    tool_call_id: Some("call_0".into()),
+                    ..Message::text(Role::Tool, "r2")
+                },
+            ],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: Some(ToolChoice::Auto),
+            parallel_tool_calls: Some(true),
+            max_tokens: Some(9),
+            temperature: Some(0.5),
+            top_p: Some(0.9),
+            top_k: Some(7),
+            stop: vec!["s".into()],
+            seed: Some(3),
+            presence_penalty: Some(0.1),
+            frequency_penalty: Some(0.2),
+            user: Some("dropped".into()),
+            response_format: Some(ResponseFormat::JsonSchema {
+                name: "x".into(),
+                schema: json!({"type": "object"}),
+                strict: None,
+            }),
+            keep_alive: Some(json!(0)),
+            extra: [("options".to_string(), json!({"repeat_penalty": 1.2}))]
+                .into_iter()
+                .collect(),
+            extra_family: Some(Family::Ollama),
+            ..Default::default()
+        };
+        let out = encode_request(&spec(), &Request::Chat(req)).unwrap();
+        assert_eq!(out.path, "/api/chat");
+        let body: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "llama3.2",
+                "messages": [
+                    {"role": "system", "content": "dev"},
+                    {"role": "user", "content": "see", "images": ["iVBO"]},
+                    {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "function": {"name": "f", "arguments": {"a": 1}}}]},
+                    {"role": "tool", "content": "r1", "tool_name": "f", "tool_call_id": "call_0"},
+                    {"role": "assistant", "content": "again", "tool_calls": [{"id": "call_0", "function": {"name": "g", "arguments": {}}}]},
+                    {"role": "tool", "content": "r2", "tool_name": "g", "tool_call_id": "call_0"}
+                ],
+                "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
+                "format": {"type": "object"},
+                "options": {"temperature": 0.5, "top_p": 0.9, "top_k": 7, "seed": 3, "num_predict": 9,
+                            "presence_penalty": 0.1, "frequency_penalty": 0.2, "stop": ["s"], "repeat_penalty": 1.2},
+                "keep_alive": 0,
+                "stream": false
+            })
+        );
+    }
+
+    #[test]
+    fn client_requests_round_trip_through_the_provider_encoder() {
+        let original = json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "function": {"name": "f", "arguments": {"x": 1}}}]},
+                {"role": "tool", "content": "r", "tool_name": "f", "tool_call_id": "call_0"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "format": "json",
+            "options": {"temperature": 0.0, "num_predict": 10, "mirostat": 2},
+            "keep_alive": "10m",
+            "stream": true
+        });
+        let ir = super::super::decode_chat_request(original.to_string().as_bytes()).unwrap();
+        assert_eq!(body_of(&Request::Chat(ir)), original);
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
+        let base = || ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::User, "q")],
+            ..Default::default()
+        };
+        assert_eq!(
+            err_field(ChatRequest {
+                n: Some(3),
+                ..base()
+            }),
+            "n"
+        );
+        assert_eq!(
+            err_field(ChatRequest {
+                tool_choice: Some(ToolChoice::Required),
+                ..base()
+            }),
+            "tool_choice"
+        );
+        assert_eq!(
+            err_field(ChatRequest {
+                tool_choice: Some(ToolChoice::Tool("f".into())),
+                ..base()
+            }),
+            "tool_choice"
+        );
+        assert_eq!(
+            err_field(ChatRequest {
+                parallel_tool_calls: Some(false),
+                ..base()
+            }),
+            "parallel_tool_calls"
+        );
+        let extra = [("thinking".to_string(), json!({}))].into_iter().collect();
+        assert_eq!(
+            err_field(ChatRequest {
+                extra,
+                extra_family: Some(Family::Anthropic),
+                ..base()
+            }),
+            "thinking"
+        );
+        let url = ChatRequest {
+            messages: vec![Message {
+                content: vec![Part::Image {
+                    source: Media::from_url("https://x/y.png"),
+                }],
+                ..Message::text(Role::User, "")
+            }],
+            ..base()
+        };
+        assert_eq!(err_field(url), "messages[0].content[0]");
+        let doc = ChatRequest {
+            messages: vec![
+                Message::text(Role::User, "a"),
+                Message {
+                    content: vec![
+                        Part::Text { text: "x".into() },
+                        Part::Document {
+                            source: Media::from_url("https://x/d.pdf"),
+                            title: None,
+                        },
+                    ],
+                    ..Message::text(Role::User, "")
+                },
+            ],
+            ..base()
+        };
+        assert_eq!(err_field(doc), "messages[1].content[1]");
+        let bad = ChatRequest {
+            messages: vec![Message {
+                tool_calls: vec![ToolCall {
+                    id: "a".into(),
+                    name: "f".into(),
+                    arguments: "nope".into(),
+                }],
+                ..Message::text(Role::Assistant, "")
+            }],
+            ..base()
+        };
+        assert_eq!(
+            err_field(bad),
+            "invalid:messages[0].tool_calls[0].function.arguments"
+        );
+        let tools = vec![Tool {
+            name: "f".into(),
+            description: None,
+            parameters: json!({}),
+        }];
+        let none = body_of(&Request::Chat(ChatRequest {
+            tools,
+            tool_choice: Some(ToolChoice::None),
+            ..base()
+        }));
+        assert!(none.get("tools").is_none());
+    }
+
+    #[test]
+    fn encodes_embeddings() {
+        let req = Request::Embeddings(EmbeddingsRequest {
+            model: "e".into(),
+            input: vec!["a".into()],
+            dimensions: Some(8),
+            user: Some("u".into()),
+        });
+        let out = encode_request(&spec(), &req).unwrap();
+        assert_eq!(out.path, "/api/embed");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.body).unwrap(),
+            json!({"model": "e", "input": ["a"], "dimensions": 8})
+        );
+        let body = json!({"model": "e", "embeddings": [[0.1, 0.2]], "total_duration": 1, "prompt_eval_count": 4});
+        let Response::Embeddings(e) =
+            decode_response(&req, 200, body.to_string().as_bytes(), 5).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                e.model.as_str(),
+                e.data.len(),
+                e.usage.unwrap().input_tokens
+            ),
+            ("e", 1, 4)
+        );
+    }
+
+    #[test]
+    fn decodes_answers_and_errors() {
+        let req = Request::Chat(ChatRequest::default());
+        let body = json!({
+            "model": "llama3.2", "created_at": "2024-07-22T20:33:28.123648Z",
+            "message": {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "w", "arguments": {"city": "Paris"}}}]},
+            "done_reason": "stop", "done": true, "total_duration": 885095291, "prompt_eval_count": 122, "eval_count": 33
+        });
+        let Response::Chat(c) =
+            decode_response(&req, 200, body.to_string().as_bytes(), 99).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((c.id.as_str(), c.created), ("ollama-99", 1_721_680_408));
+        assert_eq!(c.choices[0].finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            c.choices[0].message.tool_calls,
+            vec![ToolCall {
+                id: "call_99_0".into(),
+                name: "w".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }]
+        );
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                input_tokens: 122,
+                output_tokens: 33,
+                cached_input_tokens: 0
+            })
+        );
+        let body = json!({"model": "m", "message": {"role": "assistant", "content": "hi"}, "done": true, "done_reason": "length"});
+        let Response::Chat(c) =
+            decode_response(&req, 200, body.to_string().as_bytes(), 99).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                c.created,
+                c.choices[0].finish_reason,
+                c.choices[0].message.joined_text()
+            ),
+            (99, FinishReason::Length, "hi".to_string())
+        );
+        let Response::Error(e) = decode_response(
+            &req,
+            404,
+            br#"{"error": "model \"x\" not found, try pulling it first"}"#,
+            0,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((e.status, e.kind), (404, ErrorKind::NotFound));
+        assert!(e.message.starts_with("model"));
+        let Response::Error(e) = decode_response(&req, 500, b"oops", 0).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert!(matches!(
+            decode_response(&req, 200, b"[", 0),
+            Err(WireError::Upstream { .. })
+        ));
+    }
+}
