@@ -18,6 +18,7 @@ pub mod bedrock;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
+pub mod sigv4;
 
 use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 
