@@ -1,19 +1,187 @@
 //! PII scrubbing: finds personal data and secrets in every text a provider would see, applies the
 //! configured action, and restores placeholders in answers (streams included).
-//! STUB: to be implemented.
+//!
+//! Invariants:
+//! - All matching work that can be done once is done in [`Scrubber::compile`]: one combined regex
+//!   for every active detector, one anchored regex for the allow list. A request only runs them.
+//! - A detected value never leaves in clear: if its action cannot be honoured (the per-VM vault
+//!   budget is spent), the value is redacted instead, never passed through.
+//! - No value, placeholder original or secret is ever logged or printed by a `Debug` impl.
+//! - On `Err(Blocked)` the request is partly scrubbed and must be refused, not forwarded.
 
-use crate::config::ConfigError;
-use crate::ir::{Request, Response, StreamEvent};
+mod detectors;
+mod restore;
+mod scrub;
+mod vault;
+mod walk;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+use crate::config::ConfigError;
+use crate::ir::Request;
+
+pub use restore::EventRestorer;
+pub use scrub::Span;
+pub use vault::Vault;
+
+use scrub::Engine;
+use vault::Budget;
+
+/// The default per-VM vault budget: 20 MiB.
+const DEFAULT_VAULT_MAX_BYTES: usize = 20 * 1024 * 1024;
+
+/// The `pii` section of the plugin configuration.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PiiConfig {}
+pub struct PiiConfig {
+    /// Turns scrubbing on. Off by default; when off, requests pass untouched.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Action per built-in detector, by name (`email`, `phone`, `credit_card`, `us_ssn`, `iban`,
+    /// `ipv4`, `ipv6`, `aws_access_key`, `api_key`, `github_token`, `jwt`, `private_key`).
+    /// Actions: `redact`, `mask`, `block`, `hash`, `placeholder`, `off`.
+    #[serde(default)]
+    pub detectors: BTreeMap<String, String>,
+    /// Action for every built-in detector not listed in `detectors`; `off` enables only the
+    /// listed ones. Defaults to `redact`, so `enabled: true` alone already protects.
+    #[serde(default = "default_action")]
+    pub default_action: String,
+    /// User-defined detectors, matched in the same pass as the built-ins and ahead of them.
+    #[serde(default)]
+    pub custom: Vec<CustomDetector>,
+    /// Values never scrubbed (compared ASCII-case-insensitively, e.g. the company's support
+    /// address), or `re:<regex>` patterns that must match a whole detected value.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Key for the `hash` action (HMAC-SHA256). Prefer `hmac_secret_env`.
+    #[serde(default)]
+    pub hmac_secret: Option<String>,
+    /// Name of an environment variable (of the VM) holding the `hash` key, read at compile time.
+    #[serde(default)]
+    pub hmac_secret_env: Option<String>,
+    /// Bytes all live placeholder vaults of one VM may hold together. When spent, further
+    /// `placeholder` values of a request are redacted instead (and counted in
+    /// [`Detections::fallback_redactions`]).
+    #[serde(default = "default_vault_max_bytes")]
+    pub vault_max_bytes: usize,
+    /// Put originals back in answers where the model repeats a placeholder (`<EMAIL_1>`).
+    #[serde(default)]
+    pub restore: bool,
+}
+
+/// One user-defined detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomDetector {
+    /// Lowercase `[a-z][a-z0-9_]*`, at most 32 bytes, distinct from the built-ins; its
+    /// uppercase form labels replacements (`employee_id` → `[EMPLOYEE_ID]`, `<EMPLOYEE_ID_1>`).
+    pub name: String,
+    /// A `regex` crate pattern; it must not match the empty string. Prefer `(?-u:\b)` over `\b`:
+    /// a Unicode word boundary slows the shared pass down on non-ASCII text.
+    pub regex: String,
+    /// One of the actions; `off` disables it.
+    pub action: String,
+}
+
+fn default_action() -> String {
+    "redact".to_string()
+}
+
+fn default_vault_max_bytes() -> usize {
+    DEFAULT_VAULT_MAX_BYTES
+}
+
+impl Default for PiiConfig {
+    fn default() -> Self {
+        PiiConfig {
+            enabled: false,
+            detectors: BTreeMap::new(),
+            default_action: default_action(),
+            custom: Vec::new(),
+            allow: Vec::new(),
+            hmac_secret: None,
+            hmac_secret_env: None,
+            vault_max_bytes: DEFAULT_VAULT_MAX_BYTES,
+            restore: false,
+        }
+    }
+}
+
+// Hand-written so the HMAC secret and allow-listed values never reach a log.
+impl fmt::Debug for PiiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PiiConfig")
+            .field("enabled", &self.enabled)
+            .field("detectors", &self.detectors)
+            .field("default_action", &self.default_action)
+            .field("custom", &self.custom)
+            .field("allow", &format_args!("[{} entries]", self.allow.len()))
+            .field(
+                "hmac_secret",
+                &self.hmac_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("hmac_secret_env", &self.hmac_secret_env)
+            .field("vault_max_bytes", &self.vault_max_bytes)
+            .field("restore", &self.restore)
+            .finish()
+    }
+}
+
+/// What to do with a detected value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `[EMAIL]`.
+    Redact,
+    /// Partial: `j***@example.com`, `************1111`.
+    Mask,
+    /// Refuse the whole request.
+    Block,
+    /// `[EMAIL:3f9a1c2b]`: the first 4 bytes of HMAC-SHA256(secret, value), in hex.
+    Hash,
+    /// `<EMAIL_1>`, the same for equal values within one request; restorable.
+    Placeholder,
+    /// Not detected at all.
+    Off,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "redact" => Action::Redact,
+            "mask" => Action::Mask,
+            "block" => Action::Block,
+            "hash" => Action::Hash,
+            "placeholder" => Action::Placeholder,
+            "off" => Action::Off,
+            _ => return None,
+        })
+    }
+}
 
 /// What was found in one request: counts by detector name, never values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Detections {
+    /// Per detector name, sorted by name; only detectors that fired.
     pub counts: Vec<(String, u32)>,
+    /// `placeholder` values redacted instead because the VM's vault budget was spent (also
+    /// included in `counts`).
+    pub fallback_redactions: u32,
+}
+
+impl Detections {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+    /// Total detections over all detectors.
+    pub fn total(&self) -> u32 {
+        self.counts
+            .iter()
+            .fold(0u32, |acc, (_, n)| acc.saturating_add(*n))
+    }
 }
 
 /// A request was refused by a `block` action; names the data type only.
@@ -22,53 +190,98 @@ pub struct Blocked {
     pub detector: String,
 }
 
-pub struct Vault;
-
-impl Vault {
-    pub fn is_empty(&self) -> bool {
-        true
-    }
-    pub fn restore_response(&self, _resp: &mut Response) {}
+/// The compiled `pii` configuration of one VM; immutable, shared by all its requests.
+pub struct Scrubber {
+    enabled: bool,
+    restore: bool,
+    engine: Option<Engine>,
+    budget: Arc<Budget>,
 }
 
-pub struct EventRestorer;
-
-impl EventRestorer {
-    pub fn new() -> Self {
-        EventRestorer
-    }
-    pub fn event(&mut self, _vault: &Vault, ev: StreamEvent, out: &mut Vec<StreamEvent>) {
-        out.push(ev)
-    }
-    pub fn flush(&mut self, _vault: &Vault, _out: &mut Vec<StreamEvent>) {}
-}
-
-impl Default for EventRestorer {
-    fn default() -> Self {
-        Self::new()
+// Hand-written: the engine holds the HMAC key.
+impl fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scrubber")
+            .field("enabled", &self.enabled)
+            .field("restore", &self.restore)
+            .field("vault_bytes_in_use", &self.budget.used())
+            .field("vault_max_bytes", &self.budget.max())
+            .finish_non_exhaustive()
     }
 }
-
-pub struct Scrubber;
 
 impl Scrubber {
-    pub fn compile(_cfg: &PiiConfig) -> Result<Scrubber, ConfigError> {
-        Ok(Scrubber)
+    /// Validates the whole section (even when disabled, so mistakes surface early) and builds
+    /// the combined matcher when enabled. Errors name the field: `pii.custom[1].regex`.
+    pub fn compile(cfg: &PiiConfig) -> Result<Scrubber, ConfigError> {
+        let engine = Engine::compile(cfg)?;
+        let restore = cfg.restore && engine.has_placeholders();
+        Ok(Scrubber {
+            enabled: cfg.enabled,
+            restore: cfg.enabled && restore,
+            engine: if cfg.enabled { Some(engine) } else { None },
+            budget: Arc::new(Budget::new(cfg.vault_max_bytes)),
+        })
     }
+
     pub fn enabled(&self) -> bool {
-        false
+        self.enabled
     }
+
+    /// Whether answers need [`Vault::restore_response`] / [`EventRestorer`]: scrubbing is on,
+    /// `restore` is set and some detector uses `placeholder`.
     pub fn restores(&self) -> bool {
-        false
+        self.restore
     }
+
+    /// A vault for one request, charged against this VM's budget until dropped.
     pub fn new_vault(&self) -> Vault {
-        Vault
+        Vault::new(self.budget.clone())
     }
+
+    /// Bytes currently held by this VM's live vaults.
+    pub fn vault_bytes_in_use(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Scrubs every text of `req` a provider would see (see `walk.rs` for the list) in place.
     pub fn scrub_request(
         &self,
-        _req: &mut Request,
-        _vault: &mut Vault,
+        req: &mut Request,
+        vault: &mut Vault,
     ) -> Result<Detections, Blocked> {
-        Ok(Detections::default())
+        match &self.engine {
+            Some(engine) if self.enabled => walk::scrub_request(engine, req, vault),
+            _ => Ok(Detections::default()),
+        }
+    }
+
+    /// Where detectors fire in `text`, without changing it or touching a vault (audit, tests).
+    /// Same matching and allow list as scrubbing; `off` detectors are not reported.
+    pub fn detect(&self, text: &str) -> Vec<Span> {
+        match &self.engine {
+            Some(engine) if self.enabled => engine.spans(text),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Scrubs one text outside a request (e.g. for tests or other stages); same rules.
+    pub fn scrub_text(
+        &self,
+        text: &str,
+        vault: &mut Vault,
+    ) -> Result<(String, Detections), Blocked> {
+        match &self.engine {
+            Some(engine) if self.enabled => {
+                let mut st = scrub::State::new(engine, vault);
+                let out = engine.scrub_text(text, &mut st)?;
+                let det = st.finish();
+                Ok((out.unwrap_or_else(|| text.to_string()), det))
+            }
+            _ => Ok((text.to_string(), Detections::default())),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,630 @@
+//! Built-in detectors: regex alternatives for the one combined matcher, in priority order, each
+//! with a validator that runs only on its candidates (checksums, ranges, surrounding context).
+//!
+//! Patterns are ASCII-only and use `(?-u:\b)`: a Unicode `\b` makes the lazy DFA give up on
+//! non-ASCII text, and Unicode classes bloat compile time and wasm size for nothing here.
+//! Validators get the whole text and the candidate span and return the (possibly narrowed) span
+//! to act on, or `None` to drop the candidate. They only slice through `str::get`.
+
+/// Checks a candidate `text[start..end]`; returns the span to scrub, or `None`.
+pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
+
+/// How `mask` shows a value of this detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaskKind {
+    Email,
+    Card,
+    Phone,
+    Ssn,
+    Iban,
+    Ip,
+    /// Keep a short prefix (`AKIA****`), which names the key type but not the key.
+    Secret,
+    /// Nothing is worth keeping: same as redact.
+    Whole,
+    /// Custom detectors: keep the last quarter (at most 4 chars).
+    Generic,
+}
+
+pub(crate) struct Builtin {
+    pub name: &'static str,
+    pub mask: MaskKind,
+    /// One or more alternatives; each is its own group in the combined regex so its validator
+    /// knows which shape matched.
+    pub alts: &'static [(&'static str, Validator)],
+}
+
+/// In priority order: at one start position the first alternative that matches wins, so the
+/// more specific shapes come first.
+pub(crate) const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "private_key",
+        mask: MaskKind::Whole,
+        alts: &[(
+            // A complete PEM block, or a truncated one up to where base64 stops: a pasted half
+            // key is still a leak. `\\` covers keys pasted JSON-escaped (`\n` as two chars).
+            r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\t\r\n :,.()\\-]*?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\t\r\n\\]*)",
+            accept,
+        )],
+    },
+    Builtin {
+        name: "jwt",
+        mask: MaskKind::Secret,
+        alts: &[(
+            r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+            accept,
+        )],
+    },
+    Builtin {
+        name: "github_token",
+        mask: MaskKind::Secret,
+        alts: &[(
+            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36}[A-Za-z0-9]*|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?-u:\b)",
+            accept,
+        )],
+    },
+    Builtin {
+        name: "api_key",
+        mask: MaskKind::Secret,
+        // OpenAI (`sk-`, `sk-proj-`, `sk-svcacct-`, `sk-admin-`) and Anthropic (`sk-ant-api03-`)
+        // keys all share the `sk-` prefix and a long random tail.
+        alts: &[(r"(?-u:\b)sk-[A-Za-z0-9_-]{20}[A-Za-z0-9_-]*", api_key)],
+    },
+    Builtin {
+        name: "aws_access_key",
+        mask: MaskKind::Secret,
+        alts: &[(
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
+            accept,
+        )],
+    },
+    Builtin {
+        name: "email",
+        mask: MaskKind::Email,
+        alts: &[(
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)",
+            email,
+        )],
+    },
+    Builtin {
+        name: "iban",
+        mask: MaskKind::Iban,
+        alts: &[(
+            r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?-u:\b)",
+            iban,
+        )],
+    },
+    Builtin {
+        name: "credit_card",
+        mask: MaskKind::Card,
+        alts: &[(
+            // 4-4-4-4(-3) and friends, Amex/Diners 4-6-5/4-6-4, or 13-19 contiguous digits.
+            r"(?-u:\b)(?:[0-9]{4}(?:[ -][0-9]{4}){2}[ -][0-9]{1,4}(?:[ -][0-9]{1,3})?|[0-9]{4}[ -][0-9]{6}[ -][0-9]{4,5}|[0-9]{13,19})(?-u:\b)",
+            credit_card,
+        )],
+    },
+    Builtin {
+        name: "us_ssn",
+        mask: MaskKind::Ssn,
+        alts: &[(r"(?-u:\b)[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}(?-u:\b)", us_ssn)],
+    },
+    Builtin {
+        name: "phone",
+        mask: MaskKind::Phone,
+        alts: &[
+            // International: +44 20 7946 0958, +1 (415) 555-2671, +44 (0)20 ..., 0044 20 ...
+            (
+                r"(?:\+|(?-u:\b)00)[1-9][0-9]{0,2}(?:[ .-]?\(0\))?(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}(?-u:\b)",
+                phone_intl,
+            ),
+            // North American: (415) 555-2671, 415.555.2671, 1-800-555-0199.
+            (
+                r"(?:(?-u:\b)1[ .-])?(?:\([2-9][0-9]{2}\) ?|(?-u:\b)[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}(?-u:\b)",
+                phone_nanp,
+            ),
+            // National trunk-prefixed: 020 7946 0958, 06 12 34 56 78, 030/12345678.
+            (
+                r"(?-u:\b)0[1-9][0-9]{0,3}(?:[ ./-][0-9]{2,8}){1,4}(?-u:\b)",
+                phone_national,
+            ),
+        ],
+    },
+    Builtin {
+        name: "ipv6",
+        mask: MaskKind::Ip,
+        alts: &[(
+            r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{0,37}[0-9A-Fa-f]",
+            ipv6,
+        )],
+    },
+    Builtin {
+        name: "ipv4",
+        mask: MaskKind::Ip,
+        alts: &[(r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)", ipv4)],
+    },
+];
+
+pub(crate) fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+pub(crate) fn accept(_text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    Some((s, e))
+}
+
+fn prev_chars(text: &str, s: usize) -> (Option<char>, Option<char>) {
+    let mut it = text.get(..s).unwrap_or("").chars().rev();
+    (it.next(), it.next())
+}
+
+fn next_chars(text: &str, e: usize) -> (Option<char>, Option<char>) {
+    let mut it = text.get(e..).unwrap_or("").chars();
+    (it.next(), it.next())
+}
+
+fn is_alnum(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// The candidate is one piece of a longer token: `ORD-4155552671`, `v1.2.3.4.5`, `x/123-45-6789`.
+fn glued_left(text: &str, s: usize) -> bool {
+    let (p1, p2) = prev_chars(text, s);
+    match p1 {
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => true,
+        Some('.' | '-' | '/' | '_' | '#') => is_alnum(p2),
+        _ => false,
+    }
+}
+
+/// Like [`glued_left`], on the right: `2671-12`, `1.2.3.4.5`, `123-45-6789/2`.
+fn glued_right(text: &str, e: usize) -> bool {
+    let (n1, n2) = next_chars(text, e);
+    match n1 {
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => true,
+        Some('.' | '-' | '/' | ':' | '_') => is_alnum(n2),
+        // `1234,5678` continues a number; `4111...,Amex` is a list.
+        Some(',') => n2.is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
+    s.chars().filter_map(|c| c.to_digit(10))
+}
+
+/// Separators between digit groups, in order (parentheses excluded).
+fn separators(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().filter(|c| matches!(c, ' ' | '.' | '-' | '/'))
+}
+
+fn uniform_separators(s: &str) -> bool {
+    let mut seps = separators(s);
+    match seps.next() {
+        None => true,
+        Some(first) => seps.all(|c| c == first),
+    }
+}
+
+pub(crate) fn luhn(digits: &[u32]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let v = if i % 2 == 1 {
+            let x = d * 2;
+            if x > 9 {
+                x - 9
+            } else {
+                x
+            }
+        } else {
+            *d
+        };
+        sum = sum.wrapping_add(v);
+    }
+    sum % 10 == 0
+}
+
+fn credit_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    if !uniform_separators(cand) || glued_left(text, s) || glued_right(text, e) {
+        return None;
+    }
+    let ds: Vec<u32> = digits(cand).collect();
+    // Issuer ranges all start with 2-6; this drops millisecond timestamps and most ids.
+    let first = *ds.first()?;
+    if !(13..=19).contains(&ds.len()) || !(2..=6).contains(&first) || !luhn(&ds) {
+        return None;
+    }
+    // A run of one repeated digit passes Luhn for some lengths and is never a real card.
+    if ds.iter().all(|d| *d == first) {
+        return None;
+    }
+    Some((s, e))
+}
+
+fn us_ssn(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    if !uniform_separators(cand) || glued_left(text, s) || glued_right(text, e) {
+        return None;
+    }
+    let ds: Vec<u32> = digits(cand).collect();
+    let num = |r: std::ops::Range<usize>| {
+        ds.get(r)
+            .map(|v| v.iter().fold(0u32, |a, d| a * 10 + d))
+            .unwrap_or(0)
+    };
+    let (area, group, serial) = (num(0..3), num(3..5), num(5..9));
+    // SSA rules: area 000, 666 and 900-999 are never issued; group 00 and serial 0000 neither.
+    if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
+        return None;
+    }
+    Some((s, e))
+}
+
+/// ISO 13616 IBAN lengths per country (SWIFT IBAN registry).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HN", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+    ("YE", 30),
+];
+
+pub(crate) fn iban_mod97(compact: &[u8]) -> bool {
+    let (head, tail) = (compact.get(..4), compact.get(4..));
+    let (Some(head), Some(tail)) = (head, tail) else {
+        return false;
+    };
+    let mut rem = 0u32;
+    for &b in tail.iter().chain(head.iter()) {
+        rem = match b {
+            b'0'..=b'9' => (rem * 10 + u32::from(b - b'0')) % 97,
+            b'A'..=b'Z' => (rem * 100 + u32::from(b - b'A') + 10) % 97,
+            _ => return false,
+        };
+    }
+    rem == 1
+}
+
+fn iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    let country = cand.get(..2)?.to_ascii_uppercase();
+    let want = IBAN_LENGTHS.iter().find(|(c, _)| *c == country)?.1;
+    // The greedy pattern may run into a following word ("... 19 AND"): keep exactly the
+    // country's length and require that cut to fall at a token end.
+    let mut compact = Vec::with_capacity(want);
+    let mut end = s;
+    for (i, b) in cand.bytes().enumerate() {
+        if compact.len() == want {
+            break;
+        }
+        if b != b' ' {
+            compact.push(b.to_ascii_uppercase());
+        }
+        end = s + i + 1;
+    }
+    if compact.len() != want || glued_left(text, s) {
+        return None;
+    }
+    let (n1, _) = next_chars(text, end);
+    if is_alnum(n1) || !iban_mod97(&compact) {
+        return None;
+    }
+    Some((s, end))
+}
+
+fn email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    // Local parts do not start with punctuation; markdown and prose often glue some on.
+    let trim = cand.len() - cand.trim_start_matches(['.', '-', '+', '%']).len();
+    let s = s + trim;
+    let cand = text.get(s..e)?;
+    let (local, domain) = cand.split_once('@')?;
+    if local.is_empty() || local.len() > 64 || local.ends_with('.') || local.contains("..") {
+        return None;
+    }
+    let tld = domain.rsplit('.').next()?.to_ascii_lowercase();
+    // Retina assets (`icon@2x.png`) and similar file names look like addresses.
+    const FILE_EXTS: &[&str] = &[
+        "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tiff", "avif", "js", "css",
+    ];
+    if FILE_EXTS.contains(&tld.as_str()) {
+        return None;
+    }
+    Some((s, e))
+}
+
+fn api_key(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let body = text.get(s..e)?.get(3..)?;
+    // Random keys mix letters and digits; `sk-some-long-hyphenated-name` does not.
+    let has_digit = body.bytes().any(|b| b.is_ascii_digit());
+    let has_alpha = body.bytes().any(|b| b.is_ascii_alphabetic());
+    let longest_word = body.split(['-', '_']).map(str::len).max().unwrap_or(0);
+    if has_digit && has_alpha && longest_word >= 16 {
+        Some((s, e))
+    } else {
+        None
+    }
+}
+
+fn ipv4(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    for part in cand.split('.') {
+        let v: u32 = part.parse().ok()?;
+        if v > 255 || (part.len() > 1 && part.starts_with('0')) {
+            return None;
+        }
+    }
+    // Only a neighbouring dotted number makes this part of something longer (`1.2.3.4.5`);
+    // `/8` (CIDR), `:8080` (port) and `-10.0.0.9` (range) are how addresses are written.
+    let (p1, p2) = prev_chars(text, s);
+    let (n1, n2) = next_chars(text, e);
+    let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+    let letter = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic());
+    if (p1 == Some('.') && digit(p2))
+        || (n1 == Some('.') && digit(n2))
+        || (matches!(n1, Some('-' | '_')) && letter(n2))
+    {
+        return None;
+    }
+    if looks_like_version(text, s) {
+        return None;
+    }
+    Some((s, e))
+}
+
+/// `version 1.2.3.4`, `v1.2.3.4`, `pkg==1.2.3.4`, `AssemblyVersion("1.0.0.0")`.
+fn looks_like_version(text: &str, s: usize) -> bool {
+    let (p1, p2) = prev_chars(text, s);
+    // `==`, `>=`, `~=` are version pins; a lone `=` is an ordinary assignment.
+    let pinned = p1 == Some('=') && matches!(p2, Some('=' | '>' | '<' | '~' | '!'));
+    if pinned || matches!(p1, Some('v' | 'V' | '@' | '~' | '^')) {
+        return true;
+    }
+    let mut from = s.saturating_sub(24);
+    while !text.is_char_boundary(from) {
+        from = from.saturating_sub(1);
+    }
+    let before = text.get(from..s).unwrap_or("").to_ascii_lowercase();
+    const WORDS: &[&str] = &[
+        "version", "ver.", "release", "build", "firmware", "v.", "rev ", "revision",
+    ];
+    WORDS.iter().any(|w| before.contains(w))
+}
+
+fn ipv6(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    let (p1, _) = prev_chars(text, s);
+    if matches!(p1, Some(c) if c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '_')) {
+        return None;
+    }
+    let (n1, n2) = next_chars(text, e);
+    if is_alnum(n1) || n1 == Some('_') || (n1 == Some(':') && is_alnum(n2)) {
+        return None;
+    }
+    // Scoped names (`E::A`, `dead::beef`) parse as addresses; real ones almost always hold a
+    // digit.
+    if !cand.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    cand.parse::<std::net::Ipv6Addr>().ok()?;
+    Some((s, e))
+}
+
+fn phone_context_ok(text: &str, s: usize, e: usize) -> bool {
+    let (p1, p2) = prev_chars(text, s);
+    let left_ok = match p1 {
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' || c == '+' => false,
+        Some('.' | '-' | '/' | '#' | '=') => !is_alnum(p2),
+        _ => true,
+    };
+    // One more digit group after a space means a longer run (lottery draws, numeric tables)
+    // of which a phone-shaped prefix is only a coincidence.
+    let (n1, n2) = next_chars(text, e);
+    let continues = n1 == Some(' ') && n2.is_some_and(|c| c.is_ascii_digit());
+    left_ok && !continues && !glued_right(text, e) && !id_context(text, s)
+}
+
+/// A label just before the digits says they are a reference, not a phone number.
+fn id_context(text: &str, s: usize) -> bool {
+    let mut from = s.saturating_sub(20);
+    while !text.is_char_boundary(from) {
+        from = from.saturating_sub(1);
+    }
+    let before = text.get(from..s).unwrap_or("").to_ascii_lowercase();
+    // Only the last word or two count: "ref. ", "order #", "invoice no ".
+    let tail = before.trim_end_matches([' ', ':', '#', '.', '=']);
+    const WORDS: &[&str] = &[
+        // Not "no"/"nr": "phone no. 020 ..." is the commonest way to introduce a number.
+        "ref",
+        "reference",
+        "order",
+        "invoice",
+        "id",
+        "account",
+        "acct",
+        "ticket",
+        "case",
+        "tracking",
+        "serial",
+        "sku",
+        "batch",
+        "lot",
+        "seed",
+        "iban",
+    ];
+    WORDS.iter().any(|w| {
+        tail.ends_with(w)
+            && !tail
+                .get(..tail.len() - w.len())
+                .and_then(|p| p.chars().next_back())
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+fn phone_intl(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    let n = digits(cand).count();
+    let double_zero = cand.starts_with("00");
+    // E.164: at most 15 digits with the country code; "00" adds two.
+    let (min, max) = if double_zero { (10, 17) } else { (8, 15) };
+    if !(min..=max).contains(&n) || !phone_context_ok(text, s, e) {
+        return None;
+    }
+    // `0044...` without any grouping is as likely an id as a number.
+    if double_zero && separators(cand).count() < 2 {
+        return None;
+    }
+    // `+1 2 3 4 5 6 7 8`: real numbers are not split into single digits.
+    let singles = cand
+        .split([' ', '.', '-'])
+        .filter(|g| digits(g).count() == 1)
+        .count();
+    if singles > 2 {
+        return None;
+    }
+    Some((s, e))
+}
+
+fn phone_nanp(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    if !phone_context_ok(text, s, e) {
+        return None;
+    }
+    // `12.345.678.9012`-like dotted runs are versions or ids, and mixing dots with other
+    // separators never happens in a written number.
+    let seps: Vec<char> = separators(cand).collect();
+    if seps.contains(&'.') && !seps.iter().all(|c| *c == '.') {
+        return None;
+    }
+    Some((s, e))
+}
+
+fn phone_national(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    let n = digits(cand).count();
+    if !(9..=12).contains(&n) || !uniform_separators(cand) || !phone_context_ok(text, s, e) {
+        return None;
+    }
+    // Dotted forms are numbers only in the French/Belgian pair style (06.12.34.56.78); other
+    // dotted digit runs are dates and versions.
+    if cand.contains('.') && cand.split('.').any(|g| g.len() != 2) {
+        return None;
+    }
+    Some((s, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_and_mod97() {
+        let d = |s: &str| digits(s).collect::<Vec<_>>();
+        assert!(luhn(&d("4111111111111111")));
+        assert!(!luhn(&d("4111111111111112")));
+        assert!(iban_mod97(b"GB29NWBK60161331926819"));
+        assert!(!iban_mod97(b"GB28NWBK60161331926819"));
+        assert!(!iban_mod97(b"GB2"));
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert!(us_ssn("123-45-6789", 0, 11).is_some());
+        assert!(us_ssn("666-45-6789", 0, 11).is_none());
+        assert!(us_ssn("923-45-6789", 0, 11).is_none());
+        assert!(us_ssn("123-00-6789", 0, 11).is_none());
+        assert!(us_ssn("123-45-0000", 0, 11).is_none());
+        assert!(us_ssn("123-45 6789", 0, 11).is_none());
+    }
+
+    #[test]
+    fn every_builtin_has_a_unique_name() {
+        for (i, b) in BUILTINS.iter().enumerate() {
+            assert!(BUILTINS.iter().skip(i + 1).all(|o| o.name != b.name));
+        }
+    }
+}

@@ -1,0 +1,597 @@
+//! The one-pass matcher: every active detector (custom first, then built-ins in priority order)
+//! is one named group of a single regex compiled once; a request walks each text once with it.
+//!
+//! Overlaps are resolved by the regex itself: the earliest start wins, and at one start the
+//! alternative listed first. A candidate its validator rejects is skipped as a whole (the scan
+//! resumes at its end), so a failed card number never yields a "phone" from its middle; the
+//! price is that a lower-priority detector matching at exactly the same start is not retried.
+//! Replacements are built from ASCII labels, digits and `*`, plus (for `mask`) a kept part of
+//! the value; JSON texts are scrubbed through their parsed values (`walk.rs`), never raw.
+
+use regex::{CaptureLocations, Regex, RegexBuilder};
+use sha2::{Digest, Sha256};
+
+use super::detectors::{self, MaskKind, Validator};
+use super::vault::Vault;
+use super::{Action, Blocked, Detections, PiiConfig};
+use crate::config::ConfigError;
+
+/// Compile-time ceilings: generous for the built-ins plus a few dozen custom patterns, small
+/// enough that a pathological custom pattern fails at config time instead of eating the VM.
+const REGEX_SIZE_LIMIT: usize = 8 * 1024 * 1024;
+const DFA_SIZE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Where a detector fired: byte offsets into the scanned text (never the value itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub detector: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+pub(crate) struct Detector {
+    pub name: String,
+    /// Upper-case name, used in `[EMAIL]`, `<EMAIL_1>`, `[EMAIL:..]`.
+    pub label: String,
+    pub action: Action,
+    pub mask: MaskKind,
+}
+
+struct Alt {
+    /// Capture-group index in the combined regex.
+    group: usize,
+    detector: usize,
+    validate: Validator,
+}
+
+/// Values never scrubbed.
+struct Allow {
+    /// ASCII-lowercased exact values.
+    exact: Vec<String>,
+    /// All `re:` entries as one whole-value regex.
+    re: Option<Regex>,
+}
+
+impl Allow {
+    fn permits(&self, value: &str) -> bool {
+        (!self.exact.is_empty() && self.exact.contains(&value.to_ascii_lowercase()))
+            || self.re.as_ref().is_some_and(|re| re.is_match(value))
+    }
+}
+
+pub(crate) struct Engine {
+    re: Option<Regex>,
+    alts: Vec<Alt>,
+    detectors: Vec<Detector>,
+    allow: Allow,
+    hmac_key: Option<Vec<u8>>,
+}
+
+fn field_err(field: impl Into<String>, msg: impl Into<String>) -> ConfigError {
+    ConfigError::new(field, msg)
+}
+
+fn parse_action(field: &str, s: &str) -> Result<Action, ConfigError> {
+    Action::parse(s).ok_or_else(|| {
+        field_err(
+            field,
+            format!(
+                "unknown action `{s}` (expected redact, mask, block, hash, placeholder or off)"
+            ),
+        )
+    })
+}
+
+fn valid_custom_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= 32
+        && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl Engine {
+    pub(crate) fn compile(cfg: &PiiConfig) -> Result<Engine, ConfigError> {
+        let default = parse_action("pii.default_action", &cfg.default_action)?;
+        for (name, action) in &cfg.detectors {
+            let field = format!("pii.detectors.{name}");
+            if detectors::builtin(name).is_none() {
+                return Err(field_err(field, "unknown detector"));
+            }
+            parse_action(&field, action)?;
+        }
+
+        let mut dets: Vec<Detector> = Vec::new();
+        // (pattern, detector index, validator), in priority order.
+        let mut parts: Vec<(String, usize, Validator)> = Vec::new();
+        // The field that asked for `hash`, to name it if there is no secret.
+        let mut hash_field: Option<String> = None;
+
+        for (i, c) in cfg.custom.iter().enumerate() {
+            let field = format!("pii.custom[{i}]");
+            if !valid_custom_name(&c.name) {
+                return Err(field_err(
+                    format!("{field}.name"),
+                    "must be lowercase [a-z][a-z0-9_]*, at most 32 bytes",
+                ));
+            }
+            if detectors::builtin(&c.name).is_some() || dets.iter().any(|d| d.name == c.name) {
+                return Err(field_err(
+                    format!("{field}.name"),
+                    "duplicate detector name",
+                ));
+            }
+            let action = parse_action(&format!("{field}.action"), &c.action)?;
+            let re = build(&c.regex).map_err(|e| field_err(format!("{field}.regex"), e))?;
+            if re.is_match("") {
+                return Err(field_err(
+                    format!("{field}.regex"),
+                    "must not match the empty string",
+                ));
+            }
+            if action == Action::Hash && hash_field.is_none() {
+                hash_field = Some(format!("{field}.action"));
+            }
+            if action != Action::Off {
+                parts.push((c.regex.clone(), dets.len(), detectors::accept));
+            }
+            dets.push(Detector {
+                name: c.name.clone(),
+                label: c.name.to_ascii_uppercase(),
+                action,
+                mask: MaskKind::Generic,
+            });
+        }
+
+        for b in detectors::BUILTINS {
+            let (action, field) = match cfg.detectors.get(b.name) {
+                Some(a) => (
+                    parse_action(&format!("pii.detectors.{}", b.name), a)?,
+                    format!("pii.detectors.{}", b.name),
+                ),
+                None => (default, "pii.default_action".to_string()),
+            };
+            if action == Action::Hash && hash_field.is_none() {
+                hash_field = Some(field);
+            }
+            if action != Action::Off {
+                for (pat, v) in b.alts {
+                    parts.push(((*pat).to_string(), dets.len(), *v));
+                }
+            }
+            dets.push(Detector {
+                name: b.name.to_string(),
+                label: b.name.to_ascii_uppercase(),
+                action,
+                mask: b.mask,
+            });
+        }
+
+        let allow = compile_allow(&cfg.allow)?;
+        let hmac_key = hmac_key(cfg, hash_field.as_deref())?;
+
+        let (re, alts) = if parts.is_empty() || !cfg.enabled {
+            (None, Vec::new())
+        } else {
+            let pattern = parts
+                .iter()
+                .enumerate()
+                .map(|(i, (p, _, _))| format!("(?P<weir_pii_{i}>{p})"))
+                .collect::<Vec<_>>()
+                .join("|");
+            let re = build(&pattern).map_err(|e| field_err("pii", e))?;
+            let mut alts = Vec::with_capacity(parts.len());
+            for (group, name) in re.capture_names().enumerate() {
+                let Some(idx) = name
+                    .and_then(|n| n.strip_prefix("weir_pii_"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                if let Some((_, detector, validate)) = parts.get(idx) {
+                    alts.push(Alt {
+                        group,
+                        detector: *detector,
+                        validate: *validate,
+                    });
+                }
+            }
+            (Some(re), alts)
+        };
+
+        Ok(Engine {
+            re,
+            alts,
+            detectors: dets,
+            allow,
+            hmac_key,
+        })
+    }
+
+    pub(crate) fn has_placeholders(&self) -> bool {
+        self.detectors
+            .iter()
+            .any(|d| d.action == Action::Placeholder)
+    }
+
+    /// Scrubs one text; `Ok(None)` when nothing changed (the common case allocates nothing).
+    pub(crate) fn scrub_text(
+        &self,
+        text: &str,
+        st: &mut State<'_>,
+    ) -> Result<Option<String>, Blocked> {
+        let Some(re) = &self.re else {
+            return Ok(None);
+        };
+        let mut locs = st.locs.take().unwrap_or_else(|| re.capture_locations());
+        let result = self.scan(re, &mut locs, text, st);
+        st.locs = Some(locs);
+        result
+    }
+
+    fn scan(
+        &self,
+        re: &Regex,
+        locs: &mut CaptureLocations,
+        text: &str,
+        st: &mut State<'_>,
+    ) -> Result<Option<String>, Blocked> {
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        self.for_each_hit(re, locs, text, |idx, s, e| {
+            let (Some(det), Some(value)) = (self.detectors.get(idx), text.get(s..e)) else {
+                return Ok(());
+            };
+            let replacement = self.replace(idx, det, value, st)?;
+            let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            buf.push_str(text.get(copied..s).unwrap_or(""));
+            buf.push_str(&replacement);
+            copied = e;
+            Ok(())
+        })?;
+        Ok(out.map(|mut buf| {
+            buf.push_str(text.get(copied..).unwrap_or(""));
+            buf
+        }))
+    }
+
+    /// Validated, non-allow-listed hits in `text`, in order and non-overlapping.
+    pub(crate) fn spans(&self, text: &str) -> Vec<Span> {
+        let mut spans = Vec::new();
+        if let Some(re) = &self.re {
+            let mut locs = re.capture_locations();
+            let _ = self.for_each_hit(re, &mut locs, text, |idx, start, end| {
+                if let Some(det) = self.detectors.get(idx) {
+                    spans.push(Span {
+                        detector: det.name.clone(),
+                        start,
+                        end,
+                    });
+                }
+                Ok(())
+            });
+        }
+        spans
+    }
+
+    /// The single pass: calls `hit(detector index, start, end)` for each accepted candidate.
+    fn for_each_hit(
+        &self,
+        re: &Regex,
+        locs: &mut CaptureLocations,
+        text: &str,
+        mut hit: impl FnMut(usize, usize, usize) -> Result<(), Blocked>,
+    ) -> Result<(), Blocked> {
+        let mut done = 0;
+        let mut pos = 0;
+        while pos <= text.len() {
+            let Some(m) = re.captures_read_at(locs, text, pos) else {
+                break;
+            };
+            let (ms, me) = (m.start(), m.end());
+            if me <= ms {
+                pos = next_boundary(text, me);
+                continue;
+            }
+            pos = me;
+            let Some(alt) = self.alts.iter().find(|a| locs.get(a.group).is_some()) else {
+                continue;
+            };
+            let Some((s, e)) = (alt.validate)(text, ms, me) else {
+                continue;
+            };
+            let Some(value) = text.get(s..e) else {
+                continue;
+            };
+            // A validator may narrow the span (the rest is scanned again); never move back.
+            if e > ms {
+                pos = e;
+            }
+            if value.is_empty() || s < done || self.allow.permits(value) {
+                continue;
+            }
+            hit(alt.detector, s, e)?;
+            done = e;
+        }
+        Ok(())
+    }
+
+    fn replace(
+        &self,
+        idx: usize,
+        det: &Detector,
+        value: &str,
+        st: &mut State<'_>,
+    ) -> Result<String, Blocked> {
+        if let Some(c) = st.counts.get_mut(idx) {
+            *c = c.saturating_add(1);
+        }
+        Ok(match det.action {
+            Action::Block => {
+                return Err(Blocked {
+                    detector: det.name.clone(),
+                })
+            }
+            Action::Redact | Action::Off => redact(det),
+            Action::Mask => mask(det, value),
+            Action::Hash => match &self.hmac_key {
+                Some(key) => {
+                    let mac = hmac_sha256(key, value.as_bytes());
+                    let mut hex = String::with_capacity(8);
+                    for b in mac.iter().take(4) {
+                        hex.push_str(&format!("{b:02x}"));
+                    }
+                    format!("[{}:{hex}]", det.label)
+                }
+                // Unreachable by construction (compile requires a key); fail closed.
+                None => redact(det),
+            },
+            Action::Placeholder => match st.vault.placeholder(&det.label, value) {
+                Some(p) => p,
+                None => {
+                    st.fallback = st.fallback.saturating_add(1);
+                    redact(det)
+                }
+            },
+        })
+    }
+}
+
+fn build(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::Syntax(s) => format!("invalid regex: {s}"),
+            regex::Error::CompiledTooBig(n) => format!("regex too large (limit {n} bytes)"),
+            other => format!("invalid regex: {other}"),
+        })
+}
+
+fn compile_allow(entries: &[String]) -> Result<Allow, ConfigError> {
+    let mut exact = Vec::new();
+    let mut pats = Vec::new();
+    for (i, a) in entries.iter().enumerate() {
+        match a.strip_prefix("re:") {
+            Some(p) => {
+                build(p).map_err(|e| field_err(format!("pii.allow[{i}]"), e))?;
+                pats.push(format!("(?:{p})"));
+            }
+            None => exact.push(a.to_ascii_lowercase()),
+        }
+    }
+    let re = if pats.is_empty() {
+        None
+    } else {
+        let joined = format!("^(?:{})$", pats.join("|"));
+        Some(build(&joined).map_err(|e| field_err("pii.allow", e))?)
+    };
+    Ok(Allow { exact, re })
+}
+
+fn hmac_key(cfg: &PiiConfig, hash_field: Option<&str>) -> Result<Option<Vec<u8>>, ConfigError> {
+    let key = match (&cfg.hmac_secret, &cfg.hmac_secret_env) {
+        (Some(_), Some(_)) => {
+            return Err(field_err(
+                "pii.hmac_secret",
+                "set either hmac_secret or hmac_secret_env, not both",
+            ))
+        }
+        (Some(s), None) => {
+            if s.is_empty() {
+                return Err(field_err("pii.hmac_secret", "must not be empty"));
+            }
+            Some(s.as_bytes().to_vec())
+        }
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v.into_bytes()),
+            _ => {
+                return Err(field_err(
+                    "pii.hmac_secret_env",
+                    format!("environment variable `{var}` is not set or empty"),
+                ))
+            }
+        },
+        (None, None) => None,
+    };
+    if key.is_none() {
+        if let Some(field) = hash_field {
+            return Err(field_err(
+                field,
+                "the hash action needs pii.hmac_secret or pii.hmac_secret_env",
+            ));
+        }
+    }
+    Ok(key)
+}
+
+/// Per-request scrubbing state: the vault, counts per detector, and reusable match slots.
+pub(crate) struct State<'v> {
+    vault: &'v mut Vault,
+    counts: Vec<u32>,
+    fallback: u32,
+    names: Vec<String>,
+    locs: Option<CaptureLocations>,
+}
+
+impl<'v> State<'v> {
+    pub(crate) fn new(engine: &Engine, vault: &'v mut Vault) -> Self {
+        State {
+            vault,
+            counts: vec![0; engine.detectors.len()],
+            fallback: 0,
+            names: engine.detectors.iter().map(|d| d.name.clone()).collect(),
+            locs: None,
+        }
+    }
+
+    pub(crate) fn finish(self) -> Detections {
+        let mut counts: Vec<(String, u32)> = self
+            .names
+            .into_iter()
+            .zip(self.counts)
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        counts.sort();
+        Detections {
+            counts,
+            fallback_redactions: self.fallback,
+        }
+    }
+}
+
+fn next_boundary(text: &str, at: usize) -> usize {
+    let mut i = at.saturating_add(1);
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+fn redact(det: &Detector) -> String {
+    format!("[{}]", det.label)
+}
+
+/// Partial display per kind. Every kind hides at least all but the last 4 significant chars.
+fn mask(det: &Detector, value: &str) -> String {
+    match det.mask {
+        MaskKind::Email => match value.split_once('@') {
+            Some((local, domain)) => {
+                let first: String = local.chars().take(1).collect();
+                format!("{first}***@{domain}")
+            }
+            None => redact(det),
+        },
+        MaskKind::Card => {
+            let ds: Vec<char> = value.chars().filter(char::is_ascii_digit).collect();
+            let keep = ds.len().saturating_sub(4);
+            ds.iter()
+                .enumerate()
+                .map(|(i, c)| if i < keep { '*' } else { *c })
+                .collect()
+        }
+        MaskKind::Phone => mask_digits_keep_last(value, 2),
+        MaskKind::Ssn => mask_digits_keep_last(value, 4),
+        MaskKind::Iban => {
+            let compact: Vec<char> = value.chars().filter(|c| *c != ' ').collect();
+            let n = compact.len();
+            compact
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if i < 2 || i + 4 >= n { *c } else { '*' })
+                .collect()
+        }
+        MaskKind::Ip => {
+            let sep = if value.contains(':') { ':' } else { '.' };
+            match value.split(sep).find(|g| !g.is_empty()) {
+                Some(first) if value.starts_with(first) => format!("{first}{sep}*"),
+                _ => format!("{sep}{sep}*"),
+            }
+        }
+        MaskKind::Secret => {
+            let keep = (value.chars().count() / 4).min(4);
+            let head: String = value.chars().take(keep).collect();
+            format!("{head}****")
+        }
+        MaskKind::Whole => redact(det),
+        MaskKind::Generic => {
+            let n = value.chars().count();
+            let keep = (n / 4).min(4);
+            value
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if i + keep < n { '*' } else { c })
+                .collect()
+        }
+    }
+}
+
+fn mask_digits_keep_last(value: &str, keep: usize) -> String {
+    let total = value.chars().filter(char::is_ascii_digit).count();
+    let hide = total.saturating_sub(keep);
+    let mut seen = 0;
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                seen += 1;
+                if seen <= hide {
+                    return '*';
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// RFC 2104 HMAC over SHA-256, from `sha2` alone (no other crate is available).
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        let d = Sha256::digest(key);
+        for (dst, src) in k.iter_mut().zip(d.iter()) {
+            *dst = *src;
+        }
+    } else {
+        for (dst, src) in k.iter_mut().zip(key.iter()) {
+            *dst = *src;
+        }
+    }
+    let mut ipad = [0u8; BLOCK];
+    let mut opad = [0u8; BLOCK];
+    for ((i, o), kb) in ipad.iter_mut().zip(opad.iter_mut()).zip(k.iter()) {
+        *i = kb ^ 0x36;
+        *o = kb ^ 0x5c;
+    }
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize();
+    outer.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn digit_masks_keep_the_tail_only() {
+        assert_eq!(mask_digits_keep_last("123-45-6789", 4), "***-**-6789");
+        assert_eq!(mask_digits_keep_last("+1 415", 2), "+* *15");
+    }
+}

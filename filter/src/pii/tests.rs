@@ -1,0 +1,714 @@
+//! Behaviour tests for the public PII API: config errors, actions, field coverage, the vault
+//! budget, whole and streamed restore, and robustness on arbitrary Unicode.
+
+use super::*;
+use crate::ir::{
+    ChatRequest, ChatResponse, Choice, EmbeddingsRequest, FinishReason, Media, Message, Part,
+    Response, Role, StreamEvent, ToolCall, Usage,
+};
+
+fn cfg(json: &str) -> PiiConfig {
+    serde_json::from_str(json).unwrap()
+}
+
+fn scrubber(json: &str) -> Scrubber {
+    Scrubber::compile(&cfg(json)).unwrap()
+}
+
+fn chat(texts: &[&str]) -> Request {
+    Request::Chat(ChatRequest {
+        model: "m".into(),
+        messages: texts
+            .iter()
+            .map(|t| Message::text(Role::User, *t))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+fn texts(req: &Request) -> Vec<String> {
+    match req {
+        Request::Chat(c) => c.messages.iter().map(|m| m.joined_text()).collect(),
+        Request::Embeddings(e) => e.input.clone(),
+    }
+}
+
+fn scrub1(s: &Scrubber, text: &str) -> String {
+    let mut v = s.new_vault();
+    s.scrub_text(text, &mut v).unwrap().0
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let err = |json: &str| Scrubber::compile(&cfg(json)).unwrap_err().field;
+    assert_eq!(
+        err(r#"{"enabled":true,"detectors":{"emial":"redact"}}"#),
+        "pii.detectors.emial"
+    );
+    assert_eq!(
+        err(r#"{"enabled":true,"detectors":{"email":"scramble"}}"#),
+        "pii.detectors.email"
+    );
+    assert_eq!(
+        err(r#"{"enabled":true,"default_action":"nope"}"#),
+        "pii.default_action"
+    );
+    assert_eq!(
+        err(
+            r#"{"custom":[{"name":"a","regex":"x","action":"redact"},{"name":"b","regex":"(","action":"redact"}]}"#
+        ),
+        "pii.custom[1].regex"
+    );
+    assert_eq!(
+        err(r#"{"custom":[{"name":"b","regex":"x*","action":"redact"}]}"#),
+        "pii.custom[0].regex"
+    );
+    assert_eq!(
+        err(r#"{"custom":[{"name":"Bad Name","regex":"x","action":"redact"}]}"#),
+        "pii.custom[0].name"
+    );
+    assert_eq!(
+        err(r#"{"custom":[{"name":"email","regex":"x","action":"redact"}]}"#),
+        "pii.custom[0].name"
+    );
+    assert_eq!(
+        err(r#"{"custom":[{"name":"x","regex":"x","action":"zap"}]}"#),
+        "pii.custom[0].action"
+    );
+    assert_eq!(err(r#"{"allow":["ok","re:("]}"#), "pii.allow[1]");
+    assert_eq!(
+        err(r#"{"enabled":true,"detectors":{"email":"hash"}}"#),
+        "pii.detectors.email"
+    );
+    assert_eq!(
+        err(r#"{"enabled":true,"default_action":"hash"}"#),
+        "pii.default_action"
+    );
+    assert_eq!(
+        err(r#"{"hmac_secret_env":"WEIR_PII_TEST_SURELY_UNSET_VAR"}"#),
+        "pii.hmac_secret_env"
+    );
+    assert!(serde_json::from_str::<PiiConfig>(r#"{"enabled":true,"bogus":1}"#).is_err());
+}
+
+#[test]
+fn disabled_scrubber_touches_nothing() {
+    let s = Scrubber::compile(&PiiConfig::default()).unwrap();
+    assert!(!s.enabled());
+    assert!(!s.restores());
+    let mut req = chat(&["mail me at john@example.com"]);
+    let mut v = s.new_vault();
+    assert_eq!(
+        s.scrub_request(&mut req, &mut v).unwrap(),
+        Detections::default()
+    );
+    assert_eq!(texts(&req), ["mail me at john@example.com"]);
+}
+
+#[test]
+fn each_action() {
+    let s = scrubber(
+        r#"{"enabled":true,"default_action":"off","hmac_secret":"k",
+            "detectors":{"email":"redact","credit_card":"mask","us_ssn":"hash","phone":"mask",
+                         "iban":"mask","aws_access_key":"mask"}}"#,
+    );
+    assert_eq!(scrub1(&s, "mail john@example.com now"), "mail [EMAIL] now");
+    assert_eq!(
+        scrub1(&s, "card 4111 1111 1111 1111."),
+        "card ************1111."
+    );
+    let h = scrub1(&s, "ssn 123-45-6789");
+    assert!(
+        h.starts_with("ssn [US_SSN:") && h.ends_with(']') && h.len() == 4 + 17,
+        "{h}"
+    );
+    assert_eq!(scrub1(&s, "ssn 123-45-6789"), h, "hash is deterministic");
+    assert_eq!(scrub1(&s, "call +1 415 555 2671"), "call +* *** *** **71");
+    assert_eq!(
+        scrub1(&s, "IBAN GB29 NWBK 6016 1331 9268 19"),
+        "IBAN GB****************6819"
+    );
+    assert_eq!(scrub1(&s, "key AKIAIOSFODNN7EXAMPLE"), "key AKIA****");
+    // Off: ipv4 untouched.
+    assert_eq!(scrub1(&s, "host 10.0.0.1"), "host 10.0.0.1");
+
+    let m = scrubber(r#"{"enabled":true,"default_action":"mask"}"#);
+    assert_eq!(scrub1(&m, "john.doe@example.com"), "j***@example.com");
+}
+
+#[test]
+fn block_names_the_detector() {
+    let s = scrubber(r#"{"enabled":true,"detectors":{"private_key":"block"}}"#);
+    let mut req = chat(&[
+        "hi john@example.com",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+    ]);
+    let mut v = s.new_vault();
+    assert_eq!(
+        s.scrub_request(&mut req, &mut v),
+        Err(Blocked {
+            detector: "private_key".into()
+        })
+    );
+}
+
+#[test]
+fn placeholders_are_stable_within_a_request_and_restored() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    assert!(s.restores());
+    let mut req = chat(&[
+        "I am john@example.com, call +44 20 7946 0958",
+        "again: john@example.com and jane@example.org",
+    ]);
+    let mut v = s.new_vault();
+    let det = s.scrub_request(&mut req, &mut v).unwrap();
+    assert_eq!(
+        texts(&req),
+        [
+            "I am <EMAIL_1>, call <PHONE_1>",
+            "again: <EMAIL_1> and <EMAIL_2>"
+        ]
+    );
+    assert_eq!(
+        det.counts,
+        vec![("email".to_string(), 3), ("phone".to_string(), 1)]
+    );
+    assert!(!v.is_empty());
+    assert!(s.vault_bytes_in_use() > 0);
+
+    let mut resp = Response::Chat(ChatResponse {
+        id: "r".into(),
+        model: "m".into(),
+        created: 0,
+        choices: vec![Choice {
+            index: 0,
+            message: Message {
+                role: Role::Assistant,
+                content: vec![Part::Text {
+                    text: "Hello <EMAIL_1>! <EMAIL_7> stays.".into(),
+                }],
+                tool_calls: vec![ToolCall {
+                    id: "c".into(),
+                    name: "send".into(),
+                    arguments: r#"{"to":"<EMAIL_2>","phone":"<PHONE_1>"}"#.into(),
+                }],
+                tool_call_id: None,
+                name: None,
+                is_error: false,
+            },
+            finish_reason: FinishReason::Stop,
+        }],
+        usage: None,
+    });
+    v.restore_response(&mut resp);
+    let Response::Chat(c) = &resp else {
+        unreachable!()
+    };
+    assert_eq!(
+        c.choices[0].message.joined_text(),
+        "Hello john@example.com! <EMAIL_7> stays."
+    );
+    assert_eq!(
+        c.choices[0].message.tool_calls[0].arguments,
+        r#"{"to":"jane@example.org","phone":"+44 20 7946 0958"}"#
+    );
+    drop(v);
+    assert_eq!(s.vault_bytes_in_use(), 0);
+}
+
+#[test]
+fn scope_covers_every_provider_visible_text_and_nothing_else() {
+    let s = scrubber(r#"{"enabled":true}"#);
+    let mut req = Request::Chat(ChatRequest {
+        model: "john@example.com".into(),
+        messages: vec![
+            Message::text(Role::System, "owner: a@b.co"),
+            Message::text(Role::Developer, "dev: a@b.co"),
+            Message {
+                role: Role::User,
+                content: vec![
+                    Part::Text {
+                        text: "see a@b.co".into(),
+                    },
+                    Part::Image {
+                        source: Media::Url {
+                            url: "https://x/a@b.co.png".into(),
+                        },
+                    },
+                    Part::Document {
+                        source: Media::Base64 {
+                            media_type: "application/pdf".into(),
+                            data: "a@b.co".into(),
+                        },
+                        title: Some("CV of a@b.co".into()),
+                    },
+                ],
+                tool_calls: vec![],
+                tool_call_id: None,
+                name: None,
+                is_error: false,
+            },
+            Message {
+                role: Role::Assistant,
+                content: vec![],
+                tool_calls: vec![ToolCall {
+                    id: "call_a@b.co".into(),
+                    name: "lookup".into(),
+                    arguments: r#"{"email": "a@b.co", "n": 4111111111111111, "nested": ["x", {"k": "say \"hi\" to a@b.co"}]}"#.into(),
+                }],
+                tool_call_id: None,
+                name: None,
+                is_error: false,
+            },
+            Message {
+                role: Role::Tool,
+                content: vec![Part::Text {
+                    text: "found a@b.co".into(),
+                }],
+                tool_calls: vec![],
+                tool_call_id: Some("call_a@b.co".into()),
+                name: None,
+                is_error: false,
+            },
+        ],
+        ..Default::default()
+    });
+    let mut v = s.new_vault();
+    let det = s.scrub_request(&mut req, &mut v).unwrap();
+    let Request::Chat(c) = &req else {
+        unreachable!()
+    };
+    assert_eq!(c.model, "john@example.com");
+    assert_eq!(c.messages[0].joined_text(), "owner: [EMAIL]");
+    assert_eq!(c.messages[1].joined_text(), "dev: [EMAIL]");
+    assert_eq!(c.messages[2].joined_text(), "see [EMAIL]");
+    let Part::Image { source } = &c.messages[2].content[1] else {
+        unreachable!()
+    };
+    assert_eq!(source.to_url(), "https://x/a@b.co.png");
+    let Part::Document { source, title } = &c.messages[2].content[2] else {
+        unreachable!()
+    };
+    assert_eq!(title.as_deref(), Some("CV of [EMAIL]"));
+    assert_eq!(source.to_url(), "data:application/pdf;base64,a@b.co");
+    let args: serde_json::Value =
+        serde_json::from_str(&c.messages[3].tool_calls[0].arguments).unwrap();
+    assert_eq!(
+        args,
+        serde_json::json!({"email": "[EMAIL]", "n": "[CREDIT_CARD]", "nested": ["x", {"k": "say \"hi\" to [EMAIL]"}]})
+    );
+    assert_eq!(c.messages[3].tool_calls[0].id, "call_a@b.co");
+    assert_eq!(c.messages[4].joined_text(), "found [EMAIL]");
+    assert_eq!(c.messages[4].tool_call_id.as_deref(), Some("call_a@b.co"));
+    assert_eq!(
+        det.counts,
+        vec![("credit_card".to_string(), 1), ("email".to_string(), 7)]
+    );
+
+    let mut emb = Request::Embeddings(EmbeddingsRequest {
+        model: "e".into(),
+        input: vec!["x a@b.co".into(), "plain".into()],
+        ..Default::default()
+    });
+    s.scrub_request(&mut emb, &mut v).unwrap();
+    assert_eq!(texts(&emb), ["x [EMAIL]", "plain"]);
+}
+
+#[test]
+fn unparseable_arguments_are_scrubbed_as_text() {
+    let s = scrubber(r#"{"enabled":true}"#);
+    let mut req = Request::Chat(ChatRequest {
+        model: "m".into(),
+        messages: vec![Message {
+            role: Role::Assistant,
+            content: vec![],
+            tool_calls: vec![ToolCall {
+                id: "1".into(),
+                name: "f".into(),
+                arguments: r#"{"to": "a@b.co""#.into(),
+            }],
+            tool_call_id: None,
+            name: None,
+            is_error: false,
+        }],
+        ..Default::default()
+    });
+    let mut v = s.new_vault();
+    s.scrub_request(&mut req, &mut v).unwrap();
+    let Request::Chat(c) = &req else {
+        unreachable!()
+    };
+    assert_eq!(c.messages[0].tool_calls[0].arguments, r#"{"to": "[EMAIL]""#);
+}
+
+#[test]
+fn allow_list_and_custom_detectors() {
+    let s = scrubber(
+        r#"{"enabled":true,
+            "allow":["Support@Example.com","re:.*@example\\.org"],
+            "custom":[{"name":"employee_id","regex":"(?-u:\\b)EMP-[0-9]{6}(?-u:\\b)","action":"placeholder"}]}"#,
+    );
+    assert_eq!(
+        scrub1(
+            &s,
+            "write support@example.com or bob@example.org or bob@example.net"
+        ),
+        "write support@example.com or bob@example.org or [EMAIL]"
+    );
+    assert_eq!(
+        scrub1(&s, "EMP-123456 and EMP-123456 and EMP-654321"),
+        "<EMPLOYEE_ID_1> and <EMPLOYEE_ID_1> and <EMPLOYEE_ID_2>"
+    );
+}
+
+#[test]
+fn vault_budget_falls_back_to_redact_and_is_released() {
+    // Room for about two entries across all live vaults of this VM.
+    let s = scrubber(
+        r#"{"enabled":true,"default_action":"placeholder","restore":true,"vault_max_bytes":320}"#,
+    );
+    let mut v1 = s.new_vault();
+    let (out1, d1) = s.scrub_text("a@x.com b@x.com", &mut v1).unwrap();
+    assert_eq!(out1, "<EMAIL_1> <EMAIL_2>");
+    assert_eq!(d1.fallback_redactions, 0);
+    let mut v2 = s.new_vault();
+    let (out2, d2) = s.scrub_text("c@x.com", &mut v2).unwrap();
+    // The value still never leaves in clear.
+    assert_eq!(out2, "[EMAIL]");
+    assert_eq!(d2.counts, vec![("email".to_string(), 1)]);
+    assert_eq!(d2.fallback_redactions, 1);
+    assert!(v2.is_empty());
+    drop(v1);
+    let (out3, _) = s.scrub_text("c@x.com", &mut v2).unwrap();
+    assert_eq!(out3, "<EMAIL_1>");
+    drop(v2);
+    assert_eq!(s.vault_bytes_in_use(), 0);
+}
+
+#[test]
+fn debug_never_shows_values_or_secrets() {
+    let c = cfg(
+        r#"{"enabled":true,"hmac_secret":"topsecret","allow":["boss@corp.com"],"default_action":"placeholder"}"#,
+    );
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("topsecret") && !dbg.contains("boss@corp.com"),
+        "{dbg}"
+    );
+    let s = Scrubber::compile(&c).unwrap();
+    assert!(!format!("{s:?}").contains("topsecret"));
+    let mut v = s.new_vault();
+    s.scrub_text("john@example.com", &mut v).unwrap();
+    assert!(!format!("{v:?}").contains("john"));
+}
+
+fn restore_vault() -> (Scrubber, Vault) {
+    // The custom detector yields a value with quotes, to check JSON escaping on restore.
+    let s = scrubber(
+        r#"{"enabled":true,"default_action":"placeholder","restore":true,
+            "custom":[{"name":"nick","regex":"Q\"[a-z]+\"","action":"placeholder"}]}"#,
+    );
+    let mut v = s.new_vault();
+    let (out, _) = s
+        .scrub_text("john@example.com, Q\"q\"; +1 415 555 2671", &mut v)
+        .unwrap();
+    assert_eq!(out, "<EMAIL_1>, <NICK_1>; <PHONE_1>");
+    (s, v)
+}
+
+fn run_stream(v: &Vault, events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+    let mut r = EventRestorer::new();
+    let mut out = Vec::new();
+    let bound = v.longest_placeholder();
+    for ev in events {
+        r.event(v, ev, &mut out);
+        // At most two streams hold at once in these tests, each less than a placeholder.
+        assert!(
+            r.held_bytes() <= 2 * bound.saturating_sub(1),
+            "held more than a placeholder per stream"
+        );
+    }
+    r.flush(v, &mut out);
+    out
+}
+
+fn text_of(evs: &[StreamEvent], choice: u32) -> String {
+    evs.iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { choice: c, text } if *c == choice => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn args_of(evs: &[StreamEvent], index: u32) -> String {
+    evs.iter()
+        .filter_map(|e| match e {
+            StreamEvent::ToolCallDelta {
+                index: i,
+                arguments,
+                ..
+            } if *i == index => Some(arguments.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stream_restore_survives_every_split() {
+    let (_s, v) = restore_vault();
+    let answer = "Hi <EMAIL_1>! Call <PHONE_1> or <EMAIL_9>, <EMA <x> a<b <EMAIL_1>";
+    let want =
+        "Hi john@example.com! Call +1 415 555 2671 or <EMAIL_9>, <EMA <x> a<b john@example.com";
+    for i in 0..=answer.len() {
+        for j in i..=answer.len() {
+            let parts = [&answer[..i], &answer[i..j], &answer[j..]];
+            let mut evs = vec![StreamEvent::Start {
+                id: "x".into(),
+                model: "m".into(),
+                created: 0,
+            }];
+            for p in parts {
+                evs.push(StreamEvent::TextDelta {
+                    choice: 0,
+                    text: p.to_string(),
+                });
+            }
+            evs.push(StreamEvent::Finish {
+                choice: 0,
+                reason: FinishReason::Stop,
+            });
+            let out = run_stream(&v, evs);
+            assert_eq!(text_of(&out, 0), want, "split at {i},{j}");
+            // Everything is out before Finish.
+            let fin = out
+                .iter()
+                .position(|e| matches!(e, StreamEvent::Finish { .. }))
+                .unwrap();
+            assert!(out[fin + 1..].is_empty());
+        }
+    }
+}
+
+#[test]
+fn stream_restore_of_tool_arguments_and_interleaved_choices() {
+    let (_s, v) = restore_vault();
+    let args = r#"{"to":"<NICK_1>","cc":"<EMAIL_1>"}"#;
+    let mut evs = vec![StreamEvent::ToolCallStart {
+        choice: 0,
+        index: 0,
+        id: "c".into(),
+        name: "send".into(),
+    }];
+    for ch in args.chars() {
+        evs.push(StreamEvent::ToolCallDelta {
+            choice: 0,
+            index: 0,
+            arguments: ch.to_string(),
+        });
+        evs.push(StreamEvent::TextDelta {
+            choice: 1,
+            text: ch.to_string(),
+        });
+    }
+    evs.push(StreamEvent::Usage(Usage::default()));
+    let out = run_stream(&v, evs);
+    let restored = args_of(&out, 0);
+    assert_eq!(restored, r#"{"to":"Q\"q\"","cc":"john@example.com"}"#);
+    serde_json::from_str::<serde_json::Value>(&restored).unwrap();
+    assert_eq!(text_of(&out, 1), r#"{"to":"Q"q"","cc":"john@example.com"}"#);
+    assert!(matches!(out.last(), Some(StreamEvent::Usage(_))));
+}
+
+#[test]
+fn held_text_of_a_choice_precedes_its_next_event() {
+    let (_s, v) = restore_vault();
+    let out = run_stream(
+        &v,
+        vec![
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "see <EMA".into(),
+            },
+            StreamEvent::ToolCallStart {
+                choice: 0,
+                index: 0,
+                id: "c".into(),
+                name: "f".into(),
+            },
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "see ".into()
+            },
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "<EMA".into()
+            },
+            StreamEvent::ToolCallStart {
+                choice: 0,
+                index: 0,
+                id: "c".into(),
+                name: "f".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn empty_vault_streams_pass_through() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    let v = s.new_vault();
+    let evs = vec![StreamEvent::TextDelta {
+        choice: 0,
+        text: "a <EMAIL_1".into(),
+    }];
+    assert_eq!(run_stream(&v, evs.clone()), evs);
+}
+
+/// Deterministic xorshift, so the fuzz cases are reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+#[test]
+fn never_panics_on_arbitrary_text() {
+    let s = scrubber(
+        r#"{"enabled":true,"default_action":"placeholder","detectors":{"phone":"mask","ipv4":"mask","ipv6":"mask","iban":"mask","credit_card":"mask","email":"mask"},"restore":true}"#,
+    );
+    let alphabet: Vec<&str> = vec![
+        "a",
+        "Z",
+        "0",
+        "1",
+        "4",
+        "9",
+        " ",
+        "-",
+        ".",
+        ":",
+        "@",
+        "+",
+        "(",
+        ")",
+        "<",
+        ">",
+        "_",
+        "/",
+        "\u{301}",
+        "\u{5d0}",
+        "\u{627}",
+        "\u{202e}",
+        "\u{1f600}",
+        "\u{1f468}\u{200d}\u{1f469}",
+        "é",
+        "ß",
+        "\n",
+        "\"",
+        "\\",
+        "eyJ",
+        "sk-",
+        "AKIA",
+        "GB29",
+        "-----BEGIN PRIVATE KEY-----",
+        "::",
+        "+44 ",
+        "john@example.com",
+        "4111 1111 1111 1111",
+    ];
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    for round in 0..400 {
+        let mut t = String::new();
+        if round % 2 == 0 {
+            let bytes: Vec<u8> = (0..rng.next() % 200).map(|_| rng.next() as u8).collect();
+            t.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        for _ in 0..rng.next() % 60 {
+            t.push_str(alphabet[(rng.next() % alphabet.len() as u64) as usize]);
+        }
+        let mut v = s.new_vault();
+        let (out, _) = s.scrub_text(&t, &mut v).unwrap();
+        // Restoring a scrubbed text, whole or streamed in random pieces, never panics either.
+        let mut resp_text = out.clone();
+        resp_text.push_str(&t);
+        let mut r = EventRestorer::new();
+        let mut evs = Vec::new();
+        let mut rest = resp_text.as_str();
+        while !rest.is_empty() {
+            let mut cut = (rng.next() % 7) as usize + 1;
+            while !rest.is_char_boundary(cut.min(rest.len())) {
+                cut += 1;
+            }
+            let cut = cut.min(rest.len());
+            r.event(
+                &v,
+                StreamEvent::TextDelta {
+                    choice: (rng.next() % 2) as u32,
+                    text: rest[..cut].to_string(),
+                },
+                &mut evs,
+            );
+            rest = &rest[cut..];
+        }
+        r.flush(&v, &mut evs);
+    }
+}
+
+#[test]
+fn scrubs_a_32k_prompt_and_reports_the_time() {
+    let t0 = std::time::Instant::now();
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    println!("compiled the matcher in {:?}", t0.elapsed());
+    let clean =
+        "Plain prose about deployments, retries and budgets, with numbers like 42 and 3.14. "
+            .repeat(400);
+    let mut v = s.new_vault();
+    let t0 = std::time::Instant::now();
+    let (_, d) = s.scrub_text(&clean, &mut v).unwrap();
+    println!(
+        "scanned {} PII-free bytes in {:?} ({} detections)",
+        clean.len(),
+        t0.elapsed(),
+        d.total()
+    );
+    let mut prompt = String::new();
+    let para = "The customer Jane Roe (jane.roe@example.com, +44 20 7946 0958) reported that order \
+                ORD-2024-001234 failed on 2024-03-15 at 10:32:07Z with build 1.4.2. Her card \
+                4111 1111 1111 1111 was charged €1,299.00; IBAN DE89 3704 0044 0532 0130 00. \
+                Logs show 192.168.10.24 and fe80::1ff:fe23:4567:890a; trace id \
+                550e8400-e29b-41d4-a716-446655440000, sha 3f9a1c2b7d8e9f00aa11bb22cc33dd44ee55ff66.\n\
+                fn main() { let retries = 3; let timeout_ms = 15000; println!(\"{}\", retries); }\n\
+                Überprüfung läuft — 请稍候 — مرحبا 🚀 naïve café.\n";
+    while prompt.len() < 32 * 1024 {
+        prompt.push_str(para);
+    }
+    let mut req = chat(&[&prompt]);
+    let mut v = s.new_vault();
+    let t0 = std::time::Instant::now();
+    let det = s.scrub_request(&mut req, &mut v).unwrap();
+    let dt = t0.elapsed();
+    println!(
+        "scrubbed {} bytes in {:?} ({} detections)",
+        prompt.len(),
+        dt,
+        det.total()
+    );
+    let out = &texts(&req)[0];
+    assert!(!out.contains("jane.roe@example.com"));
+    assert!(!out.contains("4111 1111 1111 1111"));
+    assert!(
+        out.contains("ORD-2024-001234") && out.contains("550e8400-e29b-41d4-a716-446655440000")
+    );
+}

@@ -1,0 +1,184 @@
+//! The per-request vault (placeholder → original) and the per-VM byte budget all live vaults
+//! share.
+//!
+//! Invariants: a vault's charge is exactly what it added to the budget and is released on Drop,
+//! so the budget returns to zero when no request is in flight. When a new entry does not fit,
+//! nothing is stored and the caller redacts the value instead: the value never leaves in clear,
+//! and the answer simply has nothing to restore for it. `Debug` shows sizes, never contents.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Approximate per-entry bookkeeping (map slots, string headers) charged on top of the bytes.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Bytes held by the live vaults of one VM. A VM is single-threaded; the atomic only makes the
+/// scrubber `Send + Sync` for whoever shares it.
+pub(crate) struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(max: usize) -> Self {
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
+    fn try_charge(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                cur.checked_add(n).filter(|v| *v <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                Some(cur.saturating_sub(n))
+            });
+    }
+}
+
+/// Placeholders of one request and the originals they stand for.
+pub struct Vault {
+    /// `<EMAIL_1>` → original.
+    originals: HashMap<String, String>,
+    /// `EMAIL\0original` → placeholder, so equal values share one placeholder.
+    by_value: HashMap<String, String>,
+    /// Next number per label.
+    next: HashMap<String, u32>,
+    longest: usize,
+    charged: usize,
+    budget: Option<Arc<Budget>>,
+}
+
+impl Vault {
+    pub(crate) fn new(budget: Arc<Budget>) -> Self {
+        Vault {
+            originals: HashMap::new(),
+            by_value: HashMap::new(),
+            next: HashMap::new(),
+            longest: 0,
+            charged: 0,
+            budget: Some(budget),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.originals.is_empty()
+    }
+
+    /// Number of distinct placeholders.
+    pub fn len(&self) -> usize {
+        self.originals.len()
+    }
+
+    /// Bytes this vault charges against its VM's budget.
+    pub fn charged_bytes(&self) -> usize {
+        self.charged
+    }
+
+    /// Length in bytes of the longest placeholder: the most a stream restorer ever holds back.
+    pub fn longest_placeholder(&self) -> usize {
+        self.longest
+    }
+
+    pub(crate) fn lookup(&self, placeholder: &str) -> Option<&str> {
+        self.originals.get(placeholder).map(String::as_str)
+    }
+
+    /// The placeholder for `value` under `label`, reusing an existing one; `None` when the
+    /// VM's budget cannot take a new entry.
+    pub(crate) fn placeholder(&mut self, label: &str, value: &str) -> Option<String> {
+        let key = format!("{label}\0{value}");
+        if let Some(p) = self.by_value.get(&key) {
+            return Some(p.clone());
+        }
+        let n = self.next.get(label).copied().unwrap_or(0).saturating_add(1);
+        let placeholder = format!("<{label}_{n}>");
+        let cost = ENTRY_OVERHEAD + key.len() + 2 * placeholder.len() + value.len();
+        if let Some(b) = &self.budget {
+            if !b.try_charge(cost) {
+                return None;
+            }
+        }
+        self.charged += cost;
+        self.next.insert(label.to_string(), n);
+        self.longest = self.longest.max(placeholder.len());
+        self.originals
+            .insert(placeholder.clone(), value.to_string());
+        self.by_value.insert(key, placeholder.clone());
+        Some(placeholder)
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.charged);
+        }
+    }
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("entries", &self.originals.len())
+            .field("charged_bytes", &self.charged)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_value_same_placeholder_and_budget_released_on_drop() {
+        let budget = Arc::new(Budget::new(1 << 20));
+        {
+            let mut v = Vault::new(budget.clone());
+            let a = v.placeholder("EMAIL", "a@x.com").unwrap();
+            let b = v.placeholder("EMAIL", "b@x.com").unwrap();
+            assert_eq!(a, "<EMAIL_1>");
+            assert_eq!(b, "<EMAIL_2>");
+            assert_eq!(v.placeholder("EMAIL", "a@x.com").unwrap(), a);
+            assert_eq!(v.placeholder("PHONE", "1").unwrap(), "<PHONE_1>");
+            assert_eq!(v.lookup("<EMAIL_2>"), Some("b@x.com"));
+            assert!(budget.used() > 0);
+            assert_eq!(budget.used(), v.charged_bytes());
+            let dbg = format!("{v:?}");
+            assert!(!dbg.contains("x.com"));
+        }
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_full_budget_refuses_new_entries_but_keeps_old_ones() {
+        let budget = Arc::new(Budget::new(300));
+        let mut v1 = Vault::new(budget.clone());
+        assert!(v1.placeholder("EMAIL", "a@x.com").is_some());
+        let mut v2 = Vault::new(budget.clone());
+        assert!(v2.placeholder("EMAIL", "b@x.com").is_some());
+        // Third entry overflows the shared 300 bytes.
+        assert!(v2.placeholder("EMAIL", "c@x.com").is_none());
+        assert!(v1.placeholder("EMAIL", "a@x.com").is_some());
+        drop(v1);
+        assert!(v2.placeholder("EMAIL", "c@x.com").is_some());
+    }
+}

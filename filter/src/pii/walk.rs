@@ -1,0 +1,112 @@
+//! Which request fields are scrubbed: every text a provider reads as content. Message text
+//! parts of every role (system, developer, user, assistant history, tool results), document
+//! titles, tool-call arguments, embeddings inputs.
+//!
+//! Not scrubbed: model names, ids, tool names and schemas, `user`, `stop`, image and document
+//! data. Tool-call arguments are JSON text: string values (and numbers, which can carry card
+//! numbers) are scrubbed inside the parsed value and the text re-serialised only if something
+//! changed, so it stays valid JSON; text that does not parse is scrubbed as plain text.
+
+use serde_json::Value;
+
+use super::scrub::{Engine, State};
+use super::vault::Vault;
+use super::{Blocked, Detections};
+use crate::ir::{Part, Request};
+
+pub(crate) fn scrub_request(
+    engine: &Engine,
+    req: &mut Request,
+    vault: &mut Vault,
+) -> Result<Detections, Blocked> {
+    let mut st = State::new(engine, vault);
+    match req {
+        Request::Chat(chat) => {
+            for msg in &mut chat.messages {
+                for part in &mut msg.content {
+                    match part {
+                        Part::Text { text } => scrub_in_place(engine, text, &mut st)?,
+                        Part::Document {
+                            title: Some(title), ..
+                        } => scrub_in_place(engine, title, &mut st)?,
+                        Part::Document { title: None, .. } | Part::Image { .. } => {}
+                    }
+                }
+                for call in &mut msg.tool_calls {
+                    scrub_json_text(engine, &mut call.arguments, &mut st)?;
+                }
+            }
+        }
+        Request::Embeddings(emb) => {
+            for input in &mut emb.input {
+                scrub_in_place(engine, input, &mut st)?;
+            }
+        }
+    }
+    Ok(st.finish())
+}
+
+fn scrub_in_place(engine: &Engine, text: &mut String, st: &mut State<'_>) -> Result<(), Blocked> {
+    if let Some(new) = engine.scrub_text(text, st)? {
+        *text = new;
+    }
+    Ok(())
+}
+
+/// Scrubs the string values of a JSON document given as text, keeping it valid JSON.
+pub(crate) fn scrub_json_text(
+    engine: &Engine,
+    json: &mut String,
+    st: &mut State<'_>,
+) -> Result<(), Blocked> {
+    match serde_json::from_str::<Value>(json) {
+        Ok(mut value) => {
+            if scrub_value(engine, &mut value, st)? {
+                match serde_json::to_string(&value) {
+                    Ok(text) => *json = text,
+                    // Cannot happen for a Value; never fall back to the unscrubbed text.
+                    Err(_) => scrub_in_place(engine, json, st)?,
+                }
+            }
+            Ok(())
+        }
+        Err(_) => scrub_in_place(engine, json, st),
+    }
+}
+
+/// Returns whether anything changed. Recursion depth is bounded by serde_json's parse limit.
+fn scrub_value(engine: &Engine, v: &mut Value, st: &mut State<'_>) -> Result<bool, Blocked> {
+    Ok(match v {
+        Value::String(s) => match engine.scrub_text(s, st)? {
+            Some(new) => {
+                *s = new;
+                true
+            }
+            None => false,
+        },
+        Value::Number(n) => match engine.scrub_text(&n.to_string(), st)? {
+            // A detected number becomes its (string) replacement: the type changes, the value
+            // does not leak.
+            Some(new) => {
+                *v = Value::String(new);
+                true
+            }
+            None => false,
+        },
+        Value::Array(items) => {
+            let mut changed = false;
+            for item in items {
+                changed |= scrub_value(engine, item, st)?;
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for (_, item) in map.iter_mut() {
+                changed |= scrub_value(engine, item, st)?;
+            }
+            changed
+        }
+        Value::Null | Value::Bool(_) => false,
+    })
+}
