@@ -1,7 +1,7 @@
 //! Anthropic's Messages format (`POST /v1/messages`), as a client protocol (this file: request
 //! decoding, response and error encoding) and as the `anthropic` provider format (`provider`).
 //!
-//! Streams live in `stream`; `util` holds JSON-walking helpers the Ollama codec shares.
+//! Streams live in `stream`.
 //!
 //! Mapping choices:
 //! - IR `input_tokens` counts *all* prompt tokens (OpenAI's meaning); Anthropic's excludes cache
@@ -13,18 +13,16 @@
 
 mod provider;
 mod stream;
-pub(crate) mod util;
 
 pub use provider::{decode_response, encode_request};
 pub use stream::{MessagesStreamDecoder, MessagesStreamEncoder};
 
-use super::WireError;
-use crate::ir::*;
-use serde_json::{json, Map, Value};
-use util::{
-    as_object, at, get, join, not_supported, opt_array, opt_bool, opt_f64, opt_object, opt_str,
-    opt_u32, reject_unknown, req_str, required, str_of,
+use super::json::{
+    as_obj, index, must_be, not_supported, parse_object, required, strings, to_bytes, Obj,
 };
+use super::{args, media, WireError};
+use crate::ir::*;
+use serde_json::{json, Value};
 
 const TOP_FIELDS: &[&str] = &[
     "model",
@@ -50,55 +48,55 @@ const TOP_FIELDS: &[&str] = &[
 const PASSTHROUGH: &[&str] = &["thinking", "service_tier", "inference_geo"];
 
 pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
-    let root = util::parse_object(body)?;
-    reject_unknown(&root, "", TOP_FIELDS)?;
+    let map = parse_object(body, "the request body")?;
+    let root = Obj::root(&map);
+    root.reject_unknown(TOP_FIELDS)?;
     let mut req = ChatRequest {
-        model: req_str(&root, "", "model")?.to_string(),
+        model: root.req_str("model")?.to_string(),
         ..Default::default()
     };
     // Anthropic requires it; accepting its absence would make the answer's length depend on
     // whichever provider serves the request.
     req.max_tokens = Some(
-        opt_u32(&root, "", "max_tokens")?
-            .ok_or_else(|| WireError::invalid("max_tokens", "`max_tokens` is required"))?,
+        root.whole_u32("max_tokens")?
+            .ok_or_else(|| required("max_tokens"))?,
     );
-    if let Some(system) = get(&root, "system") {
+    if let Some(system) = root.get("system") {
         let system = decode_system(system)?;
         // An empty system prompt says nothing, and some providers reject an empty one.
         if !system.joined_text().is_empty() {
             req.messages.push(system);
         }
     }
-    let messages = required(&root, "", "messages")?
-        .as_array()
-        .ok_or_else(|| WireError::invalid("messages", "`messages` must be an array"))?;
+    let messages = root.arr("messages")?.ok_or_else(|| required("messages"))?;
     for (i, m) in messages.iter().enumerate() {
-        decode_message(m, &at("messages", i), &mut req.messages)?;
+        decode_message(&as_obj(m, &index("messages", i))?, &mut req.messages)?;
     }
-    if let Some(stops) = get(&root, "stop_sequences") {
-        req.stop = util::strings(stops, "stop_sequences")?;
+    if let Some(stops) = root.get("stop_sequences") {
+        req.stop = strings(stops, "stop_sequences")?;
     }
-    req.temperature = opt_f64(&root, "", "temperature")?;
-    req.top_p = opt_f64(&root, "", "top_p")?;
-    req.top_k = opt_u32(&root, "", "top_k")?;
-    if let Some(meta) = opt_object(&root, "", "metadata")? {
-        reject_unknown(meta, "metadata", &["user_id"])?;
-        req.user = opt_str(meta, "metadata", "user_id")?.map(str::to_string);
+    req.temperature = root.f64("temperature")?;
+    req.top_p = root.f64("top_p")?;
+    req.top_k = root.whole_u32("top_k")?;
+    if let Some(meta) = root.obj("metadata")? {
+        meta.reject_unknown(&["user_id"])?;
+        req.user = meta.string("user_id")?;
     }
-    req.stream = opt_bool(&root, "", "stream")?.unwrap_or(false);
-    if let Some(tools) = opt_array(&root, "", "tools")? {
+    req.stream = root.bool("stream")?.unwrap_or(false);
+    if let Some(tools) = root.arr("tools")? {
         for (i, t) in tools.iter().enumerate() {
-            req.tools.push(decode_tool(t, &at("tools", i))?);
+            req.tools
+                .push(decode_tool(&as_obj(t, &index("tools", i))?)?);
         }
     }
-    if let Some(choice) = opt_object(&root, "", "tool_choice")? {
-        decode_tool_choice(choice, &mut req)?;
+    if let Some(choice) = root.obj("tool_choice")? {
+        decode_tool_choice(&choice, &mut req)?;
     }
-    if let Some(config) = opt_object(&root, "", "output_config")? {
-        decode_output_config(config, &mut req)?;
+    if let Some(config) = root.obj("output_config")? {
+        decode_output_config(&config, &mut req)?;
     }
     for key in PASSTHROUGH {
-        if let Some(v) = get(&root, key) {
+        if let Some(v) = root.get(key) {
             req.extra.insert((*key).to_string(), v.clone());
         }
     }
@@ -114,13 +112,12 @@ fn decode_system(v: &Value) -> Result<Message, WireError> {
         Value::Array(blocks) => {
             let mut parts = Vec::new();
             for (i, b) in blocks.iter().enumerate() {
-                let path = at("system", i);
-                let block = as_object(b, &path)?;
-                match req_str(block, &path, "type")? {
-                    "text" => parts.push(decode_text(block, &path)?),
+                let block = as_obj(b, &index("system", i))?;
+                match block.req_str("type")? {
+                    "text" => parts.push(decode_text(&block)?),
                     other => {
                         return Err(WireError::invalid(
-                            join(&path, "type"),
+                            block.path("type"),
                             format!("system blocks must be `text`, not `{other}`"),
                         ))
                     }
@@ -128,12 +125,7 @@ fn decode_system(v: &Value) -> Result<Message, WireError> {
             }
             parts
         }
-        _ => {
-            return Err(WireError::invalid(
-                "system",
-                "`system` must be a string or an array of text blocks",
-            ))
-        }
+        _ => return Err(must_be("system", "a string or an array of text blocks")),
     };
     Ok(Message {
         content,
@@ -141,30 +133,24 @@ fn decode_system(v: &Value) -> Result<Message, WireError> {
     })
 }
 
-fn decode_message(v: &Value, path: &str, out: &mut Vec<Message>) -> Result<(), WireError> {
-    let obj = as_object(v, path)?;
-    reject_unknown(obj, path, &["role", "content"])?;
-    let role = match req_str(obj, path, "role")? {
+fn decode_message(obj: &Obj<'_>, out: &mut Vec<Message>) -> Result<(), WireError> {
+    obj.reject_unknown(&["role", "content"])?;
+    let role = match obj.req_str("role")? {
         "user" => Role::User,
         "assistant" => Role::Assistant,
-        _ => {
-            return Err(WireError::invalid(
-                join(path, "role"),
-                format!("`{}` must be `user` or `assistant`", join(path, "role")),
-            ))
-        }
+        _ => return Err(must_be(&obj.path("role"), "`user` or `assistant`")),
     };
-    let content_path = join(path, "content");
-    let blocks = match required(obj, path, "content")? {
+    let content_path = obj.path("content");
+    let blocks = match obj.req("content")? {
         Value::String(s) => {
             out.push(Message::text(role, s.clone()));
             return Ok(());
         }
         Value::Array(blocks) => blocks,
         _ => {
-            return Err(WireError::invalid(
-                content_path.clone(),
-                format!("`{content_path}` must be a string or an array of content blocks"),
+            return Err(must_be(
+                &content_path,
+                "a string or an array of content blocks",
             ))
         }
     };
@@ -174,13 +160,12 @@ fn decode_message(v: &Value, path: &str, out: &mut Vec<Message>) -> Result<(), W
     };
     let mut emitted = false;
     for (j, b) in blocks.iter().enumerate() {
-        let bp = at(&content_path, j);
-        let block = as_object(b, &bp)?;
-        match (role, req_str(block, &bp, "type")?) {
-            (_, "text") => msg.content.push(decode_text(block, &bp)?),
-            (_, "image") => msg.content.push(decode_image(block, &bp)?),
-            (_, "document") => msg.content.push(decode_document(block, &bp)?),
-            (Role::Assistant, "tool_use") => msg.tool_calls.push(decode_tool_use(block, &bp)?),
+        let block = as_obj(b, &index(&content_path, j))?;
+        match (role, block.req_str("type")?) {
+            (_, "text") => msg.content.push(decode_text(&block)?),
+            (_, "image") => msg.content.push(decode_image(&block)?),
+            (_, "document") => msg.content.push(decode_document(&block)?),
+            (Role::Assistant, "tool_use") => msg.tool_calls.push(decode_tool_use(&block)?),
             (Role::User, "tool_result") => {
                 // Tool results become IR tool turns in place, so text around them keeps its order.
                 if !msg.content.is_empty() {
@@ -192,13 +177,13 @@ fn decode_message(v: &Value, path: &str, out: &mut Vec<Message>) -> Result<(), W
                         },
                     ));
                 }
-                out.push(decode_tool_result(block, &bp)?);
+                out.push(decode_tool_result(&block)?);
                 emitted = true;
             }
-            (_, "thinking" | "redacted_thinking") => return Err(not_supported(bp)),
+            (_, "thinking" | "redacted_thinking") => return Err(not_supported(block.path)),
             (_, other) => {
                 return Err(WireError::invalid(
-                    join(&bp, "type"),
+                    block.path("type"),
                     format!("content block type `{other}` is not supported in a {role:?} turn"),
                 ))
             }
@@ -210,229 +195,192 @@ fn decode_message(v: &Value, path: &str, out: &mut Vec<Message>) -> Result<(), W
     Ok(())
 }
 
-fn decode_text(block: &Map<String, Value>, path: &str) -> Result<Part, WireError> {
-    reject_unknown(block, path, &["type", "text", "cache_control", "citations"])?;
-    let cited = match get(block, "citations") {
+fn decode_text(block: &Obj<'_>) -> Result<Part, WireError> {
+    block.reject_unknown(&["type", "text", "cache_control", "citations"])?;
+    let cited = match block.get("citations") {
         None => false,
         Some(Value::Array(list)) => !list.is_empty(),
         Some(_) => true,
     };
     if cited {
-        return Err(not_supported(join(path, "citations")));
+        return Err(not_supported(block.path("citations")));
     }
     Ok(Part::Text {
-        text: req_str(block, path, "text")?.to_string(),
+        text: block.req_str("text")?.to_string(),
     })
 }
 
-fn decode_image(block: &Map<String, Value>, path: &str) -> Result<Part, WireError> {
-    reject_unknown(block, path, &["type", "source", "cache_control"])?;
-    let source = decode_source(block, path, &["base64", "url"])?;
+fn decode_image(block: &Obj<'_>) -> Result<Part, WireError> {
+    block.reject_unknown(&["type", "source", "cache_control"])?;
+    let source = decode_source(block, &["base64", "url"])?;
     Ok(Part::Image { source })
 }
 
-fn decode_document(block: &Map<String, Value>, path: &str) -> Result<Part, WireError> {
-    reject_unknown(
-        block,
-        path,
-        &[
-            "type",
-            "source",
-            "title",
-            "context",
-            "citations",
-            "cache_control",
-        ],
-    )?;
-    if get(block, "context").is_some() {
-        return Err(not_supported(join(path, "context")));
+fn decode_document(block: &Obj<'_>) -> Result<Part, WireError> {
+    block.reject_unknown(&[
+        "type",
+        "source",
+        "title",
+        "context",
+        "citations",
+        "cache_control",
+    ])?;
+    if block.get("context").is_some() {
+        return Err(not_supported(block.path("context")));
     }
-    if let Some(c) = opt_object(block, path, "citations")? {
-        if opt_bool(c, &join(path, "citations"), "enabled")? == Some(true) {
-            return Err(not_supported(join(path, "citations")));
+    if let Some(c) = block.obj("citations")? {
+        if c.bool("enabled")? == Some(true) {
+            return Err(not_supported(block.path("citations")));
         }
     }
-    let source = decode_source(block, path, &["base64", "url", "text"])?;
+    let source = decode_source(block, &["base64", "url", "text"])?;
     Ok(Part::Document {
         source,
-        title: opt_str(block, path, "title")?.map(str::to_string),
+        title: block.string("title")?,
     })
 }
 
 /// An image or document `source`. Plain-text documents are carried as base64 `text/plain` so
 /// every provider sees a document, not loose prompt text.
-fn decode_source(
-    block: &Map<String, Value>,
-    path: &str,
-    kinds: &[&str],
-) -> Result<Media, WireError> {
-    let sp = join(path, "source");
-    let source = as_object(required(block, path, "source")?, &sp)?;
-    let kind = req_str(source, &sp, "type")?;
+fn decode_source(block: &Obj<'_>, kinds: &[&str]) -> Result<Media, WireError> {
+    let source = block.req_obj("source")?;
+    let kind = source.req_str("type")?;
     if !kinds.contains(&kind) {
-        return Err(not_supported(join(&sp, "type")));
+        return Err(not_supported(source.path("type")));
     }
     if kind == "url" {
-        reject_unknown(source, &sp, &["type", "url"])?;
+        source.reject_unknown(&["type", "url"])?;
         return Ok(Media::Url {
-            url: req_str(source, &sp, "url")?.to_string(),
+            url: source.req_str("url")?.to_string(),
         });
     }
-    reject_unknown(source, &sp, &["type", "media_type", "data"])?;
-    let media_type = req_str(source, &sp, "media_type")?.to_string();
-    let data = req_str(source, &sp, "data")?;
+    source.reject_unknown(&["type", "media_type", "data"])?;
+    let media_type = source.req_str("media_type")?.to_string();
+    let data = source.req_str("data")?;
     let data = if kind == "text" {
-        util::base64_encode(data.as_bytes())
+        media::base64_encode(data.as_bytes())
     } else {
         data.to_string()
     };
     Ok(Media::Base64 { media_type, data })
 }
 
-fn decode_tool_use(block: &Map<String, Value>, path: &str) -> Result<ToolCall, WireError> {
-    reject_unknown(
-        block,
-        path,
-        &["type", "id", "name", "input", "cache_control"],
-    )?;
-    let input = required(block, path, "input")?;
+fn decode_tool_use(block: &Obj<'_>) -> Result<ToolCall, WireError> {
+    block.reject_unknown(&["type", "id", "name", "input", "cache_control"])?;
+    let input = block.req("input")?;
     if !input.is_object() {
-        let field = join(path, "input");
-        return Err(WireError::invalid(
-            field.clone(),
-            format!("`{field}` must be an object"),
-        ));
+        return Err(must_be(&block.path("input"), "an object"));
     }
     Ok(ToolCall {
-        id: req_str(block, path, "id")?.to_string(),
-        name: req_str(block, path, "name")?.to_string(),
+        id: block.req_str("id")?.to_string(),
+        name: block.req_str("name")?.to_string(),
         arguments: input.to_string(),
     })
 }
 
-fn decode_tool_result(block: &Map<String, Value>, path: &str) -> Result<Message, WireError> {
-    reject_unknown(
-        block,
-        path,
-        &[
-            "type",
-            "tool_use_id",
-            "content",
-            "is_error",
-            "cache_control",
-        ],
-    )?;
+fn decode_tool_result(block: &Obj<'_>) -> Result<Message, WireError> {
+    block.reject_unknown(&[
+        "type",
+        "tool_use_id",
+        "content",
+        "is_error",
+        "cache_control",
+    ])?;
     let mut content = Vec::new();
-    match get(block, "content") {
+    match block.get("content") {
         None => {}
         Some(Value::String(s)) => content.push(Part::Text { text: s.clone() }),
         Some(Value::Array(blocks)) => {
-            let cp = join(path, "content");
+            let cp = block.path("content");
             for (k, b) in blocks.iter().enumerate() {
-                let bp = at(&cp, k);
-                let inner = as_object(b, &bp)?;
-                content.push(match req_str(inner, &bp, "type")? {
-                    "text" => decode_text(inner, &bp)?,
-                    "image" => decode_image(inner, &bp)?,
-                    "document" => decode_document(inner, &bp)?,
-                    _ => return Err(not_supported(join(&bp, "type"))),
+                let inner = as_obj(b, &index(&cp, k))?;
+                content.push(match inner.req_str("type")? {
+                    "text" => decode_text(&inner)?,
+                    "image" => decode_image(&inner)?,
+                    "document" => decode_document(&inner)?,
+                    _ => return Err(not_supported(inner.path("type"))),
                 });
             }
         }
         Some(_) => {
-            let field = join(path, "content");
-            return Err(WireError::invalid(
-                field.clone(),
-                format!("`{field}` must be a string or an array of content blocks"),
-            ));
+            return Err(must_be(
+                &block.path("content"),
+                "a string or an array of content blocks",
+            ))
         }
     }
     Ok(Message {
         role: Role::Tool,
         content,
         tool_calls: Vec::new(),
-        tool_call_id: Some(req_str(block, path, "tool_use_id")?.to_string()),
+        tool_call_id: Some(block.req_str("tool_use_id")?.to_string()),
         name: None,
-        is_error: opt_bool(block, path, "is_error")?.unwrap_or(false),
+        is_error: block.bool("is_error")?.unwrap_or(false),
     })
 }
 
-fn decode_tool(v: &Value, path: &str) -> Result<Tool, WireError> {
-    let tool = as_object(v, path)?;
+fn decode_tool(tool: &Obj<'_>) -> Result<Tool, WireError> {
     // Server tools (web search, code execution, ...) run inside Anthropic; no other provider
     // can honour them, so they are refused before their own fields are judged unknown.
-    if let Some(kind) = opt_str(tool, path, "type")? {
+    if let Some(kind) = tool.str("type")? {
         if kind != "custom" {
-            return Err(not_supported(join(path, "type")));
+            return Err(not_supported(tool.path("type")));
         }
     }
-    reject_unknown(
-        tool,
-        path,
-        &[
-            "type",
-            "name",
-            "description",
-            "input_schema",
-            "cache_control",
-        ],
-    )?;
-    let schema = required(tool, path, "input_schema")?;
-    as_object(schema, &join(path, "input_schema"))?;
+    tool.reject_unknown(&[
+        "type",
+        "name",
+        "description",
+        "input_schema",
+        "cache_control",
+    ])?;
+    let schema = tool.req("input_schema")?;
+    as_obj(schema, &tool.path("input_schema"))?;
     Ok(Tool {
-        name: req_str(tool, path, "name")?.to_string(),
-        description: opt_str(tool, path, "description")?.map(str::to_string),
+        name: tool.req_str("name")?.to_string(),
+        description: tool.string("description")?,
         parameters: schema.clone(),
     })
 }
 
-fn decode_tool_choice(choice: &Map<String, Value>, req: &mut ChatRequest) -> Result<(), WireError> {
-    let path = "tool_choice";
-    reject_unknown(choice, path, &["type", "name", "disable_parallel_tool_use"])?;
-    req.tool_choice = Some(match req_str(choice, path, "type")? {
+fn decode_tool_choice(choice: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireError> {
+    choice.reject_unknown(&["type", "name", "disable_parallel_tool_use"])?;
+    req.tool_choice = Some(match choice.req_str("type")? {
         "auto" => ToolChoice::Auto,
         "any" => ToolChoice::Required,
         "none" => ToolChoice::None,
-        "tool" => ToolChoice::Tool(req_str(choice, path, "name")?.to_string()),
+        "tool" => ToolChoice::Tool(choice.req_str("name")?.to_string()),
         _ => {
-            return Err(WireError::invalid(
-                "tool_choice.type",
-                "`tool_choice.type` must be `auto`, `any`, `tool` or `none`",
+            return Err(must_be(
+                &choice.path("type"),
+                "`auto`, `any`, `tool` or `none`",
             ))
         }
     });
-    if opt_bool(choice, path, "disable_parallel_tool_use")? == Some(true) {
+    if choice.bool("disable_parallel_tool_use")? == Some(true) {
         req.parallel_tool_calls = Some(false);
     }
     Ok(())
 }
 
-fn decode_output_config(
-    config: &Map<String, Value>,
-    req: &mut ChatRequest,
-) -> Result<(), WireError> {
-    let path = "output_config";
-    reject_unknown(config, path, &["format", "effort"])?;
-    if let Some(format) = opt_object(config, path, "format")? {
-        let fp = join(path, "format");
-        reject_unknown(format, &fp, &["type", "schema"])?;
-        if req_str(format, &fp, "type")? != "json_schema" {
-            return Err(not_supported(join(&fp, "type")));
+fn decode_output_config(config: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireError> {
+    config.reject_unknown(&["format", "effort"])?;
+    if let Some(format) = config.obj("format")? {
+        format.reject_unknown(&["type", "schema"])?;
+        if format.req_str("type")? != "json_schema" {
+            return Err(not_supported(format.path("type")));
         }
-        let schema = required(format, &fp, "schema")?;
-        as_object(schema, &join(&fp, "schema"))?;
+        let schema = format.req("schema")?;
+        as_obj(schema, &format.path("schema"))?;
         req.response_format = Some(ResponseFormat::JsonSchema {
             name: "response".to_string(),
             schema: schema.clone(),
             strict: None,
         });
     }
-    if let Some(effort) = get(config, "effort") {
-        str_of(effort, "output_config.effort")?;
-        req.extra.insert(
-            "output_config".to_string(),
-            json!({ "effort": effort.clone() }),
-        );
+    if let Some(effort) = config.str("effort")? {
+        req.extra
+            .insert("output_config".to_string(), json!({ "effort": effort }));
     }
     Ok(())
 }
@@ -491,7 +439,7 @@ pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
                 "type": "tool_use",
                 "id": call.id,
                 "name": call.name,
-                "input": util::arguments_value(&call.arguments),
+                "input": args::value(&call.arguments),
             }));
         }
     }
@@ -505,7 +453,7 @@ pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
         "stop_sequence": null,
         "usage": usage_json(&r.usage.unwrap_or_default()),
     });
-    serde_json::to_vec(&body).unwrap_or_default()
+    to_bytes(&body)
 }
 
 /// Anthropic's error type for an IR error.
@@ -544,7 +492,7 @@ pub(crate) fn error_json(e: &ErrorInfo) -> Value {
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    serde_json::to_vec(&error_json(e)).unwrap_or_default()
+    to_bytes(&error_json(e))
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{system_text, Outgoing, ProviderSpec, WireError};
+use super::json::{set, to_bytes};
+use super::{args, system_text, Outgoing, ProviderSpec, WireError};
 use crate::ir::*;
 use crate::stream::eventstream::{EventStreamFramer, Message as Frame};
 
@@ -54,7 +55,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     Ok(Outgoing {
         path: format!("{base}/model/{}/{op}", encode_label(&chat.model)),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        body: to_bytes(&Value::Object(body)),
     })
 }
 
@@ -120,7 +121,7 @@ fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
                     blocks.push(json!({ "toolUse": {
                         "toolUseId": call.id,
                         "name": call.name,
-                        "input": parse_arguments(&call.arguments, &field)?,
+                        "input": args::object_at(&call.arguments, &field)?,
                     }}));
                 }
                 ("assistant", blocks)
@@ -139,20 +140,6 @@ fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
         .into_iter()
         .map(|(role, content)| json!({ "role": role, "content": content }))
         .collect())
-}
-
-/// Tool-call arguments as the JSON object Converse wants; empty text means no arguments.
-fn parse_arguments(text: &str, field: &str) -> Result<Value, WireError> {
-    if text.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(WireError::invalid(
-            field,
-            "tool call arguments must be a JSON object",
-        )),
-    }
 }
 
 fn tool_result(m: &Message, i: usize) -> Result<Value, WireError> {
@@ -643,20 +630,11 @@ impl super::StreamDecoder for StreamDecoder {
         for frame in &frames {
             self.message(frame, out)?;
         }
-        framed.map_err(|e| WireError::upstream(e.to_string()))
+        framed.map_err(WireError::from)
     }
 
     fn end(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        self.framer
-            .finish()
-            .map_err(|e| WireError::upstream(e.to_string()))
-    }
-}
-
-/// Sets `key` on a JSON object built just above (serde_json's `IndexMut` could panic).
-fn set(v: &mut Value, key: &str, val: Value) {
-    if let Value::Object(m) = v {
-        m.insert(key.to_string(), val);
+        self.framer.finish().map_err(WireError::from)
     }
 }
 

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{system_text, tool_name_for, Outgoing, ProviderSpec, WireError};
+use super::json::{set, to_bytes};
+use super::{args, system_text, tool_name_for, Outgoing, ProviderSpec, WireError};
 use crate::ir::*;
 use crate::stream::sse::{SseEvent, SseFramer};
 
@@ -48,7 +49,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
             Ok(Outgoing {
                 path: format!("{base}/models/{model}:batchEmbedContents"),
                 headers,
-                body: serde_json::to_vec(&json!({ "requests": requests })).unwrap_or_default(),
+                body: to_bytes(&json!({ "requests": requests })),
             })
         }
         Request::Chat(chat) => {
@@ -62,7 +63,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
             Ok(Outgoing {
                 path: format!("{base}/models/{model}:{op}"),
                 headers,
-                body: serde_json::to_vec(&body).unwrap_or_default(),
+                body: to_bytes(&body),
             })
         }
     }
@@ -407,7 +408,7 @@ fn encode_contents(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
                     parts.push(json!({
                         "functionCall": {
                             "name": call.name,
-                            "args": parse_arguments(&call.arguments, &field)?,
+                            "args": args::object_at(&call.arguments, &field)?,
                         },
                         "thoughtSignature": SKIP_THOUGHT_SIGNATURE,
                     }));
@@ -428,19 +429,6 @@ fn encode_contents(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
         .into_iter()
         .map(|(role, parts)| json!({ "role": role, "parts": parts }))
         .collect())
-}
-
-fn parse_arguments(text: &str, field: &str) -> Result<Value, WireError> {
-    if text.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(WireError::invalid(
-            field,
-            "tool call arguments must be a JSON object",
-        )),
-    }
 }
 
 /// A tool result as a `functionResponse`. Gemini needs the function's name, found in the
@@ -1019,7 +1007,7 @@ impl super::StreamDecoder for StreamDecoder {
         for ev in &events {
             self.event(ev, out)?;
         }
-        framed.map_err(|e| WireError::upstream(e.to_string()))
+        framed.map_err(WireError::from)
     }
 
     /// Usage goes out last, after every Finish, as the IR's stream order requires; a stream
@@ -1030,20 +1018,13 @@ impl super::StreamDecoder for StreamDecoder {
         for ev in &events {
             self.event(ev, out)?;
         }
-        framed.map_err(|e| WireError::upstream(e.to_string()))?;
+        framed?;
         if !self.done && self.choices.values().any(|c| c.finished) {
             if let Some(u) = self.usage.take() {
                 out.push(StreamEvent::Usage(u));
             }
         }
         Ok(())
-    }
-}
-
-/// Sets `key` on a JSON object built just above (serde_json's `IndexMut` could panic).
-fn set(v: &mut Value, key: &str, val: Value) {
-    if let Value::Object(m) = v {
-        m.insert(key.to_string(), val);
     }
 }
 

@@ -14,11 +14,15 @@
 //! arguments, never from a clock or a random source.
 
 pub mod anthropic;
+pub mod args;
 pub mod bedrock;
 pub mod gemini;
+pub mod json;
+pub mod media;
 pub mod ollama;
 pub mod openai;
 pub mod sigv4;
+pub mod time;
 
 use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 

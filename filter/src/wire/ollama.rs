@@ -17,11 +17,10 @@ mod stream;
 pub use provider::{decode_response, encode_request};
 pub use stream::{ChatStreamDecoder, ChatStreamEncoder};
 
-use super::anthropic::util::{
-    self, as_object, at, get, join, not_supported, opt_array, opt_bool, opt_f64, opt_object,
-    opt_str, opt_u32, reject_unknown, req_str, str_of,
+use super::json::{
+    as_obj, as_str, index, must_be, not_supported, parse_object, required, strings, to_bytes, Obj,
 };
-use super::WireError;
+use super::{args, media, time, WireError};
 use crate::ir::*;
 use serde_json::{json, Map, Value};
 
@@ -69,27 +68,30 @@ const COMMON_FIELDS: &[&str] = &[
 ];
 
 pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
-    let root = util::parse_object(body)?;
+    let map = parse_object(body, "the request body")?;
+    let root = Obj::root(&map);
     let allowed: Vec<&str> = [COMMON_FIELDS, &["messages", "tools"]].concat();
-    reject_unknown(&root, "", &allowed)?;
+    root.reject_unknown(&allowed)?;
     let mut req = decode_common(&root)?;
     let mut calls = CallIds::default();
-    if let Some(messages) = opt_array(&root, "", "messages")? {
+    if let Some(messages) = root.arr("messages")? {
         for (i, m) in messages.iter().enumerate() {
-            let msg = decode_message(m, &at("messages", i), &mut calls)?;
+            let msg = decode_message(&as_obj(m, &index("messages", i))?, &mut calls)?;
             req.messages.push(msg);
         }
     }
-    if let Some(tools) = opt_array(&root, "", "tools")? {
+    if let Some(tools) = root.arr("tools")? {
         for (i, t) in tools.iter().enumerate() {
-            req.tools.push(decode_tool(t, &at("tools", i))?);
+            req.tools
+                .push(decode_tool(&as_obj(t, &index("tools", i))?)?);
         }
     }
     Ok(req)
 }
 
 pub fn decode_generate_request(body: &[u8]) -> Result<ChatRequest, WireError> {
-    let root = util::parse_object(body)?;
+    let map = parse_object(body, "the request body")?;
+    let root = Obj::root(&map);
     let allowed: Vec<&str> = [
         COMMON_FIELDS,
         &[
@@ -97,25 +99,25 @@ pub fn decode_generate_request(body: &[u8]) -> Result<ChatRequest, WireError> {
         ],
     ]
     .concat();
-    reject_unknown(&root, "", &allowed)?;
+    root.reject_unknown(&allowed)?;
     // These steer Ollama's prompt templating, which only an Ollama server has.
     for field in ["suffix", "template"] {
-        if opt_str(&root, "", field)?.is_some_and(|s| !s.is_empty()) {
+        if root.str(field)?.is_some_and(|s| !s.is_empty()) {
             return Err(not_supported(field));
         }
     }
-    if opt_array(&root, "", "context")?.is_some_and(|c| !c.is_empty()) {
+    if root.arr("context")?.is_some_and(|c| !c.is_empty()) {
         return Err(not_supported("context"));
     }
-    if opt_bool(&root, "", "raw")? == Some(true) {
+    if root.bool("raw")? == Some(true) {
         return Err(not_supported("raw"));
     }
     let mut req = decode_common(&root)?;
-    if let Some(system) = opt_str(&root, "", "system")?.filter(|s| !s.is_empty()) {
+    if let Some(system) = root.str("system")?.filter(|s| !s.is_empty()) {
         req.messages.push(Message::text(Role::System, system));
     }
-    let mut user = Message::text(Role::User, opt_str(&root, "", "prompt")?.unwrap_or(""));
-    user.content.extend(decode_images(&root, "")?);
+    let mut user = Message::text(Role::User, root.str("prompt")?.unwrap_or(""));
+    user.content.extend(decode_images(&root)?);
     // An empty prompt is Ollama's way to load a model; it stays an empty conversation.
     if user.content.iter().any(|p| {
         p != &Part::Text {
@@ -128,55 +130,47 @@ pub fn decode_generate_request(body: &[u8]) -> Result<ChatRequest, WireError> {
 }
 
 pub fn decode_embed_request(body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
-    let root = util::parse_object(body)?;
-    reject_unknown(
-        &root,
-        "",
-        &[
-            "model",
-            "input",
-            "prompt",
-            "truncate",
-            "options",
-            "keep_alive",
-            "dimensions",
-        ],
-    )?;
-    let input = match (get(&root, "input"), get(&root, "prompt")) {
+    let map = parse_object(body, "the request body")?;
+    let root = Obj::root(&map);
+    root.reject_unknown(&[
+        "model",
+        "input",
+        "prompt",
+        "truncate",
+        "options",
+        "keep_alive",
+        "dimensions",
+    ])?;
+    let input = match (root.get("input"), root.get("prompt")) {
         (Some(Value::String(s)), _) => vec![s.clone()],
-        (Some(v @ Value::Array(_)), _) => util::strings(v, "input")?,
-        (Some(_), _) => {
-            return Err(WireError::invalid(
-                "input",
-                "`input` must be a string or an array of strings",
-            ))
-        }
+        (Some(v @ Value::Array(_)), _) => strings(v, "input")?,
+        (Some(_), _) => return Err(must_be("input", "a string or an array of strings")),
         // The older `/api/embeddings` takes one `prompt`.
-        (None, Some(p)) => vec![str_of(p, "prompt")?.to_string()],
-        (None, None) => return Err(WireError::invalid("input", "`input` is required")),
+        (None, Some(p)) => vec![as_str(p, "prompt")?.to_string()],
+        (None, None) => return Err(required("input")),
     };
     // Without truncation an over-long input must fail, which no other provider promises.
-    if opt_bool(&root, "", "truncate")? == Some(false) {
+    if root.bool("truncate")? == Some(false) {
         return Err(not_supported("truncate"));
     }
     // `options` and `keep_alive` only tune the server for embeddings.
-    opt_object(&root, "", "options")?;
+    root.obj("options")?;
     Ok(EmbeddingsRequest {
-        model: req_str(&root, "", "model")?.to_string(),
+        model: root.req_str("model")?.to_string(),
         input,
-        dimensions: opt_u32(&root, "", "dimensions")?,
+        dimensions: root.whole_u32("dimensions")?,
         user: None,
     })
 }
 
-fn decode_common(root: &Map<String, Value>) -> Result<ChatRequest, WireError> {
+fn decode_common(root: &Obj<'_>) -> Result<ChatRequest, WireError> {
     let mut req = ChatRequest {
-        model: req_str(root, "", "model")?.to_string(),
-        stream: opt_bool(root, "", "stream")?.unwrap_or(true),
-        keep_alive: get(root, "keep_alive").cloned(),
+        model: root.req_str("model")?.to_string(),
+        stream: root.bool("stream")?.unwrap_or(true),
+        keep_alive: root.get("keep_alive").cloned(),
         ..Default::default()
     };
-    match get(root, "format") {
+    match root.get("format") {
         None => {}
         Some(Value::String(s)) if s.is_empty() => {}
         Some(Value::String(s)) if s == "json" => {
@@ -189,40 +183,37 @@ fn decode_common(root: &Map<String, Value>) -> Result<ChatRequest, WireError> {
                 strict: None,
             })
         }
-        Some(_) => {
-            return Err(WireError::invalid(
-                "format",
-                "`format` must be \"json\" or a JSON schema object",
-            ))
-        }
+        Some(_) => return Err(must_be("format", "\"json\" or a JSON schema object")),
     }
     // Thinking output has no place in the IR; `false` asks for nothing and is fine.
-    match get(root, "think") {
+    match root.get("think") {
         None | Some(Value::Bool(false)) => {}
         Some(_) => return Err(not_supported("think")),
     }
-    if opt_bool(root, "", "logprobs")? == Some(true) {
+    if root.bool("logprobs")? == Some(true) {
         return Err(not_supported("logprobs"));
     }
-    if get(root, "top_logprobs").is_some_and(|v| v.as_u64() != Some(0)) {
+    if root
+        .get("top_logprobs")
+        .is_some_and(|v| v.as_u64() != Some(0))
+    {
         return Err(not_supported("top_logprobs"));
     }
-    if let Some(options) = opt_object(root, "", "options")? {
-        decode_options(options, &mut req)?;
+    if let Some(options) = root.obj("options")? {
+        decode_options(&options, &mut req)?;
     }
     Ok(req)
 }
 
-fn decode_options(options: &Map<String, Value>, req: &mut ChatRequest) -> Result<(), WireError> {
-    let path = "options";
-    req.temperature = opt_f64(options, path, "temperature")?;
-    req.top_p = opt_f64(options, path, "top_p")?;
-    req.top_k = opt_u32(options, path, "top_k")?;
-    req.seed = util::opt_i64(options, path, "seed")?;
-    req.presence_penalty = opt_f64(options, path, "presence_penalty")?;
-    req.frequency_penalty = opt_f64(options, path, "frequency_penalty")?;
+fn decode_options(options: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireError> {
+    req.temperature = options.f64("temperature")?;
+    req.top_p = options.f64("top_p")?;
+    req.top_k = options.whole_u32("top_k")?;
+    req.seed = options.whole_i64("seed")?;
+    req.presence_penalty = options.f64("presence_penalty")?;
+    req.frequency_penalty = options.f64("frequency_penalty")?;
     // -1 (no limit) and -2 (fill the context) both mean "no max_tokens".
-    if let Some(n) = util::opt_i64(options, path, "num_predict")? {
+    if let Some(n) = options.whole_i64("num_predict")? {
         req.max_tokens = match u32::try_from(n) {
             Ok(n) => Some(n),
             Err(_) if n < 0 => None,
@@ -234,11 +225,11 @@ fn decode_options(options: &Map<String, Value>, req: &mut ChatRequest) -> Result
             }
         };
     }
-    if let Some(stop) = get(options, "stop") {
-        req.stop = util::strings(stop, "options.stop")?;
+    if let Some(stop) = options.get("stop") {
+        req.stop = strings(stop, &options.path("stop"))?;
     }
     let mut passthrough = Map::new();
-    for (key, value) in options {
+    for (key, value) in options.map {
         let known = [
             "temperature",
             "top_p",
@@ -254,7 +245,7 @@ fn decode_options(options: &Map<String, Value>, req: &mut ChatRequest) -> Result
             continue;
         }
         if !SAMPLING_OPTIONS.contains(&key.as_str()) {
-            let field = join(path, key);
+            let field = options.path(key);
             return Err(WireError::invalid(
                 field.clone(),
                 format!("unknown option `{field}`"),
@@ -300,32 +291,26 @@ impl CallIds {
     }
 }
 
-fn decode_message(v: &Value, path: &str, calls: &mut CallIds) -> Result<Message, WireError> {
-    let obj = as_object(v, path)?;
-    reject_unknown(
-        obj,
-        path,
-        &[
-            "role",
-            "content",
-            "images",
-            "tool_calls",
-            "tool_name",
-            "tool_call_id",
-            "thinking",
-        ],
-    )?;
-    let role = match req_str(obj, path, "role")? {
+fn decode_message(obj: &Obj<'_>, calls: &mut CallIds) -> Result<Message, WireError> {
+    obj.reject_unknown(&[
+        "role",
+        "content",
+        "images",
+        "tool_calls",
+        "tool_name",
+        "tool_call_id",
+        "thinking",
+    ])?;
+    let role = match obj.req_str("role")? {
         "system" => Role::System,
         "user" => Role::User,
         "assistant" => Role::Assistant,
         "tool" => Role::Tool,
         _ => {
-            let field = join(path, "role");
-            return Err(WireError::invalid(
-                field.clone(),
-                format!("`{field}` must be `system`, `user`, `assistant` or `tool`"),
-            ));
+            return Err(must_be(
+                &obj.path("role"),
+                "`system`, `user`, `assistant` or `tool`",
+            ))
         }
     };
     // `thinking` on an earlier assistant turn is the model's old reasoning, which Ollama's own
@@ -334,14 +319,14 @@ fn decode_message(v: &Value, path: &str, calls: &mut CallIds) -> Result<Message,
         content: Vec::new(),
         ..Message::text(role, "")
     };
-    if let Some(text) = opt_str(obj, path, "content")?.filter(|t| !t.is_empty()) {
+    if let Some(text) = obj.str("content")?.filter(|t| !t.is_empty()) {
         msg.content.push(Part::Text {
             text: text.to_string(),
         });
     }
-    msg.content.extend(decode_images(obj, path)?);
-    if let Some(list) = opt_array(obj, path, "tool_calls")? {
-        let list_path = join(path, "tool_calls");
+    msg.content.extend(decode_images(obj)?);
+    if let Some(list) = obj.arr("tool_calls")? {
+        let list_path = obj.path("tool_calls");
         if role != Role::Assistant && !list.is_empty() {
             return Err(WireError::invalid(
                 list_path.clone(),
@@ -350,12 +335,12 @@ fn decode_message(v: &Value, path: &str, calls: &mut CallIds) -> Result<Message,
         }
         calls.pending.clear();
         for (j, c) in list.iter().enumerate() {
-            msg.tool_calls
-                .push(decode_tool_call(c, &at(&list_path, j), calls)?);
+            let call = as_obj(c, &index(&list_path, j))?;
+            msg.tool_calls.push(decode_tool_call(&call, calls)?);
         }
     }
-    let tool_name = opt_str(obj, path, "tool_name")?;
-    let tool_call_id = opt_str(obj, path, "tool_call_id")?;
+    let tool_name = obj.str("tool_name")?;
+    let tool_call_id = obj.str("tool_call_id")?;
     if role == Role::Tool {
         msg.name = tool_name.map(str::to_string);
         msg.tool_call_id = calls.answer(tool_call_id, tool_name);
@@ -363,27 +348,19 @@ fn decode_message(v: &Value, path: &str, calls: &mut CallIds) -> Result<Message,
     Ok(msg)
 }
 
-fn decode_tool_call(v: &Value, path: &str, calls: &mut CallIds) -> Result<ToolCall, WireError> {
-    let obj = as_object(v, path)?;
-    reject_unknown(obj, path, &["id", "type", "function"])?;
-    let fp = join(path, "function");
-    let function = as_object(util::required(obj, path, "function")?, &fp)?;
-    reject_unknown(function, &fp, &["name", "arguments", "index"])?;
-    let name = req_str(function, &fp, "name")?;
-    let ap = join(&fp, "arguments");
-    let arguments = match get(function, "arguments") {
+fn decode_tool_call(obj: &Obj<'_>, calls: &mut CallIds) -> Result<ToolCall, WireError> {
+    obj.reject_unknown(&["id", "type", "function"])?;
+    let function = obj.req_obj("function")?;
+    function.reject_unknown(&["name", "arguments", "index"])?;
+    let name = function.req_str("name")?;
+    let arguments = match function.get("arguments") {
         None => "{}".to_string(),
-        Some(args @ Value::Object(_)) => args.to_string(),
+        Some(v @ Value::Object(_)) => v.to_string(),
         // Some clients send OpenAI-style JSON text; it must still be an object.
-        Some(Value::String(s)) if util::arguments_object(s).is_some() => s.clone(),
-        Some(_) => {
-            return Err(WireError::invalid(
-                ap.clone(),
-                format!("`{ap}` must be an object"),
-            ))
-        }
+        Some(Value::String(s)) if args::object(s).is_some() => s.clone(),
+        Some(_) => return Err(must_be(&function.path("arguments"), "an object")),
     };
-    let id = calls.call(opt_str(obj, path, "id")?, name);
+    let id = calls.call(obj.str("id")?, name);
     Ok(ToolCall {
         id,
         name: name.to_string(),
@@ -391,19 +368,19 @@ fn decode_tool_call(v: &Value, path: &str, calls: &mut CallIds) -> Result<ToolCa
     })
 }
 
-fn decode_images(obj: &Map<String, Value>, path: &str) -> Result<Vec<Part>, WireError> {
-    let Some(images) = opt_array(obj, path, "images")? else {
+fn decode_images(obj: &Obj<'_>) -> Result<Vec<Part>, WireError> {
+    let Some(images) = obj.arr("images")? else {
         return Ok(Vec::new());
     };
-    let list_path = join(path, "images");
+    let list_path = obj.path("images");
     let mut parts = Vec::new();
     for (k, img) in images.iter().enumerate() {
-        let ip = at(&list_path, k);
-        let data = str_of(img, &ip)?;
+        let ip = index(&list_path, k);
+        let data = as_str(img, &ip)?;
         let source = if data.starts_with("data:") {
             Media::from_url(data)
         } else {
-            let media_type = util::sniff_image(data).ok_or_else(|| {
+            let media_type = media::sniff_image(data).ok_or_else(|| {
                 WireError::invalid(
                     ip.clone(),
                     format!("`{ip}` is not a base64 PNG, JPEG, GIF or WebP image"),
@@ -419,27 +396,25 @@ fn decode_images(obj: &Map<String, Value>, path: &str) -> Result<Vec<Part>, Wire
     Ok(parts)
 }
 
-fn decode_tool(v: &Value, path: &str) -> Result<Tool, WireError> {
-    let tool = as_object(v, path)?;
-    reject_unknown(tool, path, &["type", "function"])?;
-    if let Some(kind) = opt_str(tool, path, "type")? {
+fn decode_tool(tool: &Obj<'_>) -> Result<Tool, WireError> {
+    tool.reject_unknown(&["type", "function"])?;
+    if let Some(kind) = tool.str("type")? {
         if kind != "function" {
-            return Err(not_supported(join(path, "type")));
+            return Err(not_supported(tool.path("type")));
         }
     }
-    let fp = join(path, "function");
-    let function = as_object(util::required(tool, path, "function")?, &fp)?;
-    reject_unknown(function, &fp, &["name", "description", "parameters"])?;
-    let parameters = match get(function, "parameters") {
+    let function = tool.req_obj("function")?;
+    function.reject_unknown(&["name", "description", "parameters"])?;
+    let parameters = match function.get("parameters") {
         Some(p) => {
-            as_object(p, &join(&fp, "parameters"))?;
+            as_obj(p, &function.path("parameters"))?;
             p.clone()
         }
         None => json!({"type": "object", "properties": {}}),
     };
     Ok(Tool {
-        name: req_str(function, &fp, "name")?.to_string(),
-        description: opt_str(function, &fp, "description")?.map(str::to_string),
+        name: function.req_str("name")?.to_string(),
+        description: function.string("description")?,
         parameters,
     })
 }
@@ -461,7 +436,7 @@ pub(crate) fn tool_calls_json(calls: &[ToolCall]) -> Value {
         .map(|(i, c)| {
             json!({
                 "id": c.id,
-                "function": {"index": i, "name": c.name, "arguments": util::arguments_value(&c.arguments)},
+                "function": {"index": i, "name": c.name, "arguments": args::value(&c.arguments)},
             })
         })
         .collect();
@@ -489,7 +464,7 @@ pub(crate) fn done_fields(out: &mut Map<String, Value>, reason: &str, usage: Opt
 pub(crate) fn head(model: &str, created: u64, text: &str, generate: bool) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("model".into(), json!(model));
-    m.insert("created_at".into(), json!(util::rfc3339(created)));
+    m.insert("created_at".into(), json!(time::rfc3339(created)));
     if generate {
         m.insert("response".into(), json!(text));
     } else {
@@ -514,7 +489,7 @@ fn encode_complete(r: &ChatResponse, generate: bool) -> Vec<u8> {
     }
     let reason = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
     done_fields(&mut body, done_reason(reason), r.usage.as_ref());
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    to_bytes(&Value::Object(body))
 }
 
 pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
@@ -539,11 +514,11 @@ pub fn encode_embed_response(r: &EmbeddingsResponse) -> Vec<u8> {
     if let ([only], Some(obj)) = (r.data.as_slice(), body.as_object_mut()) {
         obj.insert("embedding".into(), json!(only));
     }
-    serde_json::to_vec(&body).unwrap_or_default()
+    to_bytes(&body)
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    serde_json::to_vec(&json!({"error": e.message})).unwrap_or_default()
+    to_bytes(&json!({"error": e.message}))
 }
 
 #[cfg(test)]

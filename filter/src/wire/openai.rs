@@ -3,8 +3,8 @@
 //!
 //! Layout: [`client`] decodes client requests and encodes answers and errors for OpenAI clients;
 //! [`provider`] builds provider requests (with each kind's quirks) and decodes their answers;
-//! [`stream`] holds the SSE encoder (IR → `chat.completion.chunk`) and decoder (the reverse);
-//! [`json`] is the path-aware `serde_json::Value` reader both sides share.
+//! [`stream`] holds the SSE encoder (IR → `chat.completion.chunk`) and decoder (the reverse).
+//! All three read JSON through [`crate::wire::json`].
 //!
 //! Invariants:
 //! - Client errors name the field in the client's own spelling (`messages[2].content[0].type`);
@@ -16,7 +16,6 @@
 //!   error, never as a complete answer.
 
 mod client;
-mod json;
 mod provider;
 mod stream;
 #[cfg(test)]

@@ -266,32 +266,18 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// `YYYYMMDD'T'HHMMSS'Z'` for a Unix time, via the days-to-civil algorithm (proleptic
-/// Gregorian, valid for every `u64` day count that fits an `i64` year).
+/// `YYYYMMDD'T'HHMMSS'Z'` for a Unix time (proleptic Gregorian; every `u64` of seconds is a
+/// day count that fits an `i64`).
 pub fn amz_date(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
+    let days = (unix_seconds / 86_400) as i64;
     let secs = unix_seconds % 86_400;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = super::time::civil_from_days(days);
     format!(
         "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
         secs / 3600,
         (secs % 3600) / 60,
         secs % 60
     )
-}
-
-/// Howard Hinnant's `civil_from_days` for days since 1970-01-01 (non-negative only).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days.saturating_add(719_468);
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

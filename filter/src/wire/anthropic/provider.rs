@@ -1,10 +1,12 @@
 //! The `anthropic` provider format: IR requests to `POST {base}/v1/messages`, and Anthropic's
 //! complete answers and error bodies back to IR.
 
-use super::util::{self, arguments_object};
 use super::{finish_reason, usage_from};
 use crate::ir::*;
-use crate::wire::{reject_foreign_extra, system_text, Outgoing, ProviderSpec, WireError};
+use crate::wire::json::{must_be, required, set, to_bytes};
+use crate::wire::{
+    args, media, reject_foreign_extra, system_text, Outgoing, ProviderSpec, WireError,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -98,7 +100,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
             ("anthropic-version".into(), spec.anthropic_version.clone()),
             ("content-type".into(), "application/json".into()),
         ],
-        body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        body: to_bytes(&Value::Object(body)),
     })
 }
 
@@ -110,8 +112,8 @@ fn encode_tool(tool: &Tool) -> Value {
         json!({"type": "object", "properties": {}})
     };
     let mut t = json!({"name": tool.name, "input_schema": schema});
-    if let (Some(d), Some(obj)) = (&tool.description, t.as_object_mut()) {
-        obj.insert("description".into(), json!(d));
+    if let Some(d) = &tool.description {
+        set(&mut t, "description", json!(d));
     }
     t
 }
@@ -125,9 +127,7 @@ fn encode_tool_choice(chat: &ChatRequest) -> Option<Value> {
         Some(ToolChoice::Tool(name)) => json!({"type": "tool", "name": name}),
     };
     if chat.parallel_tool_calls == Some(false) {
-        if let Some(obj) = choice.as_object_mut() {
-            obj.insert("disable_parallel_tool_use".into(), json!(true));
-        }
+        set(&mut choice, "disable_parallel_tool_use", json!(true));
     } else if chat.tool_choice.is_none() {
         return None;
     }
@@ -150,11 +150,10 @@ fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
             Role::Assistant => {
                 let mut blocks = encode_blocks(&m.content, &path)?;
                 for (j, call) in m.tool_calls.iter().enumerate() {
-                    let input = arguments_object(&call.arguments).ok_or_else(|| {
-                        let field = format!("{path}.tool_calls[{j}].function.arguments");
-                        WireError::invalid(
-                            field.clone(),
-                            format!("`{field}` must be a JSON object"),
+                    let input = args::object(&call.arguments).ok_or_else(|| {
+                        must_be(
+                            &format!("{path}.tool_calls[{j}].function.arguments"),
+                            "a JSON object",
                         )
                     })?;
                     blocks.push(json!({
@@ -165,18 +164,16 @@ fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
                 open_results = false;
             }
             Role::Tool => {
-                let id = m.tool_call_id.as_deref().ok_or_else(|| {
-                    let field = format!("{path}.tool_call_id");
-                    WireError::invalid(field.clone(), format!("`{field}` is required"))
-                })?;
+                let id = m
+                    .tool_call_id
+                    .as_deref()
+                    .ok_or_else(|| required(&format!("{path}.tool_call_id")))?;
                 let mut result = json!({"type": "tool_result", "tool_use_id": id});
-                if let Some(obj) = result.as_object_mut() {
-                    if !m.content.is_empty() {
-                        obj.insert("content".into(), encode_content(&m.content, &path)?);
-                    }
-                    if m.is_error {
-                        obj.insert("is_error".into(), json!(true));
-                    }
+                if !m.content.is_empty() {
+                    set(&mut result, "content", encode_content(&m.content, &path)?);
+                }
+                if m.is_error {
+                    set(&mut result, "is_error", json!(true));
                 }
                 let joined = open_results
                     && out
@@ -215,7 +212,7 @@ fn encode_blocks(parts: &[Part], path: &str) -> Result<Vec<Value>, WireError> {
             Part::Document { source, title } => {
                 let source = match source {
                     Media::Base64 { media_type, data } if media_type == "text/plain" => {
-                        let text = util::base64_decode(data.as_bytes())
+                        let text = media::base64_decode(data.as_bytes())
                             .and_then(|b| String::from_utf8(b).ok())
                             .ok_or_else(|| {
                                 WireError::invalid(
@@ -231,8 +228,8 @@ fn encode_blocks(parts: &[Part], path: &str) -> Result<Vec<Value>, WireError> {
                     other => encode_source(other),
                 };
                 let mut doc = json!({"type": "document", "source": source});
-                if let (Some(t), Some(obj)) = (title, doc.as_object_mut()) {
-                    obj.insert("title".into(), json!(t));
+                if let Some(t) = title {
+                    set(&mut doc, "title", json!(t));
                 }
                 doc
             }
@@ -327,7 +324,7 @@ pub fn decode_response(req: &Request, status: u16, body: &[u8]) -> Result<Respon
             "tool_use" => message.tool_calls.push(ToolCall {
                 id: block.id.unwrap_or_default(),
                 name: block.name.unwrap_or_default(),
-                arguments: util::arguments_text(&block.input.unwrap_or(Value::Null)),
+                arguments: args::text(&block.input.unwrap_or(Value::Null)),
             }),
             // Thinking and server-tool blocks have no IR form; the answer is the text and calls.
             _ => {}

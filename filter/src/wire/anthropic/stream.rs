@@ -428,14 +428,10 @@ impl MessagesStreamDecoder {
     }
 }
 
-fn frame_error(e: crate::stream::FrameError) -> WireError {
-    WireError::upstream(e.to_string())
-}
-
 impl StreamDecoder for MessagesStreamDecoder {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         let mut events = Vec::new();
-        self.framer.push(chunk, &mut events).map_err(frame_error)?;
+        self.framer.push(chunk, &mut events)?;
         for ev in events {
             self.handle(ev, out)?;
         }
@@ -444,7 +440,7 @@ impl StreamDecoder for MessagesStreamDecoder {
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         let mut events = Vec::new();
-        self.framer.finish(&mut events).map_err(frame_error)?;
+        self.framer.finish(&mut events)?;
         for ev in events {
             self.handle(ev, out)?;
         }

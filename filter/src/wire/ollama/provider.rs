@@ -2,8 +2,8 @@
 //! Ollama's complete answers and `{"error"}` bodies back to IR.
 
 use crate::ir::*;
-use crate::wire::anthropic::util::{self, arguments_object};
-use crate::wire::{reject_foreign_extra, Outgoing, ProviderSpec, WireError};
+use crate::wire::json::{must_be, set, to_bytes};
+use crate::wire::{args, reject_foreign_extra, time, Outgoing, ProviderSpec, WireError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -15,8 +15,8 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
         Request::Embeddings(e) => {
             // `user` only labels the request for the vendor's abuse tracking; Ollama has none.
             let mut body = json!({"model": e.model, "input": e.input});
-            if let (Some(d), Some(obj)) = (e.dimensions, body.as_object_mut()) {
-                obj.insert("dimensions".into(), json!(d));
+            if let Some(d) = e.dimensions {
+                set(&mut body, "dimensions", json!(d));
             }
             body
         }
@@ -29,7 +29,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     Ok(Outgoing {
         path: format!("{}/api/{op}", spec.base_path),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(&body).unwrap_or_default(),
+        body: to_bytes(&body),
     })
 }
 
@@ -61,8 +61,8 @@ fn encode_chat(chat: &ChatRequest) -> Result<Value, WireError> {
             .iter()
             .map(|t| {
                 let mut function = json!({"name": t.name, "parameters": t.parameters});
-                if let (Some(d), Some(obj)) = (&t.description, function.as_object_mut()) {
-                    obj.insert("description".into(), json!(d));
+                if let Some(d) = &t.description {
+                    set(&mut function, "description", json!(d));
                 }
                 json!({"type": "function", "function": function})
             })
@@ -155,9 +155,11 @@ fn encode_message(chat: &ChatRequest, i: usize, m: &Message) -> Result<Value, Wi
     if !m.tool_calls.is_empty() {
         let mut calls = Vec::new();
         for (j, c) in m.tool_calls.iter().enumerate() {
-            let arguments = arguments_object(&c.arguments).ok_or_else(|| {
-                let field = format!("{path}.tool_calls[{j}].function.arguments");
-                WireError::invalid(field.clone(), format!("`{field}` must be a JSON object"))
+            let arguments = args::object(&c.arguments).ok_or_else(|| {
+                must_be(
+                    &format!("{path}.tool_calls[{j}].function.arguments"),
+                    "a JSON object",
+                )
             })?;
             // Ollama servers that predate tool-call ids ignore `id`.
             calls.push(json!({"id": c.id, "function": {"name": c.name, "arguments": arguments}}));
@@ -255,7 +257,7 @@ struct WireEmbed {
 pub(super) fn created_of(line: &WireChat, created: u64) -> u64 {
     line.created_at
         .as_deref()
-        .and_then(util::parse_rfc3339)
+        .and_then(time::parse_rfc3339)
         .unwrap_or(created)
 }
 
@@ -344,7 +346,7 @@ pub fn decode_response(
         .map(|(c, i)| ToolCall {
             id: call_id(c, created, i),
             name: c.function.name.clone(),
-            arguments: util::arguments_text(&c.function.arguments),
+            arguments: args::text(&c.function.arguments),
         })
         .collect();
     let finish_reason = finish_of(line.done_reason.as_deref(), !tool_calls.is_empty());

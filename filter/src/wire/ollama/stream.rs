@@ -5,8 +5,8 @@ use super::provider::{call_id, created_of, error_message, finish_of, usage_of, W
 use super::{done_fields, done_reason, head, tool_calls_json};
 use crate::ir::*;
 use crate::stream::ndjson::NdjsonFramer;
-use crate::wire::anthropic::util;
-use crate::wire::{StreamDecoder, StreamEncoder, WireError};
+use crate::wire::json::set;
+use crate::wire::{args, StreamDecoder, StreamEncoder, WireError};
 use serde_json::{json, Value};
 
 /// IR events to Ollama NDJSON. Ollama sends each tool call whole, with its arguments as an
@@ -74,9 +74,7 @@ impl StreamEncoder for ChatStreamEncoder {
                 if !text.is_empty() {
                     let body = head(&self.model, self.created, text, self.generate);
                     let mut body = Value::Object(body);
-                    if let Some(obj) = body.as_object_mut() {
-                        obj.insert("done".into(), json!(false));
-                    }
+                    set(&mut body, "done", json!(false));
                     Self::line(&body, out);
                 }
             }
@@ -210,7 +208,7 @@ impl ChatStreamDecoder {
             out.push(StreamEvent::ToolCallDelta {
                 choice: 0,
                 index,
-                arguments: util::arguments_text(&call.function.arguments),
+                arguments: args::text(&call.function.arguments),
             });
         }
         if wire.done {
@@ -225,14 +223,10 @@ impl ChatStreamDecoder {
     }
 }
 
-fn frame_error(e: crate::stream::FrameError) -> WireError {
-    WireError::upstream(e.to_string())
-}
-
 impl StreamDecoder for ChatStreamDecoder {
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         let mut lines = Vec::new();
-        self.framer.push(chunk, &mut lines).map_err(frame_error)?;
+        self.framer.push(chunk, &mut lines)?;
         for line in &lines {
             self.handle(line, out)?;
         }
@@ -241,7 +235,7 @@ impl StreamDecoder for ChatStreamDecoder {
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         let mut lines = Vec::new();
-        self.framer.finish(&mut lines).map_err(frame_error)?;
+        self.framer.finish(&mut lines)?;
         for line in &lines {
             self.handle(line, out)?;
         }

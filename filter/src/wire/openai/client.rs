@@ -7,8 +7,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::json::{as_obj, as_str, index, must_be, parse_object, required, set, to_bytes, Obj, R};
 use crate::ir::*;
+use crate::wire::json::{
+    as_obj, as_str, index, must_be, parse_object, required, set, to_bytes, Obj, R,
+};
 use crate::wire::WireError;
 
 /// Known OpenAI parameters with no IR equivalent: carried in `extra` for OpenAI-family providers.
@@ -63,7 +65,7 @@ fn unsupported(field: &str, what: &str) -> WireError {
 }
 
 pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
-    let map = parse_object(body)?;
+    let map = parse_object(body, "the body")?;
     let o = Obj::root(&map);
     let mut req = ChatRequest::default();
     for (name, value) in &map {
@@ -390,7 +392,7 @@ fn decode_response_format(o: Obj<'_>) -> R<ResponseFormat> {
 }
 
 pub fn decode_embeddings_request(body: &[u8]) -> Result<EmbeddingsRequest, WireError> {
-    let map = parse_object(body)?;
+    let map = parse_object(body, "the body")?;
     let o = Obj::root(&map);
     if let Some(name) = map.keys().find(|k| {
         !matches!(

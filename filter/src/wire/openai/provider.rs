@@ -18,8 +18,11 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::client::{provider_error_message, tool_call_json};
-use super::json::{as_obj, index, key, required, set, upstream, Obj, R};
 use crate::ir::*;
+use crate::wire::args;
+use crate::wire::json::{
+    as_obj, index, key, must_be, parse_object, required, set, to_bytes, upstream, Obj, R,
+};
 use crate::wire::{reject_foreign_extra, Outgoing, ProviderKind, ProviderSpec, WireError};
 
 /// Extras Mistral accepts with OpenAI's meaning.
@@ -48,7 +51,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     Ok(Outgoing {
         path,
         headers: vec![("content-type".into(), "application/json".into())],
-        body: super::json::to_bytes(&Value::Object(body)),
+        body: to_bytes(&Value::Object(body)),
     })
 }
 
@@ -343,7 +346,7 @@ pub fn decode_response(
     if !(200..300).contains(&status) {
         return Ok(Response::Error(provider_error(status, body)));
     }
-    let map = super::json::parse_object(body).map_err(upstream)?;
+    let map = parse_object(body, "the body").map_err(upstream)?;
     let o = Obj::root(&map);
     match req {
         Request::Chat(c) => decode_chat(c, &o),
@@ -404,7 +407,7 @@ pub(super) fn message_text(o: &Obj<'_>) -> R<String> {
             .filter(|c| c.get("type").and_then(Value::as_str) == Some("text"))
             .filter_map(|c| c.get("text").and_then(Value::as_str))
             .collect(),
-        Some(_) => return Err(super::json::must_be(&o.path("content"), "a string")),
+        Some(_) => return Err(must_be(&o.path("content"), "a string")),
     };
     if text.is_empty() {
         text = o.string("refusal")?.unwrap_or_default();
@@ -434,12 +437,8 @@ fn decode_chat(req: &ChatRequest, o: &Obj<'_>) -> R<Response> {
         {
             let t = as_obj(t, &index(&msg.path("tool_calls"), j))?;
             let f = t.req_obj("function")?;
-            let arguments = match f.get("arguments") {
-                None => "{}".to_string(),
-                Some(Value::String(s)) => s.clone(),
-                // Some compatible servers send the object itself.
-                Some(v) => v.to_string(),
-            };
+            // Some compatible servers send the object itself rather than its text.
+            let arguments = args::text(f.get("arguments").unwrap_or(&Value::Null));
             tool_calls.push(ToolCall {
                 id: t.string("id")?.unwrap_or_default(),
                 name: f.req_str("name")?.to_string(),
@@ -487,7 +486,7 @@ fn decode_embeddings(req: &EmbeddingsRequest, o: &Obj<'_>) -> R<Response> {
                 #[allow(clippy::cast_possible_truncation)]
                 x.as_f64()
                     .map(|x| x as f32)
-                    .ok_or_else(|| super::json::must_be(&path, "an array of numbers"))
+                    .ok_or_else(|| must_be(&path, "an array of numbers"))
             })
             .collect::<R<Vec<f32>>>()?;
         rows.push((d.u64("index")?.unwrap_or(i as u64), vector));

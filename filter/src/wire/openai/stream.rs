@@ -13,10 +13,10 @@
 use serde_json::{json, Value};
 
 use super::client::{error_json, finish_reason_str, usage_json};
-use super::json::{as_obj, index, set, upstream, Obj, R};
 use super::provider::{decode_usage, finish_reason, generation_failed, message_text};
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
+use crate::wire::json::{as_obj, index, set, upstream, Obj, R};
 use crate::wire::{StreamDecoder, StreamEncoder, WireError};
 
 pub struct ChatStreamEncoder {
@@ -373,18 +373,14 @@ impl StreamDecoder for ChatStreamDecoder {
             return Ok(());
         }
         let mut frames = Vec::new();
-        self.framer
-            .push(chunk, &mut frames)
-            .map_err(|e| WireError::upstream(e.to_string()))?;
+        self.framer.push(chunk, &mut frames)?;
         self.frames(frames, out)
     }
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         if !self.done {
             let mut frames = Vec::new();
-            self.framer
-                .finish(&mut frames)
-                .map_err(|e| WireError::upstream(e.to_string()))?;
+            self.framer.finish(&mut frames)?;
             self.frames(frames, out)?;
         }
         self.flush_usage(out);

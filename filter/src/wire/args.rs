@@ -1,0 +1,56 @@
+//! Tool-call arguments between the IR's JSON text (OpenAI's shape) and the JSON objects that
+//! Anthropic, Ollama, Gemini and Bedrock carry instead.
+
+use serde_json::{Map, Value};
+
+use crate::wire::WireError;
+
+/// Arguments text as an object. Empty text is a call without arguments; anything but a JSON
+/// object is `None`.
+pub(crate) fn object(text: &str) -> Option<Map<String, Value>> {
+    if text.trim().is_empty() {
+        return Some(Map::new());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// [`object`] for provider encoders, whose callers learn which call's arguments were bad.
+pub(crate) fn object_at(text: &str, field: &str) -> Result<Value, WireError> {
+    object(text)
+        .map(Value::Object)
+        .ok_or_else(|| WireError::invalid(field, "tool call arguments must be a JSON object"))
+}
+
+/// For client encoders, which cannot fail: arguments that are not an object (a provider's model
+/// produced broken JSON) go out as the raw string, so the client fails loudly instead of running
+/// the tool with made-up arguments.
+pub(crate) fn value(text: &str) -> Value {
+    match object(text) {
+        Some(map) => Value::Object(map),
+        None => Value::String(text.to_string()),
+    }
+}
+
+/// Arguments a format sent as a value (an object, or text from lenient servers), as IR text.
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "{}".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_is_no_arguments_and_broken_text_stays_raw() {
+        assert_eq!(object(" "), Some(Map::new()));
+        assert_eq!(object("[1]"), None);
+        assert_eq!(value("{oops"), Value::String("{oops".into()));
+    }
+}
