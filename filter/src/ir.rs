@@ -44,6 +44,15 @@ impl Request {
     }
 }
 
+/// What the gateway role hands the provider role: the request and the model route it matched.
+/// It travels in the body because Envoy replays the body untouched on each retry, whereas the
+/// header map is shared by attempts and already rewritten by the first one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub route: String,
+    pub request: Request,
+}
+
 /// A chat completion request, in the union of what the supported client protocols can say.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
@@ -313,11 +322,15 @@ pub enum FinishReason {
     ContentFilter,
 }
 
+/// Token counts, in OpenAI's convention whatever the provider: `input_tokens` is the whole
+/// prompt, and `cached_input_tokens` is the part of it served from the provider's prompt cache
+/// (a subset, priced differently). Decoders of formats that report cache reads separately
+/// (Anthropic, Bedrock) add them in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
-    /// Input tokens served from the provider's prompt cache (priced differently).
+    /// Part of `input_tokens` served from the provider's prompt cache.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_input_tokens: u64,
 }

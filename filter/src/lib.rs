@@ -11,10 +11,15 @@
 //!   machines and applies their effects.
 
 pub mod auth;
+pub mod catalog;
 pub mod config;
+pub mod gateway;
+pub mod host;
 pub mod ir;
 pub mod limits;
 pub mod pii;
+pub mod routing;
 pub mod store;
 pub mod stream;
+pub mod upstream;
 pub mod wire;

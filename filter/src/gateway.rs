@@ -1,0 +1,648 @@
+//! The gateway role (downstream filter): one [`Exchange`] per client request, sans-IO. It
+//! authenticates, decodes the client protocol, scrubs PII, applies limits, picks the target, and
+//! turns the provider role's IR answer back into the client's protocol, restoring PII.
+//!
+//! Call order (the host pumps; every input is data, every effect is a returned value):
+//! 1. [`Exchange::on_request_headers`] → reply now, or buffer the body (after stripping headers).
+//! 2. [`Exchange::on_request_body`] with the whole body → reply now, or forward an IR body with
+//!    `x-weir-cluster` set (it selects the Envoy cluster); the body is an [`Envelope`] naming
+//!    the model route, for the provider role.
+//! 3. [`Exchange::on_response_headers`] → headers to set/remove; then
+//!    [`Exchange::on_response_body`] per chunk (streams) or once with the whole body
+//!    ([`Exchange::buffers_response`]).
+//! 4. [`Exchange::on_done`] exactly once, whatever happened: settles the limit reservation.
+//!
+//! Invariants: nothing the client sent under an `x-weir-` name reaches Envoy's router, and no
+//! credential header reaches the upstream; every refusal is an [`ErrorInfo`] encoded in the
+//! client's own protocol; answers the provider role did not produce (Envoy's local replies such
+//! as "no healthy upstream") are re-shaped into the client's error format too.
+
+use crate::config::Config;
+use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
+use crate::limits::{Actual, Estimate, Subject, Ticket};
+use crate::pii::{EventRestorer, Vault};
+use crate::store::SharedStore;
+use crate::stream::ndjson::NdjsonFramer;
+use crate::wire::{ClientApi, StreamEncoder};
+use std::rc::Rc;
+
+/// Request header: the Envoy cluster the router must use (`route.cluster_header`).
+pub const CLUSTER_HEADER: &str = "x-weir-cluster";
+/// Response header set by the provider role: `response` (IR JSON) or `stream` (IR NDJSON).
+pub const IR_HEADER: &str = "x-weir-ir";
+/// Response header set by the provider role: the provider that answered.
+pub const PROVIDER_HEADER: &str = "x-weir-provider";
+/// Response header for clients (debug): who served the request.
+pub const SERVED_BY_HEADER: &str = "x-weir-served-by";
+/// The internal-name prefix no client may send and no provider may see.
+pub const INTERNAL_PREFIX: &str = "x-weir-";
+
+/// What the host knows at the time of a call.
+pub struct Env<'a> {
+    /// Host clock, Unix milliseconds.
+    pub now_ms: u64,
+    pub store: &'a dyn SharedStore,
+    /// A fresh random number from the host.
+    pub random: u64,
+}
+
+/// A complete local answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum HeadersVerdict {
+    Reply(Reply),
+    /// Remove these headers, then buffer the body and call `on_request_body` with all of it.
+    Buffer {
+        remove: Vec<String>,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum BodyVerdict {
+    Reply(Reply),
+    Forward {
+        set: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+}
+
+/// Response header changes.
+#[derive(Debug, Default, PartialEq)]
+pub struct HeaderEdits {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+enum Mode {
+    /// Before the response, or a passthrough we do not touch.
+    None,
+    /// A complete IR answer or a foreign (non-IR) answer to re-shape, buffered to its end.
+    Buffered {
+        status: u16,
+        ir: bool,
+    },
+    Stream(Box<StreamState>),
+}
+
+struct StreamState {
+    framer: NdjsonFramer,
+    encoder: Box<dyn StreamEncoder>,
+    restorer: EventRestorer,
+    /// The stream already ended with an error; ignore the rest.
+    failed: bool,
+}
+
+/// One client request through the gateway role.
+pub struct Exchange {
+    cfg: Rc<Config>,
+    api: Option<ClientApi>,
+    key_id: Option<String>,
+    route: Option<String>,
+    request: Option<Request>,
+    vault: Option<Vault>,
+    ticket: Option<Ticket>,
+    price: Option<crate::limits::Price>,
+    usage: Option<Usage>,
+    mode: Mode,
+    response_started: bool,
+    /// The status a buffered answer must end with, when it differs from what arrived.
+    final_status: Option<u16>,
+    done: bool,
+}
+
+impl Exchange {
+    pub fn new(cfg: Rc<Config>) -> Self {
+        Exchange {
+            cfg,
+            api: None,
+            key_id: None,
+            route: None,
+            request: None,
+            vault: None,
+            ticket: None,
+            price: None,
+            usage: None,
+            mode: Mode::None,
+            response_started: false,
+            final_status: None,
+            done: false,
+        }
+    }
+
+    /// `headers`: every request header, lower-case names, raw values, repeats kept.
+    pub fn on_request_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(String, Vec<u8>)],
+        env: &Env,
+    ) -> HeadersVerdict {
+        let Some(api) = ClientApi::classify(method, path) else {
+            let api = fallback_api(path);
+            return HeadersVerdict::Reply(error_reply(
+                api,
+                &ErrorInfo::new(
+                    404,
+                    ErrorKind::NotFound,
+                    format!("weir does not serve {method} {}", path_only(path)),
+                ),
+            ));
+        };
+        self.api = Some(api);
+        if method != api.method() {
+            return self.reply(ErrorInfo::new(
+                405,
+                ErrorKind::InvalidRequest,
+                format!("{} takes {}, not {method}", path_only(path), api.method()),
+            ));
+        }
+        let now_s = env.now_ms / 1000;
+        let key = match self.cfg.keys.authenticate(headers, now_s) {
+            Ok(k) => k,
+            Err(e) => return self.reply(e),
+        };
+        self.key_id = Some(key.id.clone());
+        match api {
+            ClientApi::OpenAiModels | ClientApi::OllamaTags => {
+                let names = self.visible_models();
+                let body = match api {
+                    ClientApi::OllamaTags => crate::catalog::ollama_tags(&names, now_s),
+                    _ => crate::catalog::openai_models(&names, now_s),
+                };
+                return HeadersVerdict::Reply(json_reply(200, body));
+            }
+            ClientApi::OllamaVersion => {
+                return HeadersVerdict::Reply(json_reply(200, br#"{"version":"0.6.0"}"#.to_vec()))
+            }
+            _ => {}
+        }
+        let declared = header_value(headers, "content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.cfg.max_request_bytes) {
+            return self.reply(too_large(self.cfg.max_request_bytes));
+        }
+        let mut remove: Vec<String> = headers
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(INTERNAL_PREFIX))
+            .cloned()
+            .collect();
+        remove.extend(self.cfg.keys.credential_headers().iter().cloned());
+        remove.extend(
+            [
+                "content-length",
+                "accept-encoding",
+                "authorization",
+                "x-api-key",
+                "api-key",
+            ]
+            .map(String::from),
+        );
+        remove.sort();
+        remove.dedup();
+        HeadersVerdict::Buffer { remove }
+    }
+
+    /// The whole request body (the host buffers it).
+    pub fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
+        let Some(api) = self.api else {
+            return BodyVerdict::Reply(error_reply(
+                ClientApi::OpenAiChat,
+                &ErrorInfo::new(500, ErrorKind::Internal, "request body before headers"),
+            ));
+        };
+        if body.len() > self.cfg.max_request_bytes {
+            return self.reply_body(too_large(self.cfg.max_request_bytes));
+        }
+        if api == ClientApi::OllamaShow {
+            return self.ollama_show(body);
+        }
+        let mut req = match api.decode_request(body) {
+            Ok(r) => r,
+            Err(e) => return self.reply_body(e.info()),
+        };
+        let cfg = Rc::clone(&self.cfg);
+        let model = req.model().to_string();
+        let Some(route) = cfg.router.find(&model) else {
+            return self.reply_body(not_found(&model));
+        };
+        let Some(key) = self.key_id.as_deref().and_then(|id| cfg.keys.key(id)) else {
+            return self.reply_body(ErrorInfo::new(
+                401,
+                ErrorKind::Authentication,
+                "missing API key",
+            ));
+        };
+        if !key.may_use(&model) {
+            return self.reply_body(ErrorInfo::new(
+                403,
+                ErrorKind::PermissionDenied,
+                format!("this API key may not use model '{model}'"),
+            ));
+        }
+        let mut vault = cfg.pii.new_vault();
+        if let Err(blocked) = cfg.pii.scrub_request(&mut req, &mut vault) {
+            return self.reply_body(ErrorInfo::invalid(
+                "messages",
+                format!(
+                    "the request was blocked because it contains {} data",
+                    blocked.detector
+                ),
+            ));
+        }
+        let target = route.pick(env.store, env.random);
+        let estimate = Estimate::for_request(&req, &cfg.limiter, target.price.as_ref());
+        let subject = Subject {
+            key_id: &key.id,
+            key_limits: key.limits.as_ref(),
+            model: &route.name,
+        };
+        match cfg.limiter.admit(env.store, env.now_ms, &subject, estimate) {
+            Ok(ticket) => self.ticket = Some(ticket),
+            Err(refusal) => {
+                let mut reply = error_reply(api, &refusal.info);
+                reply.headers.extend(refusal.headers);
+                return BodyVerdict::Reply(reply);
+            }
+        }
+        let envelope = Envelope {
+            route: route.name.clone(),
+            request: req,
+        };
+        let ir = match serde_json::to_vec(&envelope) {
+            Ok(b) => b,
+            Err(_) => {
+                return self.reply_body(ErrorInfo::new(
+                    500,
+                    ErrorKind::Internal,
+                    "could not serialise the request",
+                ))
+            }
+        };
+        self.price = target.price;
+        self.route = Some(route.name.clone());
+        self.vault = Some(vault);
+        let set = vec![
+            (CLUSTER_HEADER.to_string(), target.cluster.clone()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        self.request = Some(envelope.request);
+        BodyVerdict::Forward { set, body: ir }
+    }
+
+    /// The upstream answer's headers (after Envoy's router: the provider role's, or Envoy's own
+    /// local reply).
+    pub fn on_response_headers(
+        &mut self,
+        status: u16,
+        headers: &[(String, Vec<u8>)],
+    ) -> HeaderEdits {
+        self.response_started = true;
+        let mut edits = HeaderEdits::default();
+        let Some(api) = self.api else {
+            return edits;
+        };
+        if self.request.is_none() {
+            // A reply this gateway made itself; it is already in the client's shape.
+            return edits;
+        }
+        let marker = header_value(headers, IR_HEADER).map(|v| v.to_vec());
+        let stream_req = self.request.as_ref().and_then(|r| match r {
+            Request::Chat(c) if c.stream => Some(c.clone()),
+            _ => None,
+        });
+        match (marker.as_deref(), stream_req) {
+            (Some(b"stream"), Some(chat)) if (200..300).contains(&status) => {
+                self.mode = Mode::Stream(Box::new(StreamState {
+                    framer: NdjsonFramer::new(self.cfg.max_stream_frame_bytes),
+                    encoder: api.stream_encoder(&chat),
+                    restorer: EventRestorer::new(),
+                    failed: false,
+                }));
+                edits
+                    .set
+                    .push(("content-type".into(), api.stream_content_type().into()));
+                edits.set.push(("cache-control".into(), "no-cache".into()));
+            }
+            (marker, _) => {
+                self.mode = Mode::Buffered {
+                    status,
+                    ir: marker == Some(b"response"),
+                };
+                edits
+                    .set
+                    .push(("content-type".into(), "application/json".into()));
+                if status == 503 && header_value(headers, "retry-after").is_none() {
+                    edits.set.push(("retry-after".into(), "1".into()));
+                }
+            }
+        }
+        edits.remove.push("content-length".into());
+        for (name, _) in headers {
+            if name.starts_with(INTERNAL_PREFIX) || name == "x-envoy-attempt-count" {
+                edits.remove.push(name.clone());
+            }
+        }
+        if self.cfg.debug_headers {
+            if let Some(p) =
+                header_value(headers, PROVIDER_HEADER).and_then(|v| std::str::from_utf8(v).ok())
+            {
+                edits.set.push((SERVED_BY_HEADER.into(), p.to_string()));
+            }
+            if let Some(n) = header_value(headers, "x-envoy-attempt-count")
+                .and_then(|v| std::str::from_utf8(v).ok())
+            {
+                edits.set.push(("x-weir-attempts".into(), n.to_string()));
+            }
+        }
+        if let Some(ticket) = &self.ticket {
+            edits.set.extend(ticket.headers());
+        }
+        edits
+    }
+
+    /// Whether the host must hold the response body until its end and pass it whole.
+    pub fn buffers_response(&self) -> bool {
+        matches!(self.mode, Mode::Buffered { .. })
+    }
+
+    /// A response body chunk (or the whole body when buffering); returns its replacement.
+    pub fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+        let api = self.api?;
+        match &mut self.mode {
+            Mode::None => None,
+            Mode::Buffered { status, ir } => {
+                if !end {
+                    return None;
+                }
+                let (status, ir) = (*status, *ir);
+                Some(self.finish_buffered(api, status, ir, chunk))
+            }
+            Mode::Stream(st) => {
+                let mut lines = Vec::new();
+                let mut events = Vec::new();
+                if !st.failed {
+                    let framed = st.framer.push(chunk, &mut lines).and_then(|()| {
+                        if end {
+                            st.framer.finish(&mut lines)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    for line in &lines {
+                        match serde_json::from_str::<StreamEvent>(line) {
+                            Ok(ev) => events.push(ev),
+                            Err(_) => {
+                                events.push(StreamEvent::Error(internal_stream_error()));
+                                break;
+                            }
+                        }
+                    }
+                    if framed.is_err() {
+                        events.push(StreamEvent::Error(internal_stream_error()));
+                    }
+                }
+                let vault = self.vault.as_ref();
+                let mut restored = Vec::new();
+                for ev in events {
+                    if let StreamEvent::Usage(u) = &ev {
+                        self.usage = Some(*u);
+                    }
+                    match vault {
+                        Some(v) if !v.is_empty() => st.restorer.event(v, ev, &mut restored),
+                        _ => restored.push(ev),
+                    }
+                }
+                if end {
+                    if let Some(v) = vault {
+                        st.restorer.flush(v, &mut restored);
+                    }
+                }
+                let mut out = Vec::new();
+                for ev in &restored {
+                    if st.failed {
+                        break;
+                    }
+                    st.encoder.event(ev, &mut out);
+                    if matches!(ev, StreamEvent::Error(_)) {
+                        st.failed = true;
+                    }
+                }
+                if end && !st.failed {
+                    st.encoder.end(&mut out);
+                }
+                Some(out)
+            }
+        }
+    }
+
+    /// The request is over (Envoy's log phase). Settles the limit reservation exactly once.
+    pub fn on_done(&mut self, env: &Env) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Some(ticket) = self.ticket.take() {
+            let actual = match (&self.usage, self.response_started) {
+                (Some(u), _) => Actual::from_usage(u, self.price.as_ref()),
+                (None, false) => Actual::default(),
+                (None, true) => Actual::from_estimate(ticket.estimate()),
+            };
+            self.cfg
+                .limiter
+                .settle(env.store, env.now_ms, &ticket, actual);
+        }
+    }
+
+    /// The status a buffered answer must carry instead of the one that arrived (the host holds
+    /// the response headers until the body is complete, so it can still change).
+    pub fn take_status(&mut self) -> Option<u16> {
+        self.final_status.take()
+    }
+
+    /// Usage reported by the provider, once known.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn finish_buffered(&mut self, api: ClientApi, status: u16, ir: bool, body: &[u8]) -> Vec<u8> {
+        if body.len() > self.cfg.max_response_bytes {
+            return api.encode_error(&ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                "the provider's answer exceeded max_response_bytes",
+            ));
+        }
+        let parsed = if ir {
+            serde_json::from_slice::<Response>(body).ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(mut resp) => {
+                if let Some(v) = &self.vault {
+                    if !v.is_empty() {
+                        v.restore_response(&mut resp);
+                    }
+                }
+                self.usage = match &resp {
+                    Response::Chat(c) => c.usage,
+                    Response::Embeddings(e) => e.usage,
+                    Response::Error(e) => {
+                        self.final_status = Some(e.status);
+                        None
+                    }
+                };
+                api.encode_response(&resp)
+            }
+            None => {
+                let err = foreign_error(status, body);
+                self.final_status = Some(err.status);
+                api.encode_error(&err)
+            }
+        }
+    }
+
+    fn visible_models(&self) -> Vec<String> {
+        let key = self.key_id.as_deref().and_then(|id| self.cfg.keys.key(id));
+        self.cfg
+            .router
+            .routes()
+            .iter()
+            .filter(|r| !r.is_glob())
+            .filter(|r| key.is_some_and(|k| k.may_use(&r.name)))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    fn ollama_show(&mut self, body: &[u8]) -> BodyVerdict {
+        let model = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("model")
+                    .or_else(|| v.get("name"))
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            });
+        let Some(model) = model else {
+            return self.reply_body(ErrorInfo::invalid("model", "`model` is required"));
+        };
+        let allowed = self
+            .key_id
+            .as_deref()
+            .and_then(|id| self.cfg.keys.key(id))
+            .is_some_and(|k| k.may_use(&model));
+        if self.cfg.router.find(&model).is_none() || !allowed {
+            return self.reply_body(not_found(&model));
+        }
+        BodyVerdict::Reply(json_reply(200, crate::catalog::ollama_show(&model)))
+    }
+
+    fn reply(&self, err: ErrorInfo) -> HeadersVerdict {
+        HeadersVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
+    }
+
+    fn reply_body(&self, err: ErrorInfo) -> BodyVerdict {
+        BodyVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
+    }
+}
+
+fn json_reply(status: u16, body: Vec<u8>) -> Reply {
+    Reply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body,
+    }
+}
+
+/// An error in the client's protocol shape, with `retry-after` when the error carries one.
+pub fn error_reply(api: ClientApi, err: &ErrorInfo) -> Reply {
+    let mut reply = json_reply(err.status, api.encode_error(err));
+    if let Some(s) = err.retry_after {
+        reply.headers.push(("retry-after".into(), s.to_string()));
+    }
+    reply
+}
+
+/// The protocol to answer in when the path is not one weir serves.
+fn fallback_api(path: &str) -> ClientApi {
+    if path.starts_with("/api/") {
+        ClientApi::OllamaChat
+    } else if path.starts_with("/v1/messages") {
+        ClientApi::AnthropicMessages
+    } else {
+        ClientApi::OpenAiChat
+    }
+}
+
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+fn not_found(model: &str) -> ErrorInfo {
+    let mut e = ErrorInfo::new(
+        404,
+        ErrorKind::NotFound,
+        format!("The model `{model}` does not exist or is not served by this gateway"),
+    );
+    e.field = Some("model".into());
+    e
+}
+
+fn too_large(limit: usize) -> ErrorInfo {
+    ErrorInfo::new(
+        413,
+        ErrorKind::PayloadTooLarge,
+        format!("the request body exceeds the gateway's limit of {limit} bytes"),
+    )
+}
+
+fn internal_stream_error() -> ErrorInfo {
+    ErrorInfo::new(
+        502,
+        ErrorKind::Upstream,
+        "the provider's stream could not be translated",
+    )
+}
+
+/// An answer that did not come from the provider role (Envoy's own local reply, or a provider
+/// reached without it): keep the status, take a short plain-text reason if there is one.
+fn foreign_error(status: u16, body: &[u8]) -> ErrorInfo {
+    let status = if (200..300).contains(&status) {
+        502
+    } else {
+        status
+    };
+    let kind = ErrorInfo::kind_for_status(status);
+    let text = std::str::from_utf8(body).unwrap_or("").trim();
+    let reason = if text.is_empty() || text.len() > 200 || text.starts_with('{') {
+        match kind {
+            ErrorKind::Unavailable => "no provider is available for this model right now",
+            ErrorKind::Timeout => "the provider did not answer in time",
+            _ => "the gateway could not reach the provider",
+        }
+        .to_string()
+    } else {
+        format!("upstream error: {text}")
+    };
+    let mut e = ErrorInfo::new(status, kind, reason);
+    if kind == ErrorKind::Unavailable {
+        e.retry_after = Some(1);
+    }
+    e
+}
+
+/// The first value of a header, by lower-case name.
+pub fn header_value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}

@@ -1,0 +1,360 @@
+//! The shell around the sans-IO core: the proxy-wasm entry point, the root context that compiles
+//! the configuration once, and the two HTTP contexts that pump Envoy's callbacks into
+//! [`crate::gateway::Exchange`] and [`crate::upstream::Attempt`] and apply what they return.
+//!
+//! The role comes from the plugin's `root_id` (`weir-gateway` or `weir-provider`), so one binary
+//! and one configuration serve both filters. Both filters must set Envoy's
+//! `allow_on_headers_stop_iteration: true`: weir pauses headers until it has read the body
+//! (routing depends on the model inside it), and without that option Envoy would stop
+//! delivering the body too. Every host call goes through [`abi`], which never panics.
+
+pub mod abi;
+
+use crate::config::Config;
+use crate::gateway::{BodyVerdict, Env, Exchange, HeaderEdits, HeadersVerdict, Reply};
+use crate::store::{SharedStore, StoreError};
+use crate::upstream::{Attempt, UpBody, UpHeaders};
+use abi::{Buffer, Map};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::cell::Cell;
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+pub const GATEWAY_ROOT_ID: &str = "weir-gateway";
+pub const PROVIDER_ROOT_ID: &str = "weir-provider";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Gateway,
+    Provider,
+}
+
+/// Shared data through the host, for the stages that keep cross-worker state.
+pub struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), StoreError> {
+        abi::shared_get(key)
+            .map_err(|e| StoreError::Other(format!("shared data get: status {}", e.0)))
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        abi::shared_set(key, value, cas).map_err(|e| match e.0 {
+            abi::CAS_MISMATCH => StoreError::CasMismatch,
+            s => StoreError::Other(format!("shared data set: status {s}")),
+        })
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A fast non-cryptographic random number (xorshift), seeded from the clock: it only spreads
+/// load, it protects nothing.
+fn random() -> u64 {
+    RNG.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            x = abi::now_nanos() | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    })
+}
+
+fn env(store: &HostStore) -> Env<'_> {
+    Env {
+        now_ms: abi::now_nanos() / 1_000_000,
+        store,
+        random: random(),
+    }
+}
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<Config>>,
+    role: Option<Role>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, size: usize) -> bool {
+        let root_id = abi::property_str(&["plugin_root_id"]).unwrap_or_default();
+        let role = match root_id.as_str() {
+            GATEWAY_ROOT_ID => Role::Gateway,
+            PROVIDER_ROOT_ID => Role::Provider,
+            other => {
+                log::error!(
+                    "weir: unknown root_id {other:?}; use {GATEWAY_ROOT_ID:?} (downstream filter) \
+                     or {PROVIDER_ROOT_ID:?} (upstream filter)"
+                );
+                return false;
+            }
+        };
+        let bytes = match abi::buffer(Buffer::PluginConfiguration, size) {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!(
+                    "weir: cannot read the plugin configuration (status {})",
+                    e.0
+                );
+                return false;
+            }
+        };
+        let read_env = |name: &str| std::env::var(name).ok();
+        match Config::parse(&bytes, &read_env) {
+            Ok((config, warnings)) => {
+                for w in warnings {
+                    log::warn!("weir: {w}");
+                }
+                if role == Role::Gateway {
+                    let keys = config
+                        .keys
+                        .keys()
+                        .filter_map(|k| Some((k.id.as_str(), k.limits.as_ref()?)));
+                    if let Err(e) = config.limiter.seed(&HostStore, keys) {
+                        log::warn!("weir: could not seed limit counters: {e:?}");
+                    }
+                }
+                log::info!("weir: {root_id} configured");
+                self.config = Some(Rc::new(config));
+                self.role = Some(role);
+                true
+            }
+            Err(e) => {
+                log::error!("weir: invalid configuration: {e}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let config = Rc::clone(self.config.as_ref()?);
+        Some(match self.role? {
+            Role::Gateway => Box::new(GatewayContext {
+                exchange: Exchange::new(config),
+            }),
+            Role::Provider => Box::new(ProviderContext {
+                attempt: Attempt::new(config),
+            }),
+        })
+    }
+}
+
+fn send(reply: &Reply) -> Action {
+    if let Err(e) = abi::send_response(reply.status, &reply.headers, &reply.body) {
+        log::error!("weir: could not send a local reply (status {})", e.0);
+    }
+    // Envoy sends local replies after the callback returns; iteration must stop.
+    Action::Pause
+}
+
+fn apply(map: Map, edits: &HeaderEdits) {
+    for name in &edits.remove {
+        let _ = abi::remove_header(map, name);
+    }
+    for (name, value) in &edits.set {
+        let _ = abi::set_header(map, name, value);
+    }
+}
+
+fn header_str<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> &'a str {
+    crate::gateway::header_value(headers, name)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or("")
+}
+
+fn status_of(headers: &[(String, Vec<u8>)]) -> u16 {
+    header_str(headers, ":status").parse().unwrap_or(502)
+}
+
+/// Replaces the current body chunk, logging (not trapping) if the host refuses.
+fn replace_body(buf: Buffer, size: usize, bytes: &[u8]) {
+    if let Err(e) = abi::replace_buffer(buf, size, bytes) {
+        log::error!("weir: could not replace a body (status {})", e.0);
+    }
+}
+
+struct GatewayContext {
+    exchange: Exchange,
+}
+
+impl Context for GatewayContext {}
+
+impl HttpContext for GatewayContext {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+        let headers = abi::headers(Map::RequestHeaders).unwrap_or_default();
+        let store = HostStore;
+        let env = env(&store);
+        let (method, path) = (
+            header_str(&headers, ":method"),
+            header_str(&headers, ":path"),
+        );
+        match self
+            .exchange
+            .on_request_headers(method, path, &headers, &env)
+        {
+            HeadersVerdict::Reply(r) => send(&r),
+            HeadersVerdict::Buffer { remove } => {
+                for name in &remove {
+                    let _ = abi::remove_header(Map::RequestHeaders, name);
+                }
+                if end_of_stream {
+                    // No body will come: decide now (an empty body is a 400 in every protocol).
+                    match self.exchange.on_request_body(&[], &env) {
+                        BodyVerdict::Reply(r) => return send(&r),
+                        BodyVerdict::Forward { .. } => {}
+                    }
+                }
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let store = HostStore;
+        let env = env(&store);
+        let body = abi::buffer(Buffer::RequestBody, size).unwrap_or_default();
+        match self.exchange.on_request_body(&body, &env) {
+            BodyVerdict::Reply(r) => send(&r),
+            BodyVerdict::Forward { set, body: out } => {
+                for (name, value) in &set {
+                    let _ = abi::set_header(Map::RequestHeaders, name, value);
+                }
+                replace_body(Buffer::RequestBody, size, &out);
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        let headers = abi::headers(Map::ResponseHeaders).unwrap_or_default();
+        let edits = self
+            .exchange
+            .on_response_headers(status_of(&headers), &headers);
+        apply(Map::ResponseHeaders, &edits);
+        if self.exchange.buffers_response() {
+            // Held until the body is complete, so the final status can still change.
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.exchange.buffers_response() && !end_of_stream {
+            return Action::Pause;
+        }
+        let chunk = abi::buffer(Buffer::ResponseBody, size).unwrap_or_default();
+        if let Some(out) = self.exchange.on_response_body(&chunk, end_of_stream) {
+            replace_body(Buffer::ResponseBody, size, &out);
+        }
+        if let Some(status) = self.exchange.take_status() {
+            let _ = abi::set_header(Map::ResponseHeaders, ":status", &status.to_string());
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let store = HostStore;
+        self.exchange.on_done(&env(&store));
+    }
+}
+
+struct ProviderContext {
+    attempt: Attempt,
+}
+
+impl Context for ProviderContext {}
+
+impl HttpContext for ProviderContext {
+    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        let headers = abi::headers(Map::RequestHeaders).unwrap_or_default();
+        let provider = abi::property_str(&[
+            "xds",
+            "upstream_host_metadata",
+            "filter_metadata",
+            "weir",
+            "provider",
+        ]);
+        let cluster = abi::property_str(&["xds", "cluster_name"]);
+        match self
+            .attempt
+            .on_request_headers(&headers, provider.as_deref(), cluster.as_deref())
+        {
+            UpHeaders::Reply(r) => send(&r),
+            UpHeaders::Buffer { remove } => {
+                for name in &remove {
+                    let _ = abi::remove_header(Map::RequestHeaders, name);
+                }
+                Action::Pause
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let store = HostStore;
+        let env = env(&store);
+        let body = abi::buffer(Buffer::RequestBody, size).unwrap_or_default();
+        match self.attempt.on_request_body(&body, &env) {
+            UpBody::Reply(r) => send(&r),
+            UpBody::Forward { set, body: out } => {
+                for (name, value) in &set {
+                    let _ = abi::set_header(Map::RequestHeaders, name, value);
+                }
+                replace_body(Buffer::RequestBody, size, &out);
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        let headers = abi::headers(Map::ResponseHeaders).unwrap_or_default();
+        let store = HostStore;
+        let (edits, status) =
+            self.attempt
+                .on_response_headers(status_of(&headers), &headers, &env(&store));
+        apply(Map::ResponseHeaders, &edits);
+        if let Some(s) = status {
+            let _ = abi::set_header(Map::ResponseHeaders, ":status", &s.to_string());
+        }
+        if self.attempt.buffers_response() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.attempt.buffers_response() && !end_of_stream {
+            return Action::Pause;
+        }
+        let chunk = abi::buffer(Buffer::ResponseBody, size).unwrap_or_default();
+        if let Some(out) = self.attempt.on_response_body(&chunk, end_of_stream) {
+            replace_body(Buffer::ResponseBody, size, &out);
+        }
+        if let Some(status) = self.attempt.take_status() {
+            let _ = abi::set_header(Map::ResponseHeaders, ":status", &status.to_string());
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,452 @@
+//! The provider role (an Envoy upstream filter): one [`Attempt`] per upstream attempt, sans-IO.
+//! It turns the gateway's IR request into the wire format of the provider Envoy picked for this
+//! attempt, adds that provider's credentials, and turns the answer back into IR.
+//!
+//! Because Envoy runs upstream filters once per attempt, a retry that Envoy sends to another
+//! endpoint (another priority of the same cluster: a provider of another type) is translated and
+//! signed afresh; that is what makes cross-provider failover work inside one request.
+//!
+//! Call order: [`Attempt::on_request_headers`] (with the provider named by the endpoint's
+//! metadata) → [`Attempt::on_request_body`] with the whole IR body → [`Attempt::on_response_headers`]
+//! → [`Attempt::on_response_body`] per chunk, or once whole when [`Attempt::buffers_response`].
+//!
+//! Invariants: no `x-weir-` header and no client credential leaves Envoy; a provider's 401/403
+//! is the gateway's problem, not the client's, so it becomes a 502 naming the key id (never the
+//! key) and the key is benched; a 429 cools the key down for its `Retry-After`.
+
+use crate::config::providers::{Credential, Provider};
+use crate::config::Config;
+use crate::gateway::{
+    header_value, Env, HeaderEdits, Reply, INTERNAL_PREFIX, IR_HEADER, PROVIDER_HEADER,
+};
+use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
+use crate::routing::keys;
+use crate::wire::{sigv4, ProviderKind, StreamDecoder};
+use std::rc::Rc;
+
+/// Request headers a provider must never see from the client, beyond `x-weir-*`: client
+/// credentials, the client's own provider-account headers, and Envoy's hop details.
+const STRIPPED_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+    "anthropic-version",
+    "anthropic-beta",
+    "openai-organization",
+    "openai-project",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-attempt-count",
+    "content-length",
+    "accept-encoding",
+];
+
+#[derive(Debug, PartialEq)]
+pub enum UpHeaders {
+    /// Remove these headers and buffer the body.
+    Buffer {
+        remove: Vec<String>,
+    },
+    Reply(Reply),
+}
+
+#[derive(Debug, PartialEq)]
+pub enum UpBody {
+    Forward {
+        set: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Reply(Reply),
+}
+
+enum Mode {
+    None,
+    Buffered,
+    Stream {
+        decoder: Box<dyn StreamDecoder>,
+        failed: bool,
+    },
+}
+
+pub struct Attempt {
+    cfg: Rc<Config>,
+    /// The endpoint's provider metadata and the cluster name, from the host.
+    endpoint: (Option<String>, Option<String>),
+    provider: Option<String>,
+    key_id: Option<String>,
+    request: Option<Request>,
+    status: u16,
+    created: u64,
+    mode: Mode,
+    final_status: Option<u16>,
+}
+
+impl Attempt {
+    pub fn new(cfg: Rc<Config>) -> Self {
+        Attempt {
+            cfg,
+            endpoint: (None, None),
+            provider: None,
+            key_id: None,
+            request: None,
+            status: 0,
+            created: 0,
+            mode: Mode::None,
+            final_status: None,
+        }
+    }
+
+    /// Strips what must not reach any provider; the target is resolved once the body (which
+    /// names the route) is in. `endpoint_provider`: the endpoint's `filter_metadata.weir.provider`,
+    /// if any; `cluster`: the cluster's name, used when endpoints carry no metadata.
+    ///
+    /// On a retry Envoy hands this attempt the header map the previous attempt rewrote, so
+    /// everything a previous attempt set (credentials of another provider included) is removed.
+    pub fn on_request_headers(
+        &mut self,
+        headers: &[(String, Vec<u8>)],
+        endpoint_provider: Option<&str>,
+        cluster: Option<&str>,
+    ) -> UpHeaders {
+        self.endpoint = (
+            endpoint_provider.map(str::to_string),
+            cluster.map(str::to_string),
+        );
+        let mut remove: Vec<String> = headers
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(INTERNAL_PREFIX))
+            .cloned()
+            .collect();
+        remove.extend(STRIPPED_REQUEST_HEADERS.iter().map(|s| s.to_string()));
+        UpHeaders::Buffer { remove }
+    }
+
+    pub fn on_request_body(&mut self, body: &[u8], env: &Env) -> UpBody {
+        let cfg = Rc::clone(&self.cfg);
+        let Ok(Envelope {
+            route,
+            request: mut req,
+        }) = serde_json::from_slice::<Envelope>(body)
+        else {
+            return UpBody::Reply(ir_error(ErrorInfo::new(
+                500,
+                ErrorKind::Internal,
+                "the provider role got a request the gateway role did not prepare; check that \
+                 the weir-gateway filter runs on this route",
+            )));
+        };
+        let Some(route) = cfg.router.by_name(&route) else {
+            return UpBody::Reply(ir_error(ErrorInfo::new(
+                500,
+                ErrorKind::Internal,
+                format!("model route '{route}' is not in this filter's configuration"),
+            )));
+        };
+        let (endpoint_provider, cluster) = (self.endpoint.0.as_deref(), self.endpoint.1.as_deref());
+        let target = match endpoint_provider {
+            Some(p) => route.target_for_provider(p),
+            None => cluster.and_then(|c| route.sole_target_in_cluster(c)),
+        };
+        let Some(provider) = target.and_then(|t| cfg.providers.get(&t.provider)) else {
+            return UpBody::Reply(ir_error(ErrorInfo::new(
+                500,
+                ErrorKind::Internal,
+                format!(
+                    "the endpoint Envoy chose (provider {:?}, cluster {:?}) is not a target of model '{}'",
+                    endpoint_provider.unwrap_or("-"),
+                    cluster.unwrap_or("-"),
+                    route.name
+                ),
+            )));
+        };
+        self.provider = Some(provider.name.clone());
+        if let Some(model) = route
+            .target_for_provider(&provider.name)
+            .and_then(|t| t.model.as_deref())
+        {
+            req.set_model(model);
+        }
+        let out = match provider.spec.encode_request(&req) {
+            Ok(o) => o,
+            Err(e) => return UpBody::Reply(ir_error(e.info())),
+        };
+        let key = keys::pick(provider, env.store, env.now_ms, env.random);
+        if provider.needs_keys && key.is_none() {
+            return UpBody::Reply(ir_error(
+                ErrorInfo::new(
+                    503,
+                    ErrorKind::Unavailable,
+                    format!("provider '{}' has no usable credentials", provider.name),
+                )
+                .with_retry_after(Some(30)),
+            ));
+        }
+        let mut set = vec![
+            (":method".to_string(), "POST".to_string()),
+            (":path".to_string(), out.path.clone()),
+            (":authority".to_string(), provider.spec.host.clone()),
+            ("content-type".to_string(), "application/json".to_string()),
+            ("accept-encoding".to_string(), "identity".to_string()),
+        ];
+        for (name, value) in &out.headers {
+            set_header(&mut set, name, value);
+        }
+        if let Some(key) = key {
+            self.key_id = Some(key.id.clone());
+            match &key.credential {
+                Credential::ApiKey {
+                    header,
+                    prefix,
+                    key,
+                } => {
+                    set_header(&mut set, header, &format!("{prefix}{key}"));
+                }
+                Credential::Aws(creds) => {
+                    let signed: Vec<(String, String)> = set
+                        .iter()
+                        .filter(|(n, _)| !n.starts_with(':') && n != "accept-encoding")
+                        .cloned()
+                        .collect();
+                    let region = provider.spec.region.as_deref().unwrap_or("us-east-1");
+                    set.extend(sigv4::sign(
+                        creds,
+                        region,
+                        "bedrock",
+                        "POST",
+                        &provider.spec.host,
+                        &out.path,
+                        &signed,
+                        &out.body,
+                        env.now_ms / 1000,
+                    ));
+                }
+            }
+        }
+        self.created = env.now_ms / 1000;
+        self.request = Some(req);
+        UpBody::Forward {
+            set,
+            body: out.body,
+        }
+    }
+
+    /// The provider's status and headers. Returns header edits and, for credential failures,
+    /// the status the gateway should see instead.
+    pub fn on_response_headers(
+        &mut self,
+        status: u16,
+        headers: &[(String, Vec<u8>)],
+        env: &Env,
+    ) -> (HeaderEdits, Option<u16>) {
+        self.status = status;
+        let mut edits = HeaderEdits::default();
+        let cfg = Rc::clone(&self.cfg);
+        let Some(provider) = self.provider.as_deref().and_then(|p| cfg.providers.get(p)) else {
+            return (edits, None);
+        };
+        let mut new_status = None;
+        if let Some(key_id) = &self.key_id {
+            match status {
+                429 => {
+                    let wait_ms = retry_after_seconds(headers)
+                        .map(|s| u64::from(s) * 1000)
+                        .unwrap_or(keys::DEFAULT_COOLDOWN_MS);
+                    keys::cool_down(
+                        provider,
+                        key_id,
+                        env.store,
+                        env.now_ms.saturating_add(wait_ms),
+                    );
+                }
+                401 | 403 => {
+                    log::warn!(
+                        "provider '{}' rejected key '{key_id}' with {status}; benched for {} s",
+                        provider.name,
+                        keys::REJECTED_KEY_BENCH_MS / 1000
+                    );
+                    keys::cool_down(
+                        provider,
+                        key_id,
+                        env.store,
+                        env.now_ms.saturating_add(keys::REJECTED_KEY_BENCH_MS),
+                    );
+                    new_status = Some(502);
+                }
+                _ => {}
+            }
+        }
+        let stream = self.request.as_ref().and_then(|r| match r {
+            Request::Chat(c) if c.stream && (200..300).contains(&status) => Some(c),
+            _ => None,
+        });
+        match stream {
+            Some(chat) => {
+                self.mode = Mode::Stream {
+                    decoder: provider.spec.stream_decoder(
+                        chat,
+                        cfg.max_stream_frame_bytes,
+                        self.created,
+                    ),
+                    failed: false,
+                };
+                edits.set.push((IR_HEADER.into(), "stream".into()));
+                edits
+                    .set
+                    .push(("content-type".into(), "application/x-ndjson".into()));
+            }
+            None => {
+                self.mode = Mode::Buffered;
+                edits.set.push((IR_HEADER.into(), "response".into()));
+                edits
+                    .set
+                    .push(("content-type".into(), "application/json".into()));
+            }
+        }
+        edits
+            .set
+            .push((PROVIDER_HEADER.into(), provider.name.clone()));
+        edits.remove.push("content-length".into());
+        edits.remove.push("content-encoding".into());
+        (edits, new_status)
+    }
+
+    pub fn buffers_response(&self) -> bool {
+        matches!(self.mode, Mode::Buffered)
+    }
+
+    /// A response chunk (or the whole body when buffering); returns its replacement.
+    pub fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+        match &mut self.mode {
+            Mode::None => None,
+            Mode::Buffered => end.then(|| self.finish_buffered(chunk)),
+            Mode::Stream { decoder, failed } => {
+                let mut out = Vec::new();
+                if *failed {
+                    return Some(out);
+                }
+                let mut events = Vec::new();
+                let mut result = decoder.feed(chunk, &mut events);
+                if end && result.is_ok() {
+                    result = decoder.end(&mut events);
+                }
+                if let Err(e) = result {
+                    events.push(StreamEvent::Error(e.info()));
+                }
+                for ev in &events {
+                    if let Ok(line) = serde_json::to_vec(ev) {
+                        out.extend_from_slice(&line);
+                        out.push(b'\n');
+                    }
+                    if matches!(ev, StreamEvent::Error(_)) {
+                        *failed = true;
+                        break;
+                    }
+                }
+                Some(out)
+            }
+        }
+    }
+
+    fn finish_buffered(&mut self, body: &[u8]) -> Vec<u8> {
+        let (Some(req), Some(provider)) = (
+            self.request.as_ref(),
+            self.provider
+                .as_deref()
+                .and_then(|p| self.cfg.providers.get(p)),
+        ) else {
+            return Vec::new();
+        };
+        let resp = if body.len() > self.cfg.max_response_bytes {
+            Response::Error(ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                "the provider's answer exceeded max_response_bytes",
+            ))
+        } else {
+            match provider
+                .spec
+                .decode_response(req, self.status, body, self.created)
+            {
+                Ok(Response::Error(e)) => Response::Error(self.sanitize(provider, e)),
+                Ok(r) => r,
+                Err(e) => Response::Error(e.info()),
+            }
+        };
+        if let Response::Error(e) = &resp {
+            if e.status != self.status {
+                self.final_status = Some(e.status);
+            }
+        }
+        serde_json::to_vec(&resp).unwrap_or_default()
+    }
+
+    /// The status the answer must carry instead of the provider's (a 200 whose body could not
+    /// be translated becomes a 502, which Envoy's retry policy can act on).
+    pub fn take_status(&mut self) -> Option<u16> {
+        self.final_status.take()
+    }
+
+    /// Provider error messages may quote the credential (OpenAI echoes part of a bad key), and a
+    /// provider's auth failure is not the client's: replace them.
+    fn sanitize(&self, provider: &Provider, mut e: ErrorInfo) -> ErrorInfo {
+        if matches!(self.status, 401 | 403) {
+            return ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                format!(
+                    "provider '{}' rejected the gateway's credentials (key '{}')",
+                    provider.name,
+                    self.key_id.as_deref().unwrap_or("-")
+                ),
+            );
+        }
+        if provider.spec.kind == ProviderKind::Bedrock && e.message.contains("Signature") {
+            e.message = format!(
+                "provider '{}' rejected the request signature",
+                provider.name
+            );
+        }
+        e
+    }
+}
+
+/// Sets a header in an edit list, replacing an earlier value: what is signed (SigV4) must be
+/// exactly what Envoy sends, and Envoy's replace keeps one value per name.
+fn set_header(set: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match set.iter_mut().find(|(n, _)| n == name) {
+        Some(entry) => entry.1 = value.to_string(),
+        None => set.push((name.to_string(), value.to_string())),
+    }
+}
+
+/// An IR error answer from the provider role itself.
+fn ir_error(err: ErrorInfo) -> Reply {
+    let status = err.status;
+    let mut headers = vec![
+        (IR_HEADER.to_string(), "response".to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    if let Some(s) = err.retry_after {
+        headers.push(("retry-after".into(), s.to_string()));
+    }
+    Reply {
+        status,
+        headers,
+        body: serde_json::to_vec(&Response::Error(err)).unwrap_or_default(),
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by LLM providers).
+fn retry_after_seconds(headers: &[(String, Vec<u8>)]) -> Option<u32> {
+    header_value(headers, "retry-after")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s.ceil().min(86_400.0) as u32)
+}
