@@ -1,0 +1,465 @@
+//! The whole request path without Envoy: a client body through the gateway role, the internal
+//! envelope through the provider role, a simulated provider's answer back through both.
+//! Time and randomness are inputs, so every run is the same.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use serde_json::{json, Value};
+use std::rc::Rc;
+use weir::config::Config;
+use weir::gateway::{BodyVerdict, Env, Exchange, HeadersVerdict, CLUSTER_HEADER, IR_HEADER};
+use weir::store::MemStore;
+use weir::upstream::{Attempt, UpBody, UpHeaders};
+
+const NOW_MS: u64 = 1_790_000_000_000;
+
+fn sha(s: &str) -> String {
+    weir::auth::sha256_hex(s)
+}
+
+fn config() -> Rc<Config> {
+    let cfg = json!({
+        "providers": {
+            "oa": {"type": "openai", "keys": [{"id": "k1", "key": "sk-provider-one"}, {"id": "k2", "key": "sk-provider-two"}]},
+            "an": {"type": "anthropic", "keys": [{"id": "a1", "key": "sk-ant-provider"}]}
+        },
+        "models": [
+            {"name": "fast", "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
+            {"name": "safe", "targets": [
+                {"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_fo"},
+                {"provider": "an", "model": "claude-x", "cluster": "c_fo"}]}
+        ],
+        "auth": {"keys": [
+            {"id": "team-a", "sha256": sha("sk-weir-a")},
+            {"id": "team-b", "sha256": sha("sk-weir-b"), "models": ["fast"], "limits": {"requests_per_minute": 2}}
+        ]},
+        "pii": {"enabled": true, "default_action": "placeholder", "restore": true}
+    });
+    let (cfg, _) = Config::parse(cfg.to_string().as_bytes(), &|_| None).unwrap();
+    Rc::new(cfg)
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn set_of<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+struct Sent {
+    cluster: String,
+    envelope: Vec<u8>,
+}
+
+/// Runs the request half through the gateway role.
+fn send(
+    ex: &mut Exchange,
+    store: &MemStore,
+    key: &str,
+    path: &str,
+    body: Value,
+) -> Result<Sent, (u16, Value)> {
+    let env = Env {
+        now_ms: NOW_MS,
+        store,
+        random: 7,
+    };
+    let auth = format!("Bearer {key}");
+    let h = headers(&[
+        ("authorization", &auth),
+        ("x-weir-cluster", "spoofed"),
+        ("content-type", "application/json"),
+    ]);
+    match ex.on_request_headers("POST", path, &h, &env) {
+        HeadersVerdict::Reply(r) => {
+            return Err((r.status, serde_json::from_slice(&r.body).unwrap()))
+        }
+        HeadersVerdict::Buffer { remove } => {
+            for must in ["authorization", "x-weir-cluster", "content-length"] {
+                assert!(remove.iter().any(|r| r == must), "{must} must be stripped");
+            }
+        }
+    }
+    match ex.on_request_body(body.to_string().as_bytes(), &env) {
+        BodyVerdict::Reply(r) => Err((r.status, serde_json::from_slice(&r.body).unwrap())),
+        BodyVerdict::Forward { set, body } => Ok(Sent {
+            cluster: set_of(&set, CLUSTER_HEADER).unwrap().to_string(),
+            envelope: body,
+        }),
+    }
+}
+
+struct Outgoing {
+    set: Vec<(String, String)>,
+    body: Value,
+}
+
+/// One provider-role attempt's request half, for the endpoint of `provider`.
+fn attempt_request(
+    at: &mut Attempt,
+    store: &MemStore,
+    provider: &str,
+    envelope: &[u8],
+) -> Outgoing {
+    let env = Env {
+        now_ms: NOW_MS,
+        store,
+        random: 3,
+    };
+    let h = headers(&[
+        ("x-weir-cluster", "c"),
+        ("authorization", "Bearer leftover-from-last-attempt"),
+    ]);
+    match at.on_request_headers(&h, Some(provider), None) {
+        UpHeaders::Buffer { remove } => {
+            assert!(remove.iter().any(|r| r == "authorization"));
+            assert!(remove.iter().any(|r| r == "x-weir-cluster"));
+        }
+        UpHeaders::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r.body)),
+    }
+    match at.on_request_body(envelope, &env) {
+        UpBody::Forward { set, body } => Outgoing {
+            set,
+            body: serde_json::from_slice(&body).unwrap(),
+        },
+        UpBody::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r.body)),
+    }
+}
+
+/// The provider's answer back through the provider role and the gateway role, in `chunks`.
+fn answer(
+    at: &mut Attempt,
+    ex: &mut Exchange,
+    store: &MemStore,
+    status: u16,
+    ctype: &str,
+    chunks: &[&[u8]],
+) -> (u16, Vec<u8>) {
+    let env = Env {
+        now_ms: NOW_MS,
+        store,
+        random: 0,
+    };
+    let (edits, override_status) =
+        at.on_response_headers(status, &headers(&[("content-type", ctype)]), &env);
+    let status = override_status.unwrap_or(status);
+    let mut hdrs: Vec<(String, Vec<u8>)> = edits
+        .set
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+        .collect();
+    hdrs.push((":status".into(), status.to_string().into_bytes()));
+    // The provider role's output, as the gateway receives it.
+    let mut internal = Vec::new();
+    if at.buffers_response() {
+        internal.push(at.on_response_body(&chunks.concat(), true).unwrap());
+    } else {
+        for (i, c) in chunks.iter().enumerate() {
+            internal.push(at.on_response_body(c, i + 1 == chunks.len()).unwrap());
+        }
+    }
+    let status = at.take_status().unwrap_or(status);
+    let _ = ex.on_response_headers(status, &hdrs);
+    let mut client = Vec::new();
+    if ex.buffers_response() {
+        client = ex.on_response_body(&internal.concat(), true).unwrap();
+    } else {
+        for (i, c) in internal.iter().enumerate() {
+            client.extend(ex.on_response_body(c, i + 1 == internal.len()).unwrap());
+        }
+    }
+    (ex.take_status().unwrap_or(status), client)
+}
+
+fn openai_answer(text: &str) -> Vec<u8> {
+    json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored() {
+    let cfg = config();
+    let store = MemStore::new();
+    let mut ex = Exchange::new(cfg.clone());
+    let sent = send(
+        &mut ex,
+        &store,
+        "sk-weir-a",
+        "/v1/messages",
+        json!({
+            "model": "fast", "max_tokens": 50,
+            "messages": [{"role": "user", "content": "mail me at jane@example.com"}]
+        }),
+    )
+    .unwrap();
+    assert_eq!(
+        sent.cluster, "c_oa",
+        "the client cannot pick its own cluster"
+    );
+    let mut at = Attempt::new(cfg.clone());
+    let out = attempt_request(&mut at, &store, "oa", &sent.envelope);
+    assert_eq!(set_of(&out.set, ":path"), Some("/v1/chat/completions"));
+    assert_eq!(set_of(&out.set, ":authority"), Some("api.openai.com"));
+    assert!(set_of(&out.set, "authorization")
+        .unwrap()
+        .starts_with("Bearer sk-provider-"));
+    assert_eq!(out.body["model"], "gpt-4o-mini");
+    let sent_text = out.body["messages"][0]["content"].as_str().unwrap();
+    assert!(!sent_text.contains("jane@example.com"), "{sent_text}");
+    assert!(sent_text.contains("<EMAIL_1>"));
+    let (status, body) = answer(
+        &mut at,
+        &mut ex,
+        &store,
+        200,
+        "application/json",
+        &[&openai_answer("echo: mail me at <EMAIL_1>")],
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"][0]["text"], "echo: mail me at jane@example.com");
+    assert_eq!(v["usage"]["output_tokens"], 2);
+}
+
+#[test]
+fn a_streamed_answer_is_the_same_whatever_the_chunking() {
+    let cfg = config();
+    let mut sse = Vec::new();
+    let words = ["echo:", " héllo", " 🦀", " <EMA", "IL_1>"];
+    for (i, w) in words.iter().enumerate() {
+        let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": if i == 0 { json!({"role": "assistant", "content": w}) } else { json!({"content": w}) }, "finish_reason": null}]});
+        sse.extend(format!("data: {chunk}\n\n").into_bytes());
+    }
+    let fin = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    let usage = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}});
+    sse.extend(format!("data: {fin}\n\ndata: {usage}\n\ndata: [DONE]\n\n").into_bytes());
+    let mut outputs = Vec::new();
+    for split in [1usize, 7, 64, sse.len()] {
+        let store = MemStore::new();
+        let mut ex = Exchange::new(cfg.clone());
+        let sent = send(&mut ex, &store, "sk-weir-a", "/api/chat", json!({
+            "model": "fast", "messages": [{"role": "user", "content": "héllo 🦀 jane@example.com"}]
+        }))
+        .unwrap();
+        let mut at = Attempt::new(cfg.clone());
+        let out = attempt_request(&mut at, &store, "oa", &sent.envelope);
+        assert_eq!(out.body["stream"], true, "ollama clients stream by default");
+        assert_eq!(out.body["stream_options"]["include_usage"], true);
+        let chunks: Vec<&[u8]> = sse.chunks(split).collect();
+        let (status, body) = answer(&mut at, &mut ex, &store, 200, "text/event-stream", &chunks);
+        assert_eq!(status, 200);
+        let text: String = String::from_utf8(body.clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let content: String = lines
+            .iter()
+            .filter_map(|l| l["message"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "echo: héllo 🦀 jane@example.com");
+        let last = lines.last().unwrap();
+        assert_eq!(last["done"], true);
+        assert_eq!(last["eval_count"], 4);
+        assert_eq!(ex.usage().unwrap().output_tokens, 4);
+        outputs.push(lines);
+    }
+    assert!(outputs.windows(2).all(|w| w[0].len() == w[1].len()));
+}
+
+#[test]
+fn a_retry_on_another_provider_type_is_translated_and_keyed_afresh() {
+    let cfg = config();
+    let store = MemStore::new();
+    let mut ex = Exchange::new(cfg.clone());
+    let sent = send(
+        &mut ex,
+        &store,
+        "sk-weir-a",
+        "/v1/chat/completions",
+        json!({
+            "model": "safe", "messages": [{"role": "user", "content": "hi"}]
+        }),
+    )
+    .unwrap();
+    assert_eq!(sent.cluster, "c_fo");
+    // First attempt: the OpenAI endpoint answers 503; Envoy retries on the next priority.
+    let mut first = Attempt::new(cfg.clone());
+    let out = attempt_request(&mut first, &store, "oa", &sent.envelope);
+    assert_eq!(set_of(&out.set, ":path"), Some("/v1/chat/completions"));
+    // Second attempt: the Anthropic endpoint. Same envelope, new provider role context.
+    let mut second = Attempt::new(cfg.clone());
+    let out = attempt_request(&mut second, &store, "an", &sent.envelope);
+    assert_eq!(set_of(&out.set, ":path"), Some("/v1/messages"));
+    assert_eq!(set_of(&out.set, "x-api-key"), Some("sk-ant-provider"));
+    assert_eq!(
+        set_of(&out.set, "authorization"),
+        None,
+        "no OpenAI credential may follow"
+    );
+    assert_eq!(out.body["model"], "claude-x");
+    let reply = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "echo: hi"}], "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 1, "output_tokens": 2}});
+    let (status, body) = answer(
+        &mut second,
+        &mut ex,
+        &store,
+        200,
+        "application/json",
+        &[reply.to_string().as_bytes()],
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+}
+
+#[test]
+fn a_provider_credential_failure_is_a_gateway_error_that_never_echoes_the_key() {
+    let cfg = config();
+    let store = MemStore::new();
+    let mut ex = Exchange::new(cfg.clone());
+    let sent = send(
+        &mut ex,
+        &store,
+        "sk-weir-a",
+        "/v1/chat/completions",
+        json!({
+            "model": "fast", "messages": [{"role": "user", "content": "hi"}]
+        }),
+    )
+    .unwrap();
+    let mut at = Attempt::new(cfg.clone());
+    let out = attempt_request(&mut at, &store, "oa", &sent.envelope);
+    let used = set_of(&out.set, "authorization").unwrap().to_string();
+    let err = json!({"error": {"message": format!("Incorrect API key provided: {}", &used[7..]), "type": "invalid_request_error", "code": "invalid_api_key"}});
+    let (status, body) = answer(
+        &mut at,
+        &mut ex,
+        &store,
+        401,
+        "application/json",
+        &[err.to_string().as_bytes()],
+    );
+    assert_eq!(status, 502);
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("sk-provider"), "{text}");
+    assert!(
+        text.contains("rejected the gateway's credentials"),
+        "{text}"
+    );
+    // The rejected key is benched: the next attempts use the other one.
+    for _ in 0..3 {
+        let mut next = Attempt::new(cfg.clone());
+        let out = attempt_request(&mut next, &store, "oa", &sent.envelope);
+        assert_ne!(set_of(&out.set, "authorization").unwrap(), used);
+    }
+}
+
+#[test]
+fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
+    let cfg = config();
+    let store = MemStore::new();
+    let chat = json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, body) = send(
+        &mut Exchange::new(cfg.clone()),
+        &store,
+        "sk-wrong",
+        "/v1/chat/completions",
+        chat.clone(),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].is_string());
+    let (status, body) = send(
+        &mut Exchange::new(cfg.clone()),
+        &store,
+        "sk-weir-b",
+        "/v1/messages",
+        json!({
+        "model": "safe", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(status, 403);
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "permission_error");
+    let (status, body) = send(
+        &mut Exchange::new(cfg.clone()),
+        &store,
+        "sk-weir-a",
+        "/api/chat",
+        json!({"model": "nope", "messages": []}),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string(), "ollama errors are plain strings");
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let mut ex = Exchange::new(cfg.clone());
+        codes.push(
+            match send(
+                &mut ex,
+                &store,
+                "sk-weir-b",
+                "/v1/chat/completions",
+                chat.clone(),
+            ) {
+                Ok(_) => 200,
+                Err((s, _)) => s,
+            },
+        );
+        ex.on_done(&Env {
+            now_ms: NOW_MS,
+            store: &store,
+            random: 0,
+        });
+    }
+    assert_eq!(codes, [200, 200, 429]);
+}
+
+#[test]
+fn envoys_own_local_replies_are_reshaped_for_the_client() {
+    let cfg = config();
+    let store = MemStore::new();
+    let mut ex = Exchange::new(cfg.clone());
+    send(
+        &mut ex,
+        &store,
+        "sk-weir-a",
+        "/v1/messages",
+        json!({
+        "model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .unwrap();
+    let edits = ex.on_response_headers(
+        503,
+        &headers(&[(":status", "503"), ("content-type", "text/plain")]),
+    );
+    assert!(edits
+        .set
+        .iter()
+        .any(|(n, v)| n == "retry-after" && v == "1"));
+    assert!(ex.buffers_response());
+    let body = ex.on_response_body(b"no healthy upstream", true).unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    assert!(!edits.set.iter().any(|(n, _)| n == IR_HEADER));
+}
