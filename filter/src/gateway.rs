@@ -168,6 +168,12 @@ impl Exchange {
             Err(e) => return self.reply(e),
         };
         self.key_id = Some(key.id.clone());
+        if api.method() == "GET" && carries_body(headers) {
+            return self.reply(ErrorInfo::invalid(
+                "",
+                format!("GET {} takes no request body", path_only(path)),
+            ));
+        }
         match api {
             ClientApi::OpenAiModels | ClientApi::OllamaTags => {
                 let names = self.visible_models();
@@ -580,6 +586,11 @@ fn fallback_api(path: &str) -> ClientApi {
     } else {
         ClientApi::OpenAiChat
     }
+}
+
+fn carries_body(headers: &[(String, Vec<u8>)]) -> bool {
+    header_value(headers, "transfer-encoding").is_some()
+        || header_value(headers, "content-length").is_some_and(|v| v != b"0")
 }
 
 fn path_only(path: &str) -> &str {

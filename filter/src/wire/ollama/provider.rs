@@ -161,8 +161,9 @@ fn encode_message(chat: &ChatRequest, i: usize, m: &Message) -> Result<Value, Wi
                     "a JSON object",
                 )
             })?;
-            // Ollama servers that predate tool-call ids ignore `id`.
-            calls.push(json!({"id": c.id, "function": {"name": c.name, "arguments": arguments}}));
+            // No `id`: Ollama's own request types (the `ollama` client's `Message.ToolCall`) have
+            // none, results are matched by `tool_name`.
+            calls.push(json!({"function": {"name": c.name, "arguments": arguments}}));
         }
         obj.insert("tool_calls".into(), Value::Array(calls));
     }
@@ -176,9 +177,6 @@ fn encode_message(chat: &ChatRequest, i: usize, m: &Message) -> Result<Value, Wi
         });
         if let Some(name) = name {
             obj.insert("tool_name".into(), json!(name));
-        }
-        if let Some(id) = &m.tool_call_id {
-            obj.insert("tool_call_id".into(), json!(id));
         }
     }
     Ok(msg)
@@ -476,10 +474,10 @@ mod tests {
                 "messages": [
                     {"role": "system", "content": "dev"},
                     {"role": "user", "content": "see", "images": ["iVBO"]},
-                    {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "function": {"name": "f", "arguments": {"a": 1}}}]},
-                    {"role": "tool", "content": "r1", "tool_name": "f", "tool_call_id": "call_0"},
-                    {"role": "assistant", "content": "again", "tool_calls": [{"id": "call_0", "function": {"name": "g", "arguments": {}}}]},
-                    {"role": "tool", "content": "r2", "tool_name": "g", "tool_call_id": "call_0"}
+                    {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]},
+                    {"role": "tool", "content": "r1", "tool_name": "f"},
+                    {"role": "assistant", "content": "again", "tool_calls": [{"function": {"name": "g", "arguments": {}}}]},
+                    {"role": "tool", "content": "r2", "tool_name": "g"}
                 ],
                 "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
                 "format": {"type": "object"},
@@ -497,8 +495,8 @@ mod tests {
             "model": "m",
             "messages": [
                 {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "", "tool_calls": [{"id": "call_0", "function": {"name": "f", "arguments": {"x": 1}}}]},
-                {"role": "tool", "content": "r", "tool_name": "f", "tool_call_id": "call_0"}
+                {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {"x": 1}}}]},
+                {"role": "tool", "content": "r", "tool_name": "f"}
             ],
             "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
             "format": "json",
