@@ -18,10 +18,13 @@
 //! as "no healthy upstream") are re-shaped into the client's error format too.
 
 use crate::config::Config;
+use crate::flow::{
+    header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
+    RequestHead, Role, INTERNAL_PREFIX,
+};
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
 use crate::limits::{Actual, Estimate, Subject, Ticket};
 use crate::pii::{EventRestorer, Vault};
-use crate::store::SharedStore;
 use crate::stream::ndjson::NdjsonFramer;
 use crate::wire::{ClientApi, StreamEncoder};
 use std::rc::Rc;
@@ -34,51 +37,6 @@ pub const IR_HEADER: &str = "x-weir-ir";
 pub const PROVIDER_HEADER: &str = "x-weir-provider";
 /// Response header for clients (debug): who served the request.
 pub const SERVED_BY_HEADER: &str = "x-weir-served-by";
-/// The internal-name prefix no client may send and no provider may see.
-pub const INTERNAL_PREFIX: &str = "x-weir-";
-
-/// What the host knows at the time of a call.
-pub struct Env<'a> {
-    /// Host clock, Unix milliseconds.
-    pub now_ms: u64,
-    pub store: &'a dyn SharedStore,
-    /// A fresh random number from the host.
-    pub random: u64,
-}
-
-/// A complete local answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-#[derive(Debug, PartialEq)]
-pub enum HeadersVerdict {
-    Reply(Reply),
-    /// Remove these headers, then buffer the body and call `on_request_body` with all of it.
-    Buffer {
-        remove: Vec<String>,
-    },
-}
-
-#[derive(Debug, PartialEq)]
-pub enum BodyVerdict {
-    Reply(Reply),
-    Forward {
-        set: Vec<(String, String)>,
-        body: Vec<u8>,
-    },
-}
-
-/// Response header changes.
-#[derive(Debug, Default, PartialEq)]
-pub struct HeaderEdits {
-    pub set: Vec<(String, String)>,
-    pub remove: Vec<String>,
-}
-
 enum Mode {
     /// Before the response, or a passthrough we do not touch.
     None,
@@ -135,14 +93,101 @@ impl Exchange {
         }
     }
 
+    /// Usage reported by the provider, once known.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn finish_buffered(&mut self, api: ClientApi, status: u16, ir: bool, body: &[u8]) -> Vec<u8> {
+        if body.len() > self.cfg.max_response_bytes {
+            return api.encode_error(&ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                "the provider's answer exceeded max_response_bytes",
+            ));
+        }
+        let parsed = if ir {
+            serde_json::from_slice::<Response>(body).ok()
+        } else {
+            None
+        };
+        match parsed {
+            Some(mut resp) => {
+                if let Some(v) = &self.vault {
+                    if !v.is_empty() {
+                        v.restore_response(&mut resp);
+                    }
+                }
+                self.usage = match &resp {
+                    Response::Chat(c) => c.usage,
+                    Response::Embeddings(e) => e.usage,
+                    Response::Error(e) => {
+                        self.final_status = Some(e.status);
+                        None
+                    }
+                };
+                api.encode_response(&resp)
+            }
+            None => {
+                let err = foreign_error(status, body);
+                self.final_status = Some(err.status);
+                api.encode_error(&err)
+            }
+        }
+    }
+
+    fn visible_models(&self) -> Vec<String> {
+        let key = self.key_id.as_deref().and_then(|id| self.cfg.keys.key(id));
+        self.cfg
+            .router
+            .routes()
+            .iter()
+            .filter(|r| !r.is_glob())
+            .filter(|r| key.is_some_and(|k| k.may_use(&r.name)))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    fn ollama_show(&mut self, body: &[u8]) -> BodyVerdict {
+        let model = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("model")
+                    .or_else(|| v.get("name"))
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            });
+        let Some(model) = model else {
+            return self.reply_body(ErrorInfo::invalid("model", "`model` is required"));
+        };
+        let allowed = self
+            .key_id
+            .as_deref()
+            .and_then(|id| self.cfg.keys.key(id))
+            .is_some_and(|k| k.may_use(&model));
+        if self.cfg.router.find(&model).is_none() || !allowed {
+            return self.reply_body(not_found(&model));
+        }
+        BodyVerdict::Reply(json_reply(200, crate::catalog::ollama_show(&model)))
+    }
+
+    fn reply(&self, err: ErrorInfo) -> HeadersVerdict {
+        HeadersVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
+    }
+
+    fn reply_body(&self, err: ErrorInfo) -> BodyVerdict {
+        BodyVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
+    }
+}
+
+impl Role for Exchange {
+    const NEEDS_ENDPOINT: bool = false;
+
     /// `headers`: every request header, lower-case names, raw values, repeats kept.
-    pub fn on_request_headers(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(String, Vec<u8>)],
-        env: &Env,
-    ) -> HeadersVerdict {
+    fn on_request_headers(&mut self, head: &RequestHead, env: &Env) -> HeadersVerdict {
+        let headers = head.headers;
+        let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
+        let (method, path) = (text(":method").unwrap_or(""), text(":path").unwrap_or(""));
         let Some(api) = ClientApi::classify(method, path) else {
             let api = fallback_api(path);
             return HeadersVerdict::Reply(error_reply(
@@ -194,30 +239,27 @@ impl Exchange {
         if declared.is_some_and(|n| n > self.cfg.max_request_bytes) {
             return self.reply(too_large(self.cfg.max_request_bytes));
         }
-        let mut remove: Vec<String> = headers
+        let credentials = self
+            .cfg
+            .keys
+            .credential_headers()
             .iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.starts_with(INTERNAL_PREFIX))
-            .cloned()
-            .collect();
-        remove.extend(self.cfg.keys.credential_headers().iter().cloned());
-        remove.extend(
-            [
+            .map(String::as_str);
+        let remove = strip_list(
+            headers,
+            credentials.chain([
                 "content-length",
                 "accept-encoding",
                 "authorization",
                 "x-api-key",
                 "api-key",
-            ]
-            .map(String::from),
+            ]),
         );
-        remove.sort();
-        remove.dedup();
         HeadersVerdict::Buffer { remove }
     }
 
     /// The whole request body (the host buffers it).
-    pub fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
+    fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
         let Some(api) = self.api else {
             return BodyVerdict::Reply(error_reply(
                 ClientApi::OpenAiChat,
@@ -305,11 +347,8 @@ impl Exchange {
 
     /// The upstream answer's headers (after Envoy's router: the provider role's, or Envoy's own
     /// local reply).
-    pub fn on_response_headers(
-        &mut self,
-        status: u16,
-        headers: &[(String, Vec<u8>)],
-    ) -> HeaderEdits {
+    fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], _env: &Env) -> HeaderEdits {
+        let status = status_of(headers);
         self.response_started = true;
         let mut edits = HeaderEdits::default();
         let Some(api) = self.api else {
@@ -375,12 +414,12 @@ impl Exchange {
     }
 
     /// Whether the host must hold the response body until its end and pass it whole.
-    pub fn buffers_response(&self) -> bool {
+    fn buffers_response(&self) -> bool {
         matches!(self.mode, Mode::Buffered { .. })
     }
 
     /// A response body chunk (or the whole body when buffering); returns its replacement.
-    pub fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+    fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
         let api = self.api?;
         match &mut self.mode {
             Mode::None => None,
@@ -450,7 +489,7 @@ impl Exchange {
     }
 
     /// The request is over (Envoy's log phase). Settles the limit reservation exactly once.
-    pub fn on_done(&mut self, env: &Env) {
+    fn on_done(&mut self, env: &Env) {
         if self.done {
             return;
         }
@@ -469,94 +508,8 @@ impl Exchange {
 
     /// The status a buffered answer must carry instead of the one that arrived (the host holds
     /// the response headers until the body is complete, so it can still change).
-    pub fn take_status(&mut self) -> Option<u16> {
+    fn take_status(&mut self) -> Option<u16> {
         self.final_status.take()
-    }
-
-    /// Usage reported by the provider, once known.
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
-    }
-
-    fn finish_buffered(&mut self, api: ClientApi, status: u16, ir: bool, body: &[u8]) -> Vec<u8> {
-        if body.len() > self.cfg.max_response_bytes {
-            return api.encode_error(&ErrorInfo::new(
-                502,
-                ErrorKind::Upstream,
-                "the provider's answer exceeded max_response_bytes",
-            ));
-        }
-        let parsed = if ir {
-            serde_json::from_slice::<Response>(body).ok()
-        } else {
-            None
-        };
-        match parsed {
-            Some(mut resp) => {
-                if let Some(v) = &self.vault {
-                    if !v.is_empty() {
-                        v.restore_response(&mut resp);
-                    }
-                }
-                self.usage = match &resp {
-                    Response::Chat(c) => c.usage,
-                    Response::Embeddings(e) => e.usage,
-                    Response::Error(e) => {
-                        self.final_status = Some(e.status);
-                        None
-                    }
-                };
-                api.encode_response(&resp)
-            }
-            None => {
-                let err = foreign_error(status, body);
-                self.final_status = Some(err.status);
-                api.encode_error(&err)
-            }
-        }
-    }
-
-    fn visible_models(&self) -> Vec<String> {
-        let key = self.key_id.as_deref().and_then(|id| self.cfg.keys.key(id));
-        self.cfg
-            .router
-            .routes()
-            .iter()
-            .filter(|r| !r.is_glob())
-            .filter(|r| key.is_some_and(|k| k.may_use(&r.name)))
-            .map(|r| r.name.clone())
-            .collect()
-    }
-
-    fn ollama_show(&mut self, body: &[u8]) -> BodyVerdict {
-        let model = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                v.get("model")
-                    .or_else(|| v.get("name"))
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            });
-        let Some(model) = model else {
-            return self.reply_body(ErrorInfo::invalid("model", "`model` is required"));
-        };
-        let allowed = self
-            .key_id
-            .as_deref()
-            .and_then(|id| self.cfg.keys.key(id))
-            .is_some_and(|k| k.may_use(&model));
-        if self.cfg.router.find(&model).is_none() || !allowed {
-            return self.reply_body(not_found(&model));
-        }
-        BodyVerdict::Reply(json_reply(200, crate::catalog::ollama_show(&model)))
-    }
-
-    fn reply(&self, err: ErrorInfo) -> HeadersVerdict {
-        HeadersVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
-    }
-
-    fn reply_body(&self, err: ErrorInfo) -> BodyVerdict {
-        BodyVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
     }
 }
 
@@ -648,12 +601,4 @@ fn foreign_error(status: u16, body: &[u8]) -> ErrorInfo {
         e.retry_after = Some(1);
     }
     e
-}
-
-/// The first value of a header, by lower-case name.
-pub fn header_value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_slice())
 }

@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod flow;
 pub mod gateway;
 pub mod host;
 pub mod ir;

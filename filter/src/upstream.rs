@@ -16,9 +16,11 @@
 
 use crate::config::providers::{Credential, Provider};
 use crate::config::Config;
-use crate::gateway::{
-    header_value, Env, HeaderEdits, Reply, INTERNAL_PREFIX, IR_HEADER, PROVIDER_HEADER,
+use crate::flow::{
+    header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
+    RequestHead, Role,
 };
+use crate::gateway::{IR_HEADER, PROVIDER_HEADER};
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 use crate::routing::keys;
 use crate::wire::{sigv4, ProviderKind, StreamDecoder};
@@ -101,40 +103,90 @@ impl Attempt {
         }
     }
 
+    fn finish_buffered(&mut self, body: &[u8]) -> Vec<u8> {
+        let (Some(req), Some(provider)) = (
+            self.request.as_ref(),
+            self.provider
+                .as_deref()
+                .and_then(|p| self.cfg.providers.get(p)),
+        ) else {
+            return Vec::new();
+        };
+        let resp = if body.len() > self.cfg.max_response_bytes {
+            Response::Error(ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                "the provider's answer exceeded max_response_bytes",
+            ))
+        } else {
+            match provider
+                .spec
+                .decode_response(req, self.status, body, self.created)
+            {
+                Ok(Response::Error(e)) => Response::Error(self.sanitize(provider, e)),
+                Ok(r) => r,
+                Err(e) => Response::Error(e.info()),
+            }
+        };
+        if let Response::Error(e) = &resp {
+            if e.status != self.status {
+                self.final_status = Some(e.status);
+            }
+        }
+        serde_json::to_vec(&resp).unwrap_or_default()
+    }
+
+    /// Provider error messages may quote the credential (OpenAI echoes part of a bad key), and a
+    /// provider's auth failure is not the client's: replace them.
+    fn sanitize(&self, provider: &Provider, mut e: ErrorInfo) -> ErrorInfo {
+        if matches!(self.status, 401 | 403) {
+            return ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                format!(
+                    "provider '{}' rejected the gateway's credentials (key '{}')",
+                    provider.name,
+                    self.key_id.as_deref().unwrap_or("-")
+                ),
+            );
+        }
+        if provider.spec.kind == ProviderKind::Bedrock && e.message.contains("Signature") {
+            e.message = format!(
+                "provider '{}' rejected the request signature",
+                provider.name
+            );
+        }
+        e
+    }
+}
+
+impl Role for Attempt {
+    const NEEDS_ENDPOINT: bool = true;
+
     /// Strips what must not reach any provider; the target is resolved once the body (which
     /// names the route) is in. `endpoint_provider`: the endpoint's `filter_metadata.weir.provider`,
     /// if any; `cluster`: the cluster's name, used when endpoints carry no metadata.
     ///
     /// On a retry Envoy hands this attempt the header map the previous attempt rewrote, so
     /// everything a previous attempt set (credentials of another provider included) is removed.
-    pub fn on_request_headers(
-        &mut self,
-        headers: &[(String, Vec<u8>)],
-        endpoint_provider: Option<&str>,
-        cluster: Option<&str>,
-    ) -> UpHeaders {
+    fn on_request_headers(&mut self, head: &RequestHead, _env: &Env) -> HeadersVerdict {
         self.endpoint = (
-            endpoint_provider.map(str::to_string),
-            cluster.map(str::to_string),
+            head.endpoint_provider.map(str::to_string),
+            head.cluster.map(str::to_string),
         );
-        let mut remove: Vec<String> = headers
-            .iter()
-            .map(|(n, _)| n)
-            .filter(|n| n.starts_with(INTERNAL_PREFIX))
-            .cloned()
-            .collect();
-        remove.extend(STRIPPED_REQUEST_HEADERS.iter().map(|s| s.to_string()));
-        UpHeaders::Buffer { remove }
+        HeadersVerdict::Buffer {
+            remove: strip_list(head.headers, STRIPPED_REQUEST_HEADERS.iter().copied()),
+        }
     }
 
-    pub fn on_request_body(&mut self, body: &[u8], env: &Env) -> UpBody {
+    fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
         let cfg = Rc::clone(&self.cfg);
         let Ok(Envelope {
             route,
             request: mut req,
         }) = serde_json::from_slice::<Envelope>(body)
         else {
-            return UpBody::Reply(ir_error(ErrorInfo::new(
+            return BodyVerdict::Reply(ir_error(ErrorInfo::new(
                 500,
                 ErrorKind::Internal,
                 "the provider role got a request the gateway role did not prepare; check that \
@@ -142,7 +194,7 @@ impl Attempt {
             )));
         };
         let Some(route) = cfg.router.by_name(&route) else {
-            return UpBody::Reply(ir_error(ErrorInfo::new(
+            return BodyVerdict::Reply(ir_error(ErrorInfo::new(
                 500,
                 ErrorKind::Internal,
                 format!("model route '{route}' is not in this filter's configuration"),
@@ -154,7 +206,7 @@ impl Attempt {
             None => cluster.and_then(|c| route.sole_target_in_cluster(c)),
         };
         let Some(provider) = target.and_then(|t| cfg.providers.get(&t.provider)) else {
-            return UpBody::Reply(ir_error(ErrorInfo::new(
+            return BodyVerdict::Reply(ir_error(ErrorInfo::new(
                 500,
                 ErrorKind::Internal,
                 format!(
@@ -174,11 +226,11 @@ impl Attempt {
         }
         let out = match provider.spec.encode_request(&req) {
             Ok(o) => o,
-            Err(e) => return UpBody::Reply(ir_error(e.info())),
+            Err(e) => return BodyVerdict::Reply(ir_error(e.info())),
         };
         let key = keys::pick(provider, env.store, env.now_ms, env.random);
         if provider.needs_keys && key.is_none() {
-            return UpBody::Reply(ir_error(
+            return BodyVerdict::Reply(ir_error(
                 ErrorInfo::new(
                     503,
                     ErrorKind::Unavailable,
@@ -230,7 +282,7 @@ impl Attempt {
         }
         self.created = env.now_ms / 1000;
         self.request = Some(req);
-        UpBody::Forward {
+        BodyVerdict::Forward {
             set,
             body: out.body,
         }
@@ -238,19 +290,14 @@ impl Attempt {
 
     /// The provider's status and headers. Returns header edits and, for credential failures,
     /// the status the gateway should see instead.
-    pub fn on_response_headers(
-        &mut self,
-        status: u16,
-        headers: &[(String, Vec<u8>)],
-        env: &Env,
-    ) -> (HeaderEdits, Option<u16>) {
+    fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeaderEdits {
+        let status = status_of(headers);
         self.status = status;
         let mut edits = HeaderEdits::default();
         let cfg = Rc::clone(&self.cfg);
         let Some(provider) = self.provider.as_deref().and_then(|p| cfg.providers.get(p)) else {
-            return (edits, None);
+            return edits;
         };
-        let mut new_status = None;
         if let Some(key_id) = &self.key_id {
             match status {
                 429 => {
@@ -276,7 +323,7 @@ impl Attempt {
                         env.store,
                         env.now_ms.saturating_add(keys::REJECTED_KEY_BENCH_MS),
                     );
-                    new_status = Some(502);
+                    edits.status = Some(502);
                 }
                 _ => {}
             }
@@ -313,15 +360,15 @@ impl Attempt {
             .push((PROVIDER_HEADER.into(), provider.name.clone()));
         edits.remove.push("content-length".into());
         edits.remove.push("content-encoding".into());
-        (edits, new_status)
+        edits
     }
 
-    pub fn buffers_response(&self) -> bool {
+    fn buffers_response(&self) -> bool {
         matches!(self.mode, Mode::Buffered)
     }
 
     /// A response chunk (or the whole body when buffering); returns its replacement.
-    pub fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+    fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
         match &mut self.mode {
             Mode::None => None,
             Mode::Buffered => end.then(|| self.finish_buffered(chunk)),
@@ -353,66 +400,10 @@ impl Attempt {
         }
     }
 
-    fn finish_buffered(&mut self, body: &[u8]) -> Vec<u8> {
-        let (Some(req), Some(provider)) = (
-            self.request.as_ref(),
-            self.provider
-                .as_deref()
-                .and_then(|p| self.cfg.providers.get(p)),
-        ) else {
-            return Vec::new();
-        };
-        let resp = if body.len() > self.cfg.max_response_bytes {
-            Response::Error(ErrorInfo::new(
-                502,
-                ErrorKind::Upstream,
-                "the provider's answer exceeded max_response_bytes",
-            ))
-        } else {
-            match provider
-                .spec
-                .decode_response(req, self.status, body, self.created)
-            {
-                Ok(Response::Error(e)) => Response::Error(self.sanitize(provider, e)),
-                Ok(r) => r,
-                Err(e) => Response::Error(e.info()),
-            }
-        };
-        if let Response::Error(e) = &resp {
-            if e.status != self.status {
-                self.final_status = Some(e.status);
-            }
-        }
-        serde_json::to_vec(&resp).unwrap_or_default()
-    }
-
     /// The status the answer must carry instead of the provider's (a 200 whose body could not
     /// be translated becomes a 502, which Envoy's retry policy can act on).
-    pub fn take_status(&mut self) -> Option<u16> {
+    fn take_status(&mut self) -> Option<u16> {
         self.final_status.take()
-    }
-
-    /// Provider error messages may quote the credential (OpenAI echoes part of a bad key), and a
-    /// provider's auth failure is not the client's: replace them.
-    fn sanitize(&self, provider: &Provider, mut e: ErrorInfo) -> ErrorInfo {
-        if matches!(self.status, 401 | 403) {
-            return ErrorInfo::new(
-                502,
-                ErrorKind::Upstream,
-                format!(
-                    "provider '{}' rejected the gateway's credentials (key '{}')",
-                    provider.name,
-                    self.key_id.as_deref().unwrap_or("-")
-                ),
-            );
-        }
-        if provider.spec.kind == ProviderKind::Bedrock && e.message.contains("Signature") {
-            e.message = format!(
-                "provider '{}' rejected the request signature",
-                provider.name
-            );
-        }
-        e
     }
 }
 

@@ -11,9 +11,10 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir::config::Config;
-use weir::gateway::{BodyVerdict, Env, Exchange, HeadersVerdict, CLUSTER_HEADER, IR_HEADER};
+use weir::flow::{BodyVerdict, Env, HeadersVerdict, RequestHead, Role};
+use weir::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
 use weir::store::MemStore;
-use weir::upstream::{Attempt, UpBody, UpHeaders};
+use weir::upstream::Attempt;
 
 const NOW_MS: u64 = 1_790_000_000_000;
 
@@ -74,11 +75,18 @@ fn send(
     };
     let auth = format!("Bearer {key}");
     let h = headers(&[
+        (":method", "POST"),
+        (":path", path),
         ("authorization", &auth),
         ("x-weir-cluster", "spoofed"),
         ("content-type", "application/json"),
     ]);
-    match ex.on_request_headers("POST", path, &h, &env) {
+    let head = RequestHead {
+        headers: &h,
+        endpoint_provider: None,
+        cluster: None,
+    };
+    match ex.on_request_headers(&head, &env) {
         HeadersVerdict::Reply(r) => {
             return Err((r.status, serde_json::from_slice(&r.body).unwrap()))
         }
@@ -118,19 +126,24 @@ fn attempt_request(
         ("x-weir-cluster", "c"),
         ("authorization", "Bearer leftover-from-last-attempt"),
     ]);
-    match at.on_request_headers(&h, Some(provider), None) {
-        UpHeaders::Buffer { remove } => {
+    let head = RequestHead {
+        headers: &h,
+        endpoint_provider: Some(provider),
+        cluster: None,
+    };
+    match at.on_request_headers(&head, &env) {
+        HeadersVerdict::Buffer { remove } => {
             assert!(remove.iter().any(|r| r == "authorization"));
             assert!(remove.iter().any(|r| r == "x-weir-cluster"));
         }
-        UpHeaders::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r.body)),
+        HeadersVerdict::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r.body)),
     }
     match at.on_request_body(envelope, &env) {
-        UpBody::Forward { set, body } => Outgoing {
+        BodyVerdict::Forward { set, body } => Outgoing {
             set,
             body: serde_json::from_slice(&body).unwrap(),
         },
-        UpBody::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r.body)),
+        BodyVerdict::Reply(r) => panic!("unexpected reply {}", String::from_utf8_lossy(&r.body)),
     }
 }
 
@@ -148,9 +161,12 @@ fn answer(
         store,
         random: 0,
     };
-    let (edits, override_status) =
-        at.on_response_headers(status, &headers(&[("content-type", ctype)]), &env);
-    let status = override_status.unwrap_or(status);
+    let status_text = status.to_string();
+    let edits = at.on_response_headers(
+        &headers(&[(":status", &status_text), ("content-type", ctype)]),
+        &env,
+    );
+    let status = edits.status.unwrap_or(status);
     let mut hdrs: Vec<(String, Vec<u8>)> = edits
         .set
         .iter()
@@ -167,7 +183,7 @@ fn answer(
         }
     }
     let status = at.take_status().unwrap_or(status);
-    let _ = ex.on_response_headers(status, &hdrs);
+    let _ = ex.on_response_headers(&hdrs, &env);
     let mut client = Vec::new();
     if ex.buffers_response() {
         client = ex.on_response_body(&internal.concat(), true).unwrap();
@@ -448,9 +464,14 @@ fn envoys_own_local_replies_are_reshaped_for_the_client() {
         "model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
     )
     .unwrap();
+    let env = Env {
+        now_ms: NOW_MS,
+        store: &store,
+        random: 0,
+    };
     let edits = ex.on_response_headers(
-        503,
         &headers(&[(":status", "503"), ("content-type", "text/plain")]),
+        &env,
     );
     assert!(edits
         .set

@@ -11,9 +11,10 @@
 pub mod abi;
 
 use crate::config::Config;
-use crate::gateway::{BodyVerdict, Env, Exchange, HeaderEdits, HeadersVerdict, Reply};
+use crate::flow::{BodyVerdict, Env, HeadersVerdict, Reply, RequestHead, Role};
+use crate::gateway::Exchange;
 use crate::store::{SharedStore, StoreError};
-use crate::upstream::{Attempt, UpBody, UpHeaders};
+use crate::upstream::Attempt;
 use abi::{Buffer, Map};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -28,8 +29,9 @@ proxy_wasm::main! {{
 pub const GATEWAY_ROOT_ID: &str = "weir-gateway";
 pub const PROVIDER_ROOT_ID: &str = "weir-provider";
 
+/// Which filter this root context is.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
+enum Which {
     Gateway,
     Provider,
 }
@@ -81,7 +83,7 @@ fn env(store: &HostStore) -> Env<'_> {
 #[derive(Default)]
 struct Root {
     config: Option<Rc<Config>>,
-    role: Option<Role>,
+    role: Option<Which>,
 }
 
 impl Context for Root {}
@@ -90,8 +92,8 @@ impl RootContext for Root {
     fn on_configure(&mut self, size: usize) -> bool {
         let root_id = abi::property_str(&["plugin_root_id"]).unwrap_or_default();
         let role = match root_id.as_str() {
-            GATEWAY_ROOT_ID => Role::Gateway,
-            PROVIDER_ROOT_ID => Role::Provider,
+            GATEWAY_ROOT_ID => Which::Gateway,
+            PROVIDER_ROOT_ID => Which::Provider,
             other => {
                 log::error!(
                     "weir: unknown root_id {other:?}; use {GATEWAY_ROOT_ID:?} (downstream filter) \
@@ -116,7 +118,7 @@ impl RootContext for Root {
                 for w in warnings {
                     log::warn!("weir: {w}");
                 }
-                if role == Role::Gateway {
+                if role == Which::Gateway {
                     let keys = config
                         .keys
                         .keys()
@@ -144,11 +146,11 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = Rc::clone(self.config.as_ref()?);
         Some(match self.role? {
-            Role::Gateway => Box::new(GatewayContext {
-                exchange: Exchange::new(config),
+            Which::Gateway => Box::new(Shell {
+                role: Exchange::new(config),
             }),
-            Role::Provider => Box::new(ProviderContext {
-                attempt: Attempt::new(config),
+            Which::Provider => Box::new(Shell {
+                role: Attempt::new(config),
             }),
         })
     }
@@ -162,23 +164,28 @@ fn send(reply: &Reply) -> Action {
     Action::Pause
 }
 
-fn apply(map: Map, edits: &HeaderEdits) {
-    for name in &edits.remove {
-        let _ = abi::remove_header(map, name);
+/// Applies header changes; the host refusing one is logged, never a trap.
+fn edit_headers(map: Map, remove: &[String], set: &[(String, String)]) {
+    for name in remove {
+        if let Err(e) = abi::remove_header(map, name) {
+            log::debug!("weir: could not remove header {name} (status {})", e.0);
+        }
     }
-    for (name, value) in &edits.set {
-        let _ = abi::set_header(map, name, value);
+    for (name, value) in set {
+        if let Err(e) = abi::set_header(map, name, value) {
+            log::warn!("weir: could not set header {name} (status {})", e.0);
+        }
     }
 }
 
-fn header_str<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> &'a str {
-    crate::gateway::header_value(headers, name)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .unwrap_or("")
-}
-
-fn status_of(headers: &[(String, Vec<u8>)]) -> u16 {
-    header_str(headers, ":status").parse().unwrap_or(502)
+fn set_status(status: Option<u16>) {
+    if let Some(s) = status {
+        edit_headers(
+            Map::ResponseHeaders,
+            &[],
+            &[(":status".into(), s.to_string())],
+        );
+    }
 }
 
 /// Replaces the current body chunk, logging (not trapping) if the host refuses.
@@ -188,35 +195,47 @@ fn replace_body(buf: Buffer, size: usize, bytes: &[u8]) {
     }
 }
 
-struct GatewayContext {
-    exchange: Exchange,
+/// One HTTP stream of either role: pumps Envoy's callbacks into the role's state machine and
+/// applies its effects.
+struct Shell<R: Role> {
+    role: R,
 }
 
-impl Context for GatewayContext {}
+impl<R: Role> Context for Shell<R> {}
 
-impl HttpContext for GatewayContext {
+impl<R: Role> HttpContext for Shell<R> {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let headers = abi::headers(Map::RequestHeaders).unwrap_or_default();
+        let (provider, cluster) = if R::NEEDS_ENDPOINT {
+            let metadata = [
+                "xds",
+                "upstream_host_metadata",
+                "filter_metadata",
+                "weir",
+                "provider",
+            ];
+            (
+                abi::property_str(&metadata),
+                abi::property_str(&["xds", "cluster_name"]),
+            )
+        } else {
+            (None, None)
+        };
+        let head = RequestHead {
+            headers: &headers,
+            endpoint_provider: provider.as_deref(),
+            cluster: cluster.as_deref(),
+        };
         let store = HostStore;
         let env = env(&store);
-        let (method, path) = (
-            header_str(&headers, ":method"),
-            header_str(&headers, ":path"),
-        );
-        match self
-            .exchange
-            .on_request_headers(method, path, &headers, &env)
-        {
+        match self.role.on_request_headers(&head, &env) {
             HeadersVerdict::Reply(r) => send(&r),
             HeadersVerdict::Buffer { remove } => {
-                for name in &remove {
-                    let _ = abi::remove_header(Map::RequestHeaders, name);
-                }
+                edit_headers(Map::RequestHeaders, &remove, &[]);
                 if end_of_stream {
                     // No body will come: decide now (an empty body is a 400 in every protocol).
-                    match self.exchange.on_request_body(&[], &env) {
-                        BodyVerdict::Reply(r) => return send(&r),
-                        BodyVerdict::Forward { .. } => {}
+                    if let BodyVerdict::Reply(r) = self.role.on_request_body(&[], &env) {
+                        return send(&r);
                     }
                 }
                 Action::Pause
@@ -229,14 +248,11 @@ impl HttpContext for GatewayContext {
             return Action::Pause;
         }
         let store = HostStore;
-        let env = env(&store);
         let body = abi::buffer(Buffer::RequestBody, size).unwrap_or_default();
-        match self.exchange.on_request_body(&body, &env) {
+        match self.role.on_request_body(&body, &env(&store)) {
             BodyVerdict::Reply(r) => send(&r),
             BodyVerdict::Forward { set, body: out } => {
-                for (name, value) in &set {
-                    let _ = abi::set_header(Map::RequestHeaders, name, value);
-                }
+                edit_headers(Map::RequestHeaders, &[], &set);
                 replace_body(Buffer::RequestBody, size, &out);
                 Action::Continue
             }
@@ -245,11 +261,11 @@ impl HttpContext for GatewayContext {
 
     fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
         let headers = abi::headers(Map::ResponseHeaders).unwrap_or_default();
-        let edits = self
-            .exchange
-            .on_response_headers(status_of(&headers), &headers);
-        apply(Map::ResponseHeaders, &edits);
-        if self.exchange.buffers_response() {
+        let store = HostStore;
+        let edits = self.role.on_response_headers(&headers, &env(&store));
+        edit_headers(Map::ResponseHeaders, &edits.remove, &edits.set);
+        set_status(edits.status);
+        if self.role.buffers_response() {
             // Held until the body is complete, so the final status can still change.
             Action::Pause
         } else {
@@ -258,103 +274,19 @@ impl HttpContext for GatewayContext {
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        if self.exchange.buffers_response() && !end_of_stream {
+        if self.role.buffers_response() && !end_of_stream {
             return Action::Pause;
         }
         let chunk = abi::buffer(Buffer::ResponseBody, size).unwrap_or_default();
-        if let Some(out) = self.exchange.on_response_body(&chunk, end_of_stream) {
+        if let Some(out) = self.role.on_response_body(&chunk, end_of_stream) {
             replace_body(Buffer::ResponseBody, size, &out);
         }
-        if let Some(status) = self.exchange.take_status() {
-            let _ = abi::set_header(Map::ResponseHeaders, ":status", &status.to_string());
-        }
+        set_status(self.role.take_status());
         Action::Continue
     }
 
     fn on_log(&mut self) {
         let store = HostStore;
-        self.exchange.on_done(&env(&store));
-    }
-}
-
-struct ProviderContext {
-    attempt: Attempt,
-}
-
-impl Context for ProviderContext {}
-
-impl HttpContext for ProviderContext {
-    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
-        let headers = abi::headers(Map::RequestHeaders).unwrap_or_default();
-        let provider = abi::property_str(&[
-            "xds",
-            "upstream_host_metadata",
-            "filter_metadata",
-            "weir",
-            "provider",
-        ]);
-        let cluster = abi::property_str(&["xds", "cluster_name"]);
-        match self
-            .attempt
-            .on_request_headers(&headers, provider.as_deref(), cluster.as_deref())
-        {
-            UpHeaders::Reply(r) => send(&r),
-            UpHeaders::Buffer { remove } => {
-                for name in &remove {
-                    let _ = abi::remove_header(Map::RequestHeaders, name);
-                }
-                Action::Pause
-            }
-        }
-    }
-
-    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let store = HostStore;
-        let env = env(&store);
-        let body = abi::buffer(Buffer::RequestBody, size).unwrap_or_default();
-        match self.attempt.on_request_body(&body, &env) {
-            UpBody::Reply(r) => send(&r),
-            UpBody::Forward { set, body: out } => {
-                for (name, value) in &set {
-                    let _ = abi::set_header(Map::RequestHeaders, name, value);
-                }
-                replace_body(Buffer::RequestBody, size, &out);
-                Action::Continue
-            }
-        }
-    }
-
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
-        let headers = abi::headers(Map::ResponseHeaders).unwrap_or_default();
-        let store = HostStore;
-        let (edits, status) =
-            self.attempt
-                .on_response_headers(status_of(&headers), &headers, &env(&store));
-        apply(Map::ResponseHeaders, &edits);
-        if let Some(s) = status {
-            let _ = abi::set_header(Map::ResponseHeaders, ":status", &s.to_string());
-        }
-        if self.attempt.buffers_response() {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
-    }
-
-    fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        if self.attempt.buffers_response() && !end_of_stream {
-            return Action::Pause;
-        }
-        let chunk = abi::buffer(Buffer::ResponseBody, size).unwrap_or_default();
-        if let Some(out) = self.attempt.on_response_body(&chunk, end_of_stream) {
-            replace_body(Buffer::ResponseBody, size, &out);
-        }
-        if let Some(status) = self.attempt.take_status() {
-            let _ = abi::set_header(Map::ResponseHeaders, ":status", &status.to_string());
-        }
-        Action::Continue
+        self.role.on_done(&env(&store));
     }
 }

@@ -1,0 +1,115 @@
+//! The vocabulary both roles' state machines share with the host: what comes in ([`Env`],
+//! headers as bytes) and the effects that go out (replies, header edits, forwarded bodies).
+//! [`Role`] is the one interface the host drives, so both filters are pumped by the same code.
+
+use crate::store::SharedStore;
+
+/// The internal-name prefix no client may send and no provider may see.
+pub const INTERNAL_PREFIX: &str = "x-weir-";
+
+/// What the host knows at the time of a call.
+pub struct Env<'a> {
+    /// Host clock, Unix milliseconds.
+    pub now_ms: u64,
+    pub store: &'a dyn SharedStore,
+    /// A fresh random number from the host.
+    pub random: u64,
+}
+
+/// A complete local answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum HeadersVerdict {
+    Reply(Reply),
+    /// Remove these headers, then buffer the body and pass all of it to `on_request_body`.
+    Buffer {
+        remove: Vec<String>,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum BodyVerdict {
+    Reply(Reply),
+    /// Set these request headers and send this body on.
+    Forward {
+        set: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+}
+
+/// Response header changes, and the status to send instead of the one that arrived.
+#[derive(Debug, Default, PartialEq)]
+pub struct HeaderEdits {
+    pub set: Vec<(String, String)>,
+    pub remove: Vec<String>,
+    pub status: Option<u16>,
+}
+
+/// The request as the host sees it when headers arrive.
+pub struct RequestHead<'a> {
+    /// Every header, lower-case names, raw values, repeats kept.
+    pub headers: &'a [(String, Vec<u8>)],
+    /// Upstream filters only: the endpoint's `filter_metadata.weir.provider`.
+    pub endpoint_provider: Option<&'a str>,
+    /// Upstream filters only: the cluster's name.
+    pub cluster: Option<&'a str>,
+}
+
+/// One request (downstream) or one attempt (upstream), driven by the host in this order:
+/// `on_request_headers` → `on_request_body` (whole body) → `on_response_headers` →
+/// `on_response_body` per chunk, or once whole when `buffers_response` → `take_status` after
+/// the last body call → `on_done`.
+pub trait Role {
+    /// Whether the host must read the endpoint properties for [`RequestHead`].
+    const NEEDS_ENDPOINT: bool;
+    fn on_request_headers(&mut self, head: &RequestHead, env: &Env) -> HeadersVerdict;
+    fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict;
+    fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeaderEdits;
+    /// Whether the host must hold the response (headers included) until its end.
+    fn buffers_response(&self) -> bool;
+    /// A response chunk, or the whole body when buffering; returns its replacement.
+    fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>>;
+    /// The status a buffered answer must end with, if it differs from what was sent on.
+    fn take_status(&mut self) -> Option<u16>;
+    fn on_done(&mut self, _env: &Env) {}
+}
+
+/// The first value of a header, by lower-case name.
+pub fn header_value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The response status from the `:status` pseudo-header (502 if unreadable).
+pub fn status_of(headers: &[(String, Vec<u8>)]) -> u16 {
+    header_value(headers, ":status")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(502)
+}
+
+/// The headers a request must lose on its way on: every `x-weir-` name it carries (whoever set
+/// it), plus `always`. Sorted, without repeats.
+pub fn strip_list<'a>(
+    headers: &[(String, Vec<u8>)],
+    always: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut remove: Vec<String> = headers
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with(INTERNAL_PREFIX))
+        .cloned()
+        .chain(always.into_iter().map(str::to_string))
+        .collect();
+    remove.sort();
+    remove.dedup();
+    remove
+}
