@@ -74,10 +74,13 @@ pub trait Role {
     /// Whether the host must hold the response (headers included) until its end.
     fn buffers_response(&self) -> bool;
     /// A response chunk, or the whole body when buffering; returns its replacement.
-    fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>>;
+    fn on_response_body(&mut self, chunk: &[u8], end: bool, env: &Env) -> Option<Vec<u8>>;
     /// The status a buffered answer must end with, if it differs from what was sent on.
     fn take_status(&mut self) -> Option<u16>;
-    fn on_done(&mut self, _env: &Env) {}
+    /// The stream is over; the gateway role reports what happened.
+    fn on_done(&mut self, _env: &Env) -> Option<crate::metrics::Summary> {
+        None
+    }
 }
 
 /// The first value of a header, by lower-case name.

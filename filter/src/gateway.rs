@@ -24,6 +24,7 @@ use crate::flow::{
 };
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
 use crate::limits::{Actual, Estimate, Subject, Ticket};
+use crate::metrics::Summary;
 use crate::pii::{EventRestorer, Vault};
 use crate::stream::ndjson::NdjsonFramer;
 use crate::wire::{ClientApi, StreamEncoder};
@@ -71,6 +72,9 @@ pub struct Exchange {
     response_started: bool,
     /// The status a buffered answer must end with, when it differs from what arrived.
     final_status: Option<u16>,
+    /// What the metrics and the access log will say about this request.
+    summary: Summary,
+    started_ms: u64,
     done: bool,
 }
 
@@ -89,6 +93,8 @@ impl Exchange {
             mode: Mode::None,
             response_started: false,
             final_status: None,
+            summary: Summary::default(),
+            started_ms: 0,
             done: false,
         }
     }
@@ -123,6 +129,7 @@ impl Exchange {
                     Response::Embeddings(e) => e.usage,
                     Response::Error(e) => {
                         self.final_status = Some(e.status);
+                        self.summary.status = e.status;
                         None
                     }
                 };
@@ -131,6 +138,7 @@ impl Exchange {
             None => {
                 let err = foreign_error(status, body);
                 self.final_status = Some(err.status);
+                self.summary.status = err.status;
                 api.encode_error(&err)
             }
         }
@@ -171,21 +179,17 @@ impl Exchange {
         BodyVerdict::Reply(json_reply(200, crate::catalog::ollama_show(&model)))
     }
 
-    fn reply(&self, err: ErrorInfo) -> HeadersVerdict {
+    fn reply(&mut self, err: ErrorInfo) -> HeadersVerdict {
+        self.summary.status = err.status;
         HeadersVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
     }
 
-    fn reply_body(&self, err: ErrorInfo) -> BodyVerdict {
+    fn reply_body(&mut self, err: ErrorInfo) -> BodyVerdict {
+        self.summary.status = err.status;
         BodyVerdict::Reply(error_reply(self.api.unwrap_or(ClientApi::OpenAiChat), &err))
     }
-}
 
-impl Role for Exchange {
-    const NEEDS_ENDPOINT: bool = false;
-
-    /// `headers`: every request header, lower-case names, raw values, repeats kept.
-    fn on_request_headers(&mut self, head: &RequestHead, env: &Env) -> HeadersVerdict {
-        let headers = head.headers;
+    fn request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
         let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
         let (method, path) = (text(":method").unwrap_or(""), text(":path").unwrap_or(""));
         let Some(api) = ClientApi::classify(method, path) else {
@@ -213,6 +217,7 @@ impl Role for Exchange {
             Err(e) => return self.reply(e),
         };
         self.key_id = Some(key.id.clone());
+        self.summary.key = Some(key.id.clone());
         if api.method() == "GET" && carries_body(headers) {
             return self.reply(ErrorInfo::invalid(
                 "",
@@ -258,8 +263,7 @@ impl Role for Exchange {
         HeadersVerdict::Buffer { remove }
     }
 
-    /// The whole request body (the host buffers it).
-    fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
+    fn request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
         let Some(api) = self.api else {
             return BodyVerdict::Reply(error_reply(
                 ClientApi::OpenAiChat,
@@ -281,6 +285,8 @@ impl Role for Exchange {
         let Some(route) = cfg.router.find(&model) else {
             return self.reply_body(not_found(&model));
         };
+        self.summary.model = Some(route.name.clone());
+        self.summary.stream = req.is_stream();
         let Some(key) = self.key_id.as_deref().and_then(|id| cfg.keys.key(id)) else {
             return self.reply_body(ErrorInfo::new(
                 401,
@@ -296,14 +302,18 @@ impl Role for Exchange {
             ));
         }
         let mut vault = cfg.pii.new_vault();
-        if let Err(blocked) = cfg.pii.scrub_request(&mut req, &mut vault) {
-            return self.reply_body(ErrorInfo::invalid(
-                "messages",
-                format!(
-                    "the request was blocked because it contains {} data",
-                    blocked.detector
-                ),
-            ));
+        match cfg.pii.scrub_request(&mut req, &mut vault) {
+            Ok(found) => self.summary.pii = found.counts,
+            Err(blocked) => {
+                self.summary.pii = vec![(blocked.detector.clone(), 1)];
+                return self.reply_body(ErrorInfo::invalid(
+                    "messages",
+                    format!(
+                        "the request was blocked because it contains {} data",
+                        blocked.detector
+                    ),
+                ));
+            }
         }
         let target = route.pick(env.store, env.random);
         let estimate = Estimate::for_request(&req, &cfg.limiter, target.price.as_ref());
@@ -315,6 +325,7 @@ impl Role for Exchange {
         match cfg.limiter.admit(env.store, env.now_ms, &subject, estimate) {
             Ok(ticket) => self.ticket = Some(ticket),
             Err(refusal) => {
+                self.summary.status = refusal.info.status;
                 let mut reply = error_reply(api, &refusal.info);
                 reply.headers.extend(refusal.headers);
                 return BodyVerdict::Reply(reply);
@@ -344,6 +355,29 @@ impl Role for Exchange {
         self.request = Some(envelope.request);
         BodyVerdict::Forward { set, body: ir }
     }
+}
+
+impl Role for Exchange {
+    const NEEDS_ENDPOINT: bool = false;
+
+    /// `headers`: every request header, lower-case names, raw values, repeats kept.
+    fn on_request_headers(&mut self, head: &RequestHead, env: &Env) -> HeadersVerdict {
+        self.started_ms = env.now_ms;
+        let verdict = self.request_headers(head.headers, env);
+        if let HeadersVerdict::Reply(r) = &verdict {
+            self.summary.status = r.status;
+        }
+        verdict
+    }
+
+    /// The whole request body (the host buffers it).
+    fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
+        let verdict = self.request_body(body, env);
+        if let BodyVerdict::Reply(r) = &verdict {
+            self.summary.status = r.status;
+        }
+        verdict
+    }
 
     /// The upstream answer's headers (after Envoy's router: the provider role's, or Envoy's own
     /// local reply).
@@ -351,6 +385,14 @@ impl Role for Exchange {
         let status = status_of(headers);
         self.response_started = true;
         let mut edits = HeaderEdits::default();
+        if self.request.is_some() {
+            let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
+            self.summary.status = status;
+            self.summary.provider = text(PROVIDER_HEADER).map(str::to_string);
+            self.summary.attempts = text("x-envoy-attempt-count")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+        }
         let Some(api) = self.api else {
             return edits;
         };
@@ -419,7 +461,7 @@ impl Role for Exchange {
     }
 
     /// A response body chunk (or the whole body when buffering); returns its replacement.
-    fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+    fn on_response_body(&mut self, chunk: &[u8], end: bool, env: &Env) -> Option<Vec<u8>> {
         let api = self.api?;
         match &mut self.mode {
             Mode::None => None,
@@ -483,17 +525,28 @@ impl Role for Exchange {
                 if end && !st.failed {
                     st.encoder.end(&mut out);
                 }
+                if !out.is_empty() && self.summary.ttft_ms.is_none() {
+                    self.summary.ttft_ms = Some(env.now_ms.saturating_sub(self.started_ms));
+                }
                 Some(out)
             }
         }
     }
 
-    /// The request is over (Envoy's log phase). Settles the limit reservation exactly once.
-    fn on_done(&mut self, env: &Env) {
+    /// The request is over (Envoy's log phase). Settles the limit reservation exactly once and
+    /// returns what the metrics and the access log report.
+    fn on_done(&mut self, env: &Env) -> Option<Summary> {
         if self.done {
-            return;
+            return None;
         }
         self.done = true;
+        if let Some(u) = &self.usage {
+            self.summary.set_usage(u);
+            if let Some(price) = &self.price {
+                self.summary.cost_micro_usd = crate::limits::cost_micro_usd(price, u);
+            }
+        }
+        self.summary.duration_ms = env.now_ms.saturating_sub(self.started_ms);
         if let Some(ticket) = self.ticket.take() {
             let actual = match (&self.usage, self.response_started) {
                 (Some(u), _) => Actual::from_usage(u, self.price.as_ref()),
@@ -504,6 +557,7 @@ impl Role for Exchange {
                 .limiter
                 .settle(env.store, env.now_ms, &ticket, actual);
         }
+        Some(self.summary.clone())
     }
 
     /// The status a buffered answer must carry instead of the one that arrived (the host holds

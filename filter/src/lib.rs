@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod host;
 pub mod ir;
 pub mod limits;
+pub mod metrics;
 pub mod pii;
 pub mod routing;
 pub mod store;

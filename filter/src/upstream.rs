@@ -368,7 +368,7 @@ impl Role for Attempt {
     }
 
     /// A response chunk (or the whole body when buffering); returns its replacement.
-    fn on_response_body(&mut self, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+    fn on_response_body(&mut self, chunk: &[u8], end: bool, _env: &Env) -> Option<Vec<u8>> {
         match &mut self.mode {
             Mode::None => None,
             Mode::Buffered => end.then(|| self.finish_buffered(chunk)),

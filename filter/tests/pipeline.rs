@@ -176,20 +176,23 @@ fn answer(
     // The provider role's output, as the gateway receives it.
     let mut internal = Vec::new();
     if at.buffers_response() {
-        internal.push(at.on_response_body(&chunks.concat(), true).unwrap());
+        internal.push(at.on_response_body(&chunks.concat(), true, &env).unwrap());
     } else {
         for (i, c) in chunks.iter().enumerate() {
-            internal.push(at.on_response_body(c, i + 1 == chunks.len()).unwrap());
+            internal.push(at.on_response_body(c, i + 1 == chunks.len(), &env).unwrap());
         }
     }
     let status = at.take_status().unwrap_or(status);
     let _ = ex.on_response_headers(&hdrs, &env);
     let mut client = Vec::new();
     if ex.buffers_response() {
-        client = ex.on_response_body(&internal.concat(), true).unwrap();
+        client = ex.on_response_body(&internal.concat(), true, &env).unwrap();
     } else {
         for (i, c) in internal.iter().enumerate() {
-            client.extend(ex.on_response_body(c, i + 1 == internal.len()).unwrap());
+            client.extend(
+                ex.on_response_body(c, i + 1 == internal.len(), &env)
+                    .unwrap(),
+            );
         }
     }
     (ex.take_status().unwrap_or(status), client)
@@ -247,6 +250,25 @@ fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored
     assert_eq!(v["type"], "message");
     assert_eq!(v["content"][0]["text"], "echo: mail me at jane@example.com");
     assert_eq!(v["usage"]["output_tokens"], 2);
+    let summary = ex
+        .on_done(&Env {
+            now_ms: NOW_MS + 40,
+            store: &store,
+            random: 0,
+        })
+        .unwrap();
+    assert_eq!(summary.model.as_deref(), Some("fast"));
+    assert_eq!(summary.key.as_deref(), Some("team-a"));
+    assert_eq!(summary.provider.as_deref(), Some("oa"));
+    assert_eq!(
+        (summary.status, summary.output_tokens, summary.duration_ms),
+        (200, 2, 40)
+    );
+    assert_eq!(summary.pii, vec![("email".to_string(), 1)]);
+    assert!(
+        !summary.to_json().contains("jane"),
+        "the access log never carries prompt text"
+    );
 }
 
 #[test]
@@ -478,7 +500,9 @@ fn envoys_own_local_replies_are_reshaped_for_the_client() {
         .iter()
         .any(|(n, v)| n == "retry-after" && v == "1"));
     assert!(ex.buffers_response());
-    let body = ex.on_response_body(b"no healthy upstream", true).unwrap();
+    let body = ex
+        .on_response_body(b"no healthy upstream", true, &env)
+        .unwrap();
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "overloaded_error");

@@ -85,6 +85,15 @@ extern "C" {
     ) -> u32;
     fn proxy_set_shared_data(k: *const u8, ks: usize, v: *const u8, vs: usize, cas: u32) -> u32;
     fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+    fn proxy_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
 }
 
 fn check(status: u32) -> Result<()> {
@@ -259,6 +268,34 @@ pub fn shared_set(key: &str, value: &[u8], cas: u32) -> Result<()> {
     check(unsafe {
         proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
     })
+}
+
+/// Sets a property; Envoy stores `name` as filter state `wasm.<name>`, readable by the access
+/// log as `%FILTER_STATE(wasm.<name>:PLAIN)%`.
+pub fn set_property(name: &str, value: &[u8]) -> Result<()> {
+    // SAFETY: pointers and lengths describe live byte slices.
+    check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+}
+
+/// Metric kinds in the ABI's numbering.
+pub const COUNTER: u32 = 0;
+pub const HISTOGRAM: u32 = 2;
+
+pub fn define_metric(kind: u32, name: &str) -> Result<u32> {
+    let mut id = 0;
+    // SAFETY: pointer and length describe a live slice; out-pointer valid for the call.
+    check(unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, by: i64) -> Result<()> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_increment_metric(id, by) })
+}
+
+pub fn record_metric(id: u32, value: u64) -> Result<()> {
+    // SAFETY: plain values.
+    check(unsafe { proxy_record_metric(id, value) })
 }
 
 pub fn now_nanos() -> u64 {

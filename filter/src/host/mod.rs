@@ -195,6 +195,51 @@ fn replace_body(buf: Buffer, size: usize, bytes: &[u8]) {
     }
 }
 
+thread_local! {
+    /// Metric ids by full name, per VM. Names embed only configured values, so this is bounded
+    /// by the configuration; `MAX_SERIES` guards against a configuration that is simply huge.
+    static METRICS: std::cell::RefCell<hashbrown::HashMap<String, u32>> = Default::default();
+}
+
+const MAX_SERIES: usize = 20_000;
+
+/// Records a finished request's metrics and leaves its summary for the access log
+/// (`%FILTER_STATE(wasm.weir:PLAIN)%`).
+fn report(summary: &crate::metrics::Summary) {
+    use crate::metrics::Kind;
+    for sample in summary.samples() {
+        let kind = match sample.kind {
+            Kind::Counter => abi::COUNTER,
+            Kind::Histogram => abi::HISTOGRAM,
+        };
+        let id = METRICS.with(|m| {
+            let mut m = m.borrow_mut();
+            if let Some(id) = m.get(&sample.name) {
+                return Some(*id);
+            }
+            if m.len() >= MAX_SERIES {
+                return None;
+            }
+            let id = abi::define_metric(kind, &sample.name).ok()?;
+            m.insert(sample.name.clone(), id);
+            Some(id)
+        });
+        let Some(id) = id else { continue };
+        let _ = match sample.kind {
+            Kind::Counter => {
+                abi::increment_metric(id, i64::try_from(sample.value).unwrap_or(i64::MAX))
+            }
+            Kind::Histogram => abi::record_metric(id, sample.value),
+        };
+    }
+    if let Err(e) = abi::set_property("weir", summary.to_json().as_bytes()) {
+        log::debug!(
+            "weir: could not publish the request summary (status {})",
+            e.0
+        );
+    }
+}
+
 /// One HTTP stream of either role: pumps Envoy's callbacks into the role's state machine and
 /// applies its effects.
 struct Shell<R: Role> {
@@ -278,7 +323,11 @@ impl<R: Role> HttpContext for Shell<R> {
             return Action::Pause;
         }
         let chunk = abi::buffer(Buffer::ResponseBody, size).unwrap_or_default();
-        if let Some(out) = self.role.on_response_body(&chunk, end_of_stream) {
+        let store = HostStore;
+        if let Some(out) = self
+            .role
+            .on_response_body(&chunk, end_of_stream, &env(&store))
+        {
             replace_body(Buffer::ResponseBody, size, &out);
         }
         set_status(self.role.take_status());
@@ -287,6 +336,8 @@ impl<R: Role> HttpContext for Shell<R> {
 
     fn on_log(&mut self) {
         let store = HostStore;
-        self.role.on_done(&env(&store));
+        if let Some(summary) = self.role.on_done(&env(&store)) {
+            report(&summary);
+        }
     }
 }

@@ -1,0 +1,248 @@
+//! What one finished request tells operators: a [`Summary`] the gateway role builds, turned into
+//! metric samples (for Envoy's `/stats/prometheus`) and a JSON line (for Envoy's access log).
+//!
+//! Proxy-wasm metrics have flat names, so labels are embedded Istio-style as `tag=.=value;.;`
+//! prefixes, which Envoy's `stats_config.stats_tags` (see `envoy/demo.yaml`) extracts into
+//! Prometheus labels. Every label value comes from configuration (route names, provider names,
+//! key ids, detector names) or from a fixed set (outcomes, token types), never from client
+//! input, so the number of series is bounded by the configuration. Names follow the
+//! OpenTelemetry GenAI conventions where one applies (`gen_ai_client_token_usage`,
+//! `gen_ai_server_time_to_first_token`), with the unit in the name since Envoy histograms
+//! carry none.
+
+use crate::ir::Usage;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Histogram,
+}
+
+/// One value to add to a counter or record in a histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub kind: Kind,
+    /// The full metric name with embedded labels.
+    pub name: String,
+    pub value: u64,
+}
+
+/// Everything worth knowing about one finished request. Never holds prompt text or keys.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// The configured model route; `None` when no route matched.
+    pub model: Option<String>,
+    /// The provider that answered (last attempt).
+    pub provider: Option<String>,
+    /// The client key's configured id.
+    pub key: Option<String>,
+    pub status: u16,
+    pub stream: bool,
+    /// Upstream attempts Envoy made (more than one means a retry or failover happened).
+    pub attempts: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cost_micro_usd: u64,
+    pub duration_ms: u64,
+    /// Streams only: from the request's arrival to the first answer bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    /// PII detections by detector name (counts only).
+    pub pii: Vec<(String, u32)>,
+}
+
+impl Summary {
+    pub fn set_usage(&mut self, usage: &Usage) {
+        self.input_tokens = usage.input_tokens;
+        self.output_tokens = usage.output_tokens;
+        self.cached_input_tokens = usage.cached_input_tokens;
+    }
+
+    /// What happened, in one word: a bounded label value.
+    pub fn outcome(&self) -> &'static str {
+        match self.status {
+            200..=299 => "success",
+            401 | 403 => "denied",
+            429 => "rate_limited",
+            400..=499 => "client_error",
+            503 => "unavailable",
+            504 => "timeout",
+            _ => "upstream_error",
+        }
+    }
+
+    /// The access-log line: this summary as JSON, plus the outcome.
+    pub fn to_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("outcome".into(), self.outcome().into());
+        }
+        v.to_string()
+    }
+
+    pub fn samples(&self) -> Vec<Sample> {
+        let model = self.model.as_deref().unwrap_or("-");
+        let provider = self.provider.as_deref().unwrap_or("-");
+        let key = self.key.as_deref().unwrap_or("-");
+        let base = [("model", model), ("provider", provider), ("key", key)];
+        let mut out = Vec::new();
+        let mut counter = |name: &str, tags: &[(&str, &str)], value: u64| {
+            out.push(Sample {
+                kind: Kind::Counter,
+                name: series(name, tags),
+                value,
+            })
+        };
+        counter(
+            "weir_requests_total",
+            &[base[0], base[1], base[2], ("outcome", self.outcome())],
+            1,
+        );
+        if self.input_tokens + self.output_tokens > 0 {
+            for (kind, n) in [("input", self.input_tokens), ("output", self.output_tokens)] {
+                counter(
+                    "weir_tokens_total",
+                    &[base[0], base[1], base[2], ("token_type", kind)],
+                    n,
+                );
+            }
+        }
+        if self.cost_micro_usd > 0 {
+            counter("weir_cost_micro_usd_total", &base, self.cost_micro_usd);
+        }
+        if self.attempts > 1 {
+            counter("weir_failovers_total", &[base[0], base[1]], 1);
+        }
+        if self.status == 429 {
+            counter("weir_ratelimit_refusals_total", &[base[0], base[2]], 1);
+        }
+        for (detector, n) in &self.pii {
+            counter(
+                "weir_pii_detections_total",
+                &[("detector", detector.as_str())],
+                u64::from(*n),
+            );
+        }
+        let mut histogram = |name: &str, tags: &[(&str, &str)], value: u64| {
+            out.push(Sample {
+                kind: Kind::Histogram,
+                name: series(name, tags),
+                value,
+            })
+        };
+        histogram(
+            "weir_request_duration_ms",
+            &[base[0], base[1]],
+            self.duration_ms,
+        );
+        if let Some(t) = self.ttft_ms {
+            histogram(
+                "gen_ai_server_time_to_first_token_ms",
+                &[base[0], base[1]],
+                t,
+            );
+        }
+        if self.input_tokens + self.output_tokens > 0 {
+            for (kind, n) in [("input", self.input_tokens), ("output", self.output_tokens)] {
+                histogram(
+                    "gen_ai_client_token_usage",
+                    &[base[0], base[1], ("token_type", kind)],
+                    n,
+                );
+            }
+        }
+        out
+    }
+}
+
+/// `tag=.=value;.;` for each tag, then the name. Values lose the characters that would break
+/// extraction (`;`, `=`) and Envoy's name separator (`.`).
+fn series(name: &str, tags: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (tag, value) in tags {
+        s.push_str(tag);
+        s.push_str("=.=");
+        s.extend(value.chars().map(|c| match c {
+            ';' | '=' | '.' => '_',
+            c => c,
+        }));
+        s.push_str(";.;");
+    }
+    s.push_str(name);
+    s
+}
+
+/// The tags [`Summary::samples`] uses, for Envoy's `stats_config.stats_tags`.
+pub const TAGS: &[&str] = &[
+    "model",
+    "provider",
+    "key",
+    "outcome",
+    "token_type",
+    "detector",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_embedded_the_way_stats_tags_extract_them() {
+        let s = Summary {
+            model: Some("gpt-4.1".into()),
+            provider: Some("openai".into()),
+            key: Some("team;a".into()),
+            status: 200,
+            attempts: 2,
+            input_tokens: 5,
+            output_tokens: 7,
+            duration_ms: 12,
+            ttft_ms: Some(3),
+            pii: vec![("email".into(), 2)],
+            ..Default::default()
+        };
+        let samples = s.samples();
+        let names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(
+            &"model=.=gpt-4_1;.;provider=.=openai;.;key=.=team_a;.;outcome=.=success;.;weir_requests_total"
+        ));
+        let tokens: u64 = samples
+            .iter()
+            .filter(|s| s.kind == Kind::Counter && s.name.ends_with("weir_tokens_total"))
+            .map(|s| s.value)
+            .sum();
+        assert_eq!(tokens, 12);
+        assert!(names.iter().any(|n| n.ends_with("weir_failovers_total")));
+        assert!(names.contains(&"detector=.=email;.;weir_pii_detections_total"));
+        assert!(names
+            .iter()
+            .any(|n| n.ends_with("gen_ai_server_time_to_first_token_ms")));
+        for tag in [
+            "model",
+            "provider",
+            "key",
+            "outcome",
+            "token_type",
+            "detector",
+        ] {
+            assert!(TAGS.contains(&tag));
+        }
+    }
+
+    #[test]
+    fn outcomes_are_a_fixed_set_and_the_log_line_has_no_text() {
+        let s = Summary {
+            status: 429,
+            ..Default::default()
+        };
+        assert_eq!(s.outcome(), "rate_limited");
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["outcome"], "rate_limited");
+        assert!(s
+            .samples()
+            .iter()
+            .any(|x| x.name.ends_with("weir_ratelimit_refusals_total")));
+    }
+}
