@@ -13,7 +13,7 @@ import pytest
 
 import render_envoy
 from conftest import ROOT, WASM, envoy_binary
-from weir_clients import DEMO_KEY, LIMITED_KEY, PROVIDER_KEYS, openai_client
+from weir_clients import CLIENT_KEYS, DEMO_KEY, PROVIDER_KEYS, openai_client
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "envoy", "*.yaml")))
 
@@ -44,20 +44,20 @@ def test_committed_configs_run_from_the_repo_root():
 
 @pytest.mark.late(2)
 def test_no_key_in_envoy_logs(envoy):
-    # Traffic with both client keys first, so this never passes on an empty log.
+    # Traffic with every client key first, so this never passes on an empty log.
     openai_client(envoy.url, DEMO_KEY).chat.completions.create(
         model="mock-openai", messages=[{"role": "user", "content": "log check"}])
-    for key in (LIMITED_KEY, "sk-weir-wrong"):
+    for key in (*[k for k in CLIENT_KEYS if k != DEMO_KEY], "sk-weir-wrong"):
         try:
             openai_client(envoy.url, key).chat.completions.create(
                 model="mock-openai", messages=[{"role": "user", "content": "log check"}])
         except openai.APIStatusError:
-            pass  # 429 after the rate-limit test, 401 for the wrong key
+            pass  # 429 after the limit tests, 403 for a key not allowed mock-openai, 401 for the wrong key
     time.sleep(1)  # access logs are flushed every 250 ms (--file-flush-interval-msec)
     envoy.stop()   # and on exit
     logs = {p: open(p, encoding="utf-8", errors="replace").read() for p in (envoy.log, envoy.access_log)}
     assert "log check" not in logs[envoy.log]  # weir does not log prompts at debug level either
     assert logs[envoy.access_log].count("\n") >= 3, "the access log saw no traffic"
     for path, text in logs.items():
-        for secret in (DEMO_KEY, LIMITED_KEY, "sk-weir-wrong", *PROVIDER_KEYS):
+        for secret in (*CLIENT_KEYS, "sk-weir-wrong", *PROVIDER_KEYS):
             assert secret not in text, f"{secret!r} appears in {path}"

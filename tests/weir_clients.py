@@ -13,12 +13,21 @@ import openai
 
 DEMO_KEY = "sk-weir-demo"
 LIMITED_KEY = "sk-weir-limited"
+# Keys with limits, one test each (see envoy/demo.yaml): a limit's window outlives the test.
+BURST_KEY = "sk-weir-burst"                # mock-ollama, 60 requests/min
+TOKENS_KEY = "sk-weir-tokens"              # mock-openai, 200 tokens/min
+TOKENS_FLOOD_KEY = "sk-weir-tokens-flood"  # mock-openai, 500 tokens/min
+HEADERS_KEY = "sk-weir-headers"            # mock-openai, 20 requests/min
+CLIENT_KEYS = [DEMO_KEY, LIMITED_KEY, BURST_KEY, TOKENS_KEY, TOKENS_FLOOD_KEY, HEADERS_KEY]
 PROTOCOLS = ("openai", "anthropic", "ollama")
 
+# mock-openai's keys in envoy/demo.yaml, in order; weir rotates over them.
+OPENAI_KEYS = ("sk-mock-openai-1", "sk-mock-openai-2", "sk-mock-openai-3")
 # Demo model -> (what the mock calls that provider, the model weir must send, the provider key
-# in envoy/demo.yaml). The mock records sha12(key); Ollama has no key; Bedrock's is the access key id.
+# in envoy/demo.yaml, or a tuple of keys any of which may be used). The mock records sha12(key);
+# Ollama has no key; Bedrock's is the access key id.
 DEMO_MODELS = {
-    "mock-openai": ("openai", "gpt-4o-mini", "sk-mock-openai"),
+    "mock-openai": ("openai", "gpt-4o-mini", OPENAI_KEYS),
     "mock-azure": ("azure-openai", "gpt-4o-deployment", "mock-azure-key"),
     "mock-anthropic": ("anthropic", "claude-sonnet-4-5", "sk-ant-mock"),
     "mock-gemini": ("gemini", "gemini-2.5-flash", "mock-gemini-key"),
@@ -28,7 +37,7 @@ DEMO_MODELS = {
     "mock-vllm": ("openai-compatible", "meta-llama/Llama-3.1-8B-Instruct", "mock-vllm-key"),
 }
 ALL_DEMO_MODELS = sorted([*DEMO_MODELS, "mock-failover"])
-PROVIDER_KEYS = ["sk-mock-openai", "mock-azure-key", "sk-ant-mock", "mock-gemini-key",
+PROVIDER_KEYS = [*OPENAI_KEYS, "mock-azure-key", "sk-ant-mock", "mock-gemini-key",
                  "weir-mock-secret-access-key", "mock-mistral-key", "mock-vllm-key", "sk-mock-failing"]
 
 TIMEOUT = 30
