@@ -127,5 +127,6 @@ def test_access_log_lines_are_json_with_weirs_summary(envoy):
     last = bedrock[-1]
     assert last["provider"] == "mock-bedrock" and last["key"] == "demo" and last["status"] == 200
     assert last["output_tokens"] > 0 and last["attempts"] >= 1
+    assert last["co2e_mg"] > 0, "the carbon estimate is part of the summary"
     with open(envoy.access_log, encoding="utf-8") as f:
         assert marker not in f.read(), "prompt text must never reach the access log"

@@ -540,10 +540,36 @@ impl Role for Exchange {
             return None;
         }
         self.done = true;
+        // Cost and carbon belong to the target that served, which after a failover is not the
+        // one first picked.
+        let cfg = Rc::clone(&self.cfg);
+        let route = self
+            .summary
+            .model
+            .as_deref()
+            .and_then(|r| cfg.router.by_name(r));
+        let provider = self
+            .summary
+            .provider
+            .as_deref()
+            .and_then(|p| cfg.providers.get(p));
+        if let Some(t) = route
+            .zip(provider)
+            .and_then(|(r, p)| r.target_for_provider(&p.name))
+        {
+            self.price = t.price;
+        }
         if let Some(u) = &self.usage {
             self.summary.set_usage(u);
             if let Some(price) = &self.price {
                 self.summary.cost_micro_usd = crate::limits::cost_micro_usd(price, u);
+            }
+            if let Some((r, p)) = route.zip(provider) {
+                let energy = r
+                    .target_for_provider(&p.name)
+                    .map(|t| t.energy)
+                    .unwrap_or_default();
+                self.summary.co2e_mg = crate::metrics::co2e_mg(u, &energy, p.grid_g_co2e_per_kwh);
             }
         }
         self.summary.duration_ms = env.now_ms.saturating_sub(self.started_ms);

@@ -11,7 +11,52 @@
 //! carry none.
 
 use crate::ir::Usage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// Energy a model spends per token, in watt-hours per thousand tokens.
+///
+/// Defaults follow Epoch AI's 2025 estimate for GPT-4o-class models ("How much energy does
+/// ChatGPT use?"): about 0.3 Wh for a typical query of some 500 output tokens, i.e. 0.6 Wh per
+/// thousand output tokens; prompt (prefill) tokens cost far less per token, taken as 0.25 Wh per
+/// thousand from the same study's long-input figures. Estimates, not measurements: set the
+/// figures per target when the provider publishes better ones.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Energy {
+    pub wh_per_1k_input_tokens: f64,
+    pub wh_per_1k_output_tokens: f64,
+}
+
+impl Energy {
+    pub const DEFAULT: Energy = Energy {
+        wh_per_1k_input_tokens: 0.25,
+        wh_per_1k_output_tokens: 0.6,
+    };
+}
+
+impl Default for Energy {
+    fn default() -> Self {
+        Energy::DEFAULT
+    }
+}
+
+/// World-average carbon intensity of electricity, g CO2e per kWh (Ember, Global Electricity
+/// Review 2024: about 480 g/kWh for 2023). Set `grid_g_co2e_per_kwh` per provider region.
+pub const DEFAULT_GRID_G_PER_KWH: f64 = 480.0;
+
+/// Estimated milligrams of CO2e for `usage` on a model using `energy` in a grid of `grid`.
+pub fn co2e_mg(usage: &Usage, energy: &Energy, grid_g_per_kwh: f64) -> u64 {
+    let wh = (usage.input_tokens as f64 * energy.wh_per_1k_input_tokens
+        + usage.output_tokens as f64 * energy.wh_per_1k_output_tokens)
+        / 1000.0;
+    // Wh × g/kWh = mg.
+    let mg = wh * grid_g_per_kwh;
+    if mg.is_finite() && mg > 0.0 {
+        mg.round() as u64
+    } else {
+        0
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -45,6 +90,8 @@ pub struct Summary {
     pub output_tokens: u64,
     pub cached_input_tokens: u64,
     pub cost_micro_usd: u64,
+    /// Estimated grams of CO2e × 1000 (see [`co2e_mg`]).
+    pub co2e_mg: u64,
     pub duration_ms: u64,
     /// Streams only: from the request's arrival to the first answer bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,6 +158,9 @@ impl Summary {
         }
         if self.cost_micro_usd > 0 {
             counter("weir_cost_micro_usd_total", &base, self.cost_micro_usd);
+        }
+        if self.co2e_mg > 0 {
+            counter("weir_co2e_mg_total", &base, self.co2e_mg);
         }
         if self.attempts > 1 {
             counter("weir_failovers_total", &[base[0], base[1]], 1);
@@ -229,6 +279,21 @@ mod tests {
         ] {
             assert!(TAGS.contains(&tag));
         }
+    }
+
+    #[test]
+    fn carbon_is_tokens_times_energy_times_grid() {
+        let usage = Usage {
+            input_tokens: 1000,
+            output_tokens: 1000,
+            cached_input_tokens: 0,
+        };
+        // (0.25 + 0.6) Wh × 480 g/kWh = 408 mg.
+        assert_eq!(
+            co2e_mg(&usage, &Energy::DEFAULT, DEFAULT_GRID_G_PER_KWH),
+            408
+        );
+        assert_eq!(co2e_mg(&usage, &Energy::DEFAULT, 0.0), 0);
     }
 
     #[test]

@@ -265,6 +265,8 @@ fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored
         (200, 2, 40)
     );
     assert_eq!(summary.pii, vec![("email".to_string(), 1)]);
+    // (5 × 0.25 + 2 × 0.6) Wh/1000 × 480 g/kWh ≈ 1.18 mg.
+    assert_eq!(summary.co2e_mg, 1);
     assert!(
         !summary.to_json().contains("jane"),
         "the access log never carries prompt text"

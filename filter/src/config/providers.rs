@@ -68,6 +68,10 @@ pub struct ProviderConfig {
     /// Credentials, rotated across requests. Not needed for ollama and most self-hosted servers.
     #[serde(default)]
     pub keys: Vec<ProviderKeyConfig>,
+    /// Carbon intensity of the electricity where this provider runs, g CO2e per kWh, for the
+    /// carbon estimate (default: the world average, see `metrics::DEFAULT_GRID_G_PER_KWH`).
+    #[serde(default)]
+    pub grid_g_co2e_per_kwh: Option<f64>,
 }
 
 /// One credential of a provider.
@@ -122,6 +126,7 @@ pub struct Provider {
     pub keys: Vec<ProviderKey>,
     /// Keys were configured but none could be loaded: requests must not go out unauthenticated.
     pub needs_keys: bool,
+    pub grid_g_co2e_per_kwh: f64,
 }
 
 #[derive(Debug, Default)]
@@ -219,6 +224,15 @@ fn compile_provider(
             "only openai-compatible providers take a custom auth header",
         ));
     }
+    if cfg
+        .grid_g_co2e_per_kwh
+        .is_some_and(|g| !(0.0..=2000.0).contains(&g))
+    {
+        return Err(ConfigError::new(
+            format!("{field}.grid_g_co2e_per_kwh"),
+            "must be between 0 and 2000",
+        ));
+    }
     let spec = ProviderSpec {
         kind,
         host,
@@ -249,6 +263,9 @@ fn compile_provider(
         name: name.to_string(),
         spec,
         needs_keys: !cfg.keys.is_empty(),
+        grid_g_co2e_per_kwh: cfg
+            .grid_g_co2e_per_kwh
+            .unwrap_or(crate::metrics::DEFAULT_GRID_G_PER_KWH),
         keys,
     })
 }

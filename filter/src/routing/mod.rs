@@ -56,6 +56,10 @@ pub struct TargetConfig {
     /// USD per million tokens, for budgets and cost metrics.
     #[serde(default)]
     pub price: Option<Price>,
+    /// Energy per token of this model, for the carbon estimate (defaults in
+    /// [`crate::metrics::Energy`]).
+    #[serde(default)]
+    pub energy: Option<crate::metrics::Energy>,
 }
 
 fn one() -> u32 {
@@ -64,6 +68,7 @@ fn one() -> u32 {
 
 #[derive(Debug, Clone)]
 pub struct Target {
+    pub energy: crate::metrics::Energy,
     pub provider: String,
     pub model: Option<String>,
     pub cluster: String,
@@ -147,6 +152,7 @@ impl Route {
 }
 
 static FALLBACK: Target = Target {
+    energy: crate::metrics::Energy::DEFAULT,
     provider: String::new(),
     model: None,
     cluster: String::new(),
@@ -203,6 +209,7 @@ impl Router {
                     cluster: t.cluster.clone().unwrap_or_else(|| t.provider.clone()),
                     weight: t.weight,
                     price: t.price,
+                    energy: t.energy.unwrap_or_default(),
                 });
             }
             let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
