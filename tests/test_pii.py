@@ -10,7 +10,8 @@ import ollama
 import openai
 import pytest
 
-from weir_clients import PROTOCOLS, anthropic_client, chat, dumps, ollama_client, openai_client
+from weir_clients import (DEMO_MODELS, PROTOCOLS, anthropic_client, chat, dumps, ollama_client,
+                          openai_client)
 
 EMAIL, PHONE = "jane.doe@example.com", "+1 415 555 2671"
 CARD, IBAN = "4111 1111 1111 1111", "GB29 NWBK 6016 1331 9268 19"
@@ -23,7 +24,7 @@ PLACEHOLDERS = ["EMAIL", "PHONE", "CREDIT_CARD", "IBAN"]
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize("model,provider", [("mock-openai", "openai"), ("mock-anthropic", "anthropic")])
+@pytest.mark.parametrize("model,provider", [(m, v[0]) for m, v in DEMO_MODELS.items()])
 def test_provider_sees_placeholders_client_sees_originals(envoy, mock, model, provider, protocol, stream):
     answer = chat(envoy.url, protocol, model, PROMPT, stream)
     assert answer == "echo: " + PROMPT  # restored, in order, nothing else changed
