@@ -100,19 +100,38 @@ pub fn status_of(headers: &[(String, Vec<u8>)]) -> u16 {
 }
 
 /// The headers a request must lose on its way on: every `x-weir-` name it carries (whoever set
-/// it), plus `always`. Sorted, without repeats.
+/// it), plus those of `always` it actually carries (each removal is a host call). Sorted,
+/// without repeats.
 pub fn strip_list<'a>(
     headers: &[(String, Vec<u8>)],
     always: impl IntoIterator<Item = &'a str>,
 ) -> Vec<String> {
+    let always: Vec<&str> = always.into_iter().collect();
     let mut remove: Vec<String> = headers
         .iter()
         .map(|(n, _)| n)
-        .filter(|n| n.starts_with(INTERNAL_PREFIX))
+        .filter(|n| n.starts_with(INTERNAL_PREFIX) || always.contains(&n.as_str()))
         .cloned()
-        .chain(always.into_iter().map(str::to_string))
         .collect();
-    remove.sort();
+    remove.sort_unstable();
     remove.dedup();
     remove
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_internal_names_and_only_the_listed_headers_present() {
+        let h: Vec<(String, Vec<u8>)> =
+            ["x-weir-cluster", "authorization", "authorization", "accept"]
+                .iter()
+                .map(|n| (n.to_string(), Vec::new()))
+                .collect();
+        assert_eq!(
+            strip_list(&h, ["authorization", "x-api-key"]),
+            ["authorization", "x-weir-cluster"]
+        );
+    }
 }

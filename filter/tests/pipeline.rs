@@ -80,6 +80,7 @@ fn send(
         ("authorization", &auth),
         ("x-weir-cluster", "spoofed"),
         ("content-type", "application/json"),
+        ("content-length", "100"),
     ]);
     let head = RequestHead {
         headers: &h,
