@@ -238,6 +238,14 @@ impl Exchange {
             }
             _ => {}
         }
+        let content_type = header_value(headers, "content-type").unwrap_or(b"application/json");
+        if !is_json(content_type) {
+            return self.reply(ErrorInfo::new(
+                415,
+                ErrorKind::InvalidRequest,
+                "the request body must be JSON (content-type: application/json)",
+            ));
+        }
         let declared = header_value(headers, "content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<usize>().ok());
@@ -619,6 +627,17 @@ fn fallback_api(path: &str) -> ClientApi {
     } else {
         ClientApi::OpenAiChat
     }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`), in any case.
+fn is_json(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default();
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/json")
 }
 
 fn carries_body(headers: &[(String, Vec<u8>)]) -> bool {

@@ -476,6 +476,43 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
 }
 
 #[test]
+fn a_body_that_is_not_json_is_refused_by_its_content_type() {
+    let cfg = config();
+    let store = MemStore::new();
+    let env = Env {
+        now_ms: NOW_MS,
+        store: &store,
+        random: 0,
+    };
+    let verdict = |ctype: &str| {
+        let h = headers(&[
+            (":method", "POST"),
+            (":path", "/v1/messages"),
+            ("authorization", "Bearer sk-weir-a"),
+            ("content-type", ctype),
+        ]);
+        let head = RequestHead {
+            headers: &h,
+            endpoint_provider: None,
+            cluster: None,
+        };
+        Exchange::new(cfg.clone()).on_request_headers(&head, &env)
+    };
+    match verdict("text/plain") {
+        HeadersVerdict::Reply(r) => {
+            assert_eq!(r.status, 415);
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["type"], "error", "in the Anthropic client's shape");
+        }
+        other => panic!("expected a 415, got {other:?}"),
+    }
+    assert!(matches!(
+        verdict("Application/JSON; charset=utf-8"),
+        HeadersVerdict::Buffer { .. }
+    ));
+}
+
+#[test]
 fn envoys_own_local_replies_are_reshaped_for_the_client() {
     let cfg = config();
     let store = MemStore::new();
