@@ -61,8 +61,6 @@ struct StreamState {
 pub struct Exchange {
     cfg: Rc<Config>,
     api: Option<ClientApi>,
-    key_id: Option<String>,
-    route: Option<String>,
     request: Option<Request>,
     vault: Option<Vault>,
     ticket: Option<Ticket>,
@@ -72,7 +70,8 @@ pub struct Exchange {
     response_started: bool,
     /// The status a buffered answer must end with, when it differs from what arrived.
     final_status: Option<u16>,
-    /// What the metrics and the access log will say about this request.
+    /// What the metrics and the access log will say about this request; also the one record of
+    /// the authenticated key (`key`) and the matched route (`model`).
     summary: Summary,
     started_ms: u64,
     done: bool,
@@ -83,8 +82,6 @@ impl Exchange {
         Exchange {
             cfg,
             api: None,
-            key_id: None,
-            route: None,
             request: None,
             vault: None,
             ticket: None,
@@ -145,7 +142,11 @@ impl Exchange {
     }
 
     fn visible_models(&self) -> Vec<String> {
-        let key = self.key_id.as_deref().and_then(|id| self.cfg.keys.key(id));
+        let key = self
+            .summary
+            .key
+            .as_deref()
+            .and_then(|id| self.cfg.keys.key(id));
         self.cfg
             .router
             .routes()
@@ -169,7 +170,8 @@ impl Exchange {
             return self.reply_body(ErrorInfo::invalid("model", "`model` is required"));
         };
         let allowed = self
-            .key_id
+            .summary
+            .key
             .as_deref()
             .and_then(|id| self.cfg.keys.key(id))
             .is_some_and(|k| k.may_use(&model));
@@ -216,7 +218,6 @@ impl Exchange {
             Ok(k) => k,
             Err(e) => return self.reply(e),
         };
-        self.key_id = Some(key.id.clone());
         self.summary.key = Some(key.id.clone());
         if api.method() == "GET" && carries_body(headers) {
             return self.reply(ErrorInfo::invalid(
@@ -295,7 +296,7 @@ impl Exchange {
         };
         self.summary.model = Some(route.name.clone());
         self.summary.stream = req.is_stream();
-        let Some(key) = self.key_id.as_deref().and_then(|id| cfg.keys.key(id)) else {
+        let Some(key) = self.summary.key.as_deref().and_then(|id| cfg.keys.key(id)) else {
             return self.reply_body(ErrorInfo::new(
                 401,
                 ErrorKind::Authentication,
@@ -354,7 +355,6 @@ impl Exchange {
             }
         };
         self.price = target.price;
-        self.route = Some(route.name.clone());
         self.vault = Some(vault);
         let set = vec![
             (CLUSTER_HEADER.to_string(), target.cluster.clone()),
