@@ -111,8 +111,10 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(fault["delay_ms"] / 1000.0)
         cut = fault.get("truncate_stream_after")
         self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        for k, v in {**reply.headers, **(fault.get("headers") or {})}.items():
+        extra = fault.get("headers") or {}
+        if not any(k.lower() == "content-type" for k in extra):  # a fault's Content-Type wins
+            self.send_header("Content-Type", reply.content_type)
+        for k, v in {**reply.headers, **extra}.items():
             self.send_header(k, str(v))
         try:
             if reply.chunks is None:
@@ -223,7 +225,8 @@ class Handler(BaseHTTPRequestHandler):
         fault = self.server.faults.match(provider.name, req.host, entry["key_sha12"])
         if fault is not None:
             entry["fault"] = fault
-            if fault["status"] != 200:
+            # A 200 rule with a "body" replaces a good answer with that body (garbage upstream).
+            if fault["status"] != 200 or "body" in fault:
                 return self._fault_reply(provider, fault), fault
         if req.kind == "embed":
             return provider.embed(req), fault
