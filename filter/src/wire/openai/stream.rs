@@ -373,8 +373,15 @@ impl StreamDecoder for ChatStreamDecoder {
             return Ok(());
         }
         let mut frames = Vec::new();
-        self.framer.push(chunk, &mut frames)?;
-        self.frames(frames, out)
+        // Frames completed before a framing error still count, and whatever follows `[DONE]`
+        // is not part of the answer: otherwise the outcome would depend on how the provider's
+        // bytes happen to be chunked (found by the provider_stream fuzz target).
+        let pushed = self.framer.push(chunk, &mut frames);
+        self.frames(frames, out)?;
+        if self.done {
+            return Ok(());
+        }
+        pushed.map_err(Into::into)
     }
 
     fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {

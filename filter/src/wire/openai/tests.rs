@@ -1353,6 +1353,21 @@ fn decode_chunks(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, WireError> {
 }
 
 #[test]
+fn bytes_after_done_in_the_same_chunk_are_ignored_like_in_a_later_chunk() {
+    // Regression for a fuzz finding: garbage after `[DONE]` in the same chunk used to discard
+    // the whole chunk, final text and finish included.
+    let body: &[u8] = b"data: {\"id\":\"c\",\"model\":\"m\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n\xff\n";
+    let split = decode_chunks(&[&body[..body.len() - 2], &body[body.len() - 2..]]).unwrap();
+    assert!(split
+        .iter()
+        .any(|e| matches!(e, StreamEvent::TextDelta { text, .. } if text == "hi")));
+    assert!(split
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Finish { .. })));
+    assert_eq!(decode_chunks(&[body]).unwrap(), split);
+}
+
+#[test]
 fn a_recorded_openai_stream_decodes_the_same_in_every_split() {
     let whole = decode_chunks(&[OPENAI_STREAM.as_bytes()]).unwrap();
     assert_eq!(whole, openai_stream_events());
