@@ -131,6 +131,32 @@ def mock_server(tmp_path_factory):
         stop(proc)
 
 
+def start_envoy(config: str, workdir: str, log: str, *, port: int, admin_url: str,
+                concurrency: int = 1, log_args=("--log-level", "warn"), env=None,
+                timeout: float = 60) -> subprocess.Popen:
+    """Starts Envoy on `config` (output to `log`) and waits until its admin says ready and its
+    listener on `port` accepts connections; fails the test with the log's tail otherwise."""
+    cmd = [envoy_binary(), "-c", config, "--concurrency", str(concurrency), "--disable-hot-restart",
+           *log_args]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=workdir, env=env, preexec_fn=die_with_parent)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"Envoy exited with {proc.returncode} (see {log}):\n{tail(log)}")
+        try:
+            if httpx.get(admin_url + "/ready", timeout=1).status_code == 200:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return proc
+        except (httpx.HTTPError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"Envoy not ready after {timeout:.0f} s (see {log}):\n{tail(log)}")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def envoy(mock_server, tmp_path_factory):
     """Envoy with the demo configuration, two workers, in front of the session's mock."""
@@ -145,27 +171,11 @@ def envoy(mock_server, tmp_path_factory):
     log = str(tmp / "envoy.log")
     # info level: Envoy's debug logs print request headers (client keys) themselves; weir's own
     # (wasm) debug logs must not, so those are on.
-    cmd = [envoy_binary(), "-c", config, "--concurrency", "2", "--disable-hot-restart",
-           "--log-level", "info", "--component-log-level", "wasm:debug", "--file-flush-interval-msec", "250"]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(tmp), preexec_fn=die_with_parent)
+    proc = start_envoy(config, str(tmp), log, port=port, admin_url=f"http://127.0.0.1:{admin}",
+                       concurrency=2, log_args=("--log-level", "info", "--component-log-level", "wasm:debug",
+                                                "--file-flush-interval-msec", "250"))
     server = Envoy(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", config, log, access_log, proc)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"Envoy exited with {proc.returncode} (see {log}):\n{tail(log)}")
-            try:
-                ready = httpx.get(server.admin_url + "/ready", timeout=1).status_code == 200
-                if ready:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-            except (httpx.HTTPError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Envoy not ready after 60 s (see {log}):\n{tail(log)}")
-            time.sleep(0.1)
         yield server
     finally:
         stop(proc)

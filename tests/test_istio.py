@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -26,7 +25,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import ROOT, WASM, die_with_parent, envoy_binary, free_port, stop, tail
+from conftest import ROOT, WASM, envoy_binary, free_port, start_envoy, stop, tail
 
 ISTIO = os.path.join(ROOT, "istio")
 CONFIG_JSON = os.path.join(ISTIO, "weir-config.json")
@@ -549,21 +548,9 @@ def test_envoy_runs_the_istio_configuration(mode, tmp_path, fake_provider):
     config.write_text(json.dumps(boot))
     log = str(tmp_path / "envoy.log")
     env = dict(os.environ, **PROVIDER_ENV)
-    with open(log, "w") as out:
-        proc = subprocess.Popen([envoy_binary(), "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
-                                 "--log-level", "info"], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=str(tmp_path), env=env, preexec_fn=die_with_parent)
+    proc = start_envoy(str(config), str(tmp_path), log, port=port, admin_url=f"http://127.0.0.1:{admin}",
+                       log_args=("--log-level", "info"), env=env, timeout=30)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"Envoy exited with {proc.returncode}:\n{tail(log)}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"Envoy not ready after 30 s:\n{tail(log)}"
-            time.sleep(0.1)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         request = {"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hi"}]}
         # weir-gateway is on the listener: no client key, no service.

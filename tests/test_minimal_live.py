@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 
-import httpx
 import pytest
 import yaml
 
 import render_envoy
-from conftest import ROOT, WASM, die_with_parent, envoy_binary, free_port, stop, tail
+from conftest import ROOT, WASM, free_port, start_envoy, stop
 from weir_clients import DEMO_KEY, openai_client, sha12
 
 MINIMAL = os.path.join(ROOT, "envoy", "minimal.yaml")
@@ -51,24 +47,9 @@ def minimal_envoy(mock_server, tmp_path_factory):
     assert weir["providers"]["openai"]["host"] == "api.openai.com"  # kept: the mock dispatches on it
     log = str(tmp / "envoy.log")
     env = dict(os.environ, OPENAI_API_KEY=DUMMY_OPENAI_KEY)
-    with open(log, "w") as out:
-        proc = subprocess.Popen([envoy_binary(), "-c", config, "--concurrency", "1", "--disable-hot-restart",
-                                 "--log-level", "warn"], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=str(tmp), env=env, preexec_fn=die_with_parent)
+    proc = start_envoy(config, str(tmp), log, port=port, admin_url=f"http://127.0.0.1:{admin}",
+                       env=env, timeout=30)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"Envoy (minimal.yaml) exited with {proc.returncode}:\n{tail(log)}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=1).status_code == 200:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-            except (httpx.HTTPError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"Envoy (minimal.yaml) not ready after 30 s:\n{tail(log)}")
-            time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)
