@@ -44,6 +44,15 @@ fn config() -> Rc<Config> {
     Rc::new(cfg)
 }
 
+/// The host's inputs at the tests' fixed time.
+fn env(store: &MemStore, random: u64) -> Env<'_> {
+    Env {
+        now_ms: NOW_MS,
+        store,
+        random,
+    }
+}
+
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
     pairs
         .iter()
@@ -68,11 +77,7 @@ fn send(
     path: &str,
     body: Value,
 ) -> Result<Sent, (u16, Value)> {
-    let env = Env {
-        now_ms: NOW_MS,
-        store,
-        random: 7,
-    };
+    let env = env(store, 7);
     let auth = format!("Bearer {key}");
     let h = headers(&[
         (":method", "POST"),
@@ -118,11 +123,7 @@ fn attempt_request(
     provider: &str,
     envelope: &[u8],
 ) -> Outgoing {
-    let env = Env {
-        now_ms: NOW_MS,
-        store,
-        random: 3,
-    };
+    let env = env(store, 3);
     let h = headers(&[
         ("x-weir-cluster", "c"),
         ("authorization", "Bearer leftover-from-last-attempt"),
@@ -157,11 +158,7 @@ fn answer(
     ctype: &str,
     chunks: &[&[u8]],
 ) -> (u16, Vec<u8>) {
-    let env = Env {
-        now_ms: NOW_MS,
-        store,
-        random: 0,
-    };
+    let env = env(store, 0);
     let status_text = status.to_string();
     let edits = at.on_response_headers(
         &headers(&[(":status", &status_text), ("content-type", ctype)]),
@@ -466,11 +463,7 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
                 Err((s, _)) => s,
             },
         );
-        ex.on_done(&Env {
-            now_ms: NOW_MS,
-            store: &store,
-            random: 0,
-        });
+        ex.on_done(&env(&store, 0));
     }
     assert_eq!(codes, [200, 200, 429]);
 }
@@ -479,11 +472,7 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
 fn a_body_that_is_not_json_is_refused_by_its_content_type() {
     let cfg = config();
     let store = MemStore::new();
-    let env = Env {
-        now_ms: NOW_MS,
-        store: &store,
-        random: 0,
-    };
+    let env = env(&store, 0);
     let verdict = |ctype: &str| {
         let h = headers(&[
             (":method", "POST"),
@@ -526,11 +515,7 @@ fn envoys_own_local_replies_are_reshaped_for_the_client() {
         "model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
     )
     .unwrap();
-    let env = Env {
-        now_ms: NOW_MS,
-        store: &store,
-        random: 0,
-    };
+    let env = env(&store, 0);
     let edits = ex.on_response_headers(
         &headers(&[(":status", "503"), ("content-type", "text/plain")]),
         &env,
