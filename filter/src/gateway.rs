@@ -261,13 +261,7 @@ impl Exchange {
             .map(String::as_str);
         let remove = strip_list(
             headers,
-            credentials.chain([
-                "content-length",
-                "accept-encoding",
-                "authorization",
-                "x-api-key",
-                "api-key",
-            ]),
+            credentials.chain(["content-length", "accept-encoding"]),
         );
         HeadersVerdict::Buffer { remove }
     }
