@@ -4,12 +4,13 @@ in its own protocol's shape (never a silently complete answer), and Envoy keeps 
 (the next normal request succeeds; no panic or wasm trap in Envoy's log). Faults come from the
 mock's /_mock/faults and are cleared after each test.
 
-Not covered, by construction of envoy/demo.yaml: a slow first byte beyond the route timeout (the
-route has `timeout: 0s` and `idle_timeout: 300s`, so only a >5 min stall would trip it), and
-connection refused (every demo cluster points at the live mock; no cluster has a dead endpoint)."""
+Connection refused and a slow first byte need what the demo deliberately lacks (a dead endpoint;
+an idle timeout short enough to wait for): those tests run a second Envoy on the demo config with
+exactly those two edits (`strict_envoy`)."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -19,7 +20,9 @@ import httpx2
 import ollama
 import openai
 import pytest
+import yaml
 
+from conftest import Envoy, free_port, start_envoy, stop
 from weir_clients import DEMO_KEY, PROTOCOLS, TIMEOUT, chat
 
 MOCK: dict = {}  # the session mock's url, for assert_envoy_healthy
@@ -193,16 +196,86 @@ def test_5xx_on_every_attempt_is_5xx_in_the_clients_shape(envoy, faults, mock, p
     assert_envoy_healthy(envoy, protocol, "mock-vllm")
 
 
-@pytest.mark.skip(reason="envoy/demo.yaml routes have timeout: 0s and idle_timeout: 300s: a slow first "
-                         "byte only fails after 5 minutes")
-def test_slow_first_byte_beyond_the_route_timeout():
-    pass
+IDLE_TIMEOUT_S = 2
 
 
-@pytest.mark.skip(reason="every cluster in envoy/demo.yaml points at the live mock; connection refused "
-                         "needs a cluster with a dead endpoint (an edit to demo.yaml)")
-def test_connection_refused():
-    pass
+@pytest.fixture(scope="module")
+def strict_envoy(envoy, mock_server, tmp_path_factory):
+    """The demo config with two edits: the route's idle timeout is IDLE_TIMEOUT_S, and mock_vllm's
+    only endpoint is a port nothing listens on (connection refused)."""
+    tmp = tmp_path_factory.mktemp("strict-envoy")
+    with open(envoy.config, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f)
+    port, admin = free_port(), free_port()
+    cfg["admin"]["address"]["socket_address"]["port_value"] = admin
+    listener = cfg["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    for vh in hcm["route_config"]["virtual_hosts"]:
+        for r in vh["routes"]:
+            r["route"]["idle_timeout"] = f"{IDLE_TIMEOUT_S}s"
+    for access_log in hcm.get("access_log", []):
+        access_log["typed_config"]["path"] = str(tmp / "access.log")
+    dead = free_port()  # bound and released: nothing listens there
+    vllm = next(c for c in cfg["static_resources"]["clusters"] if c["name"] == "mock_vllm")
+    for group in vllm["load_assignment"]["endpoints"]:
+        for ep in group["lb_endpoints"]:
+            ep["endpoint"]["address"]["socket_address"]["port_value"] = dead
+    config = str(tmp / "strict.yaml")
+    with open(config, "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg, f)
+    log = str(tmp / "envoy.log")
+    proc = start_envoy(config, str(tmp), log, port=port, admin_url=f"http://127.0.0.1:{admin}",
+                       concurrency=2, log_args=("--log-level", "info", "--file-flush-interval-msec", "250"))
+    try:
+        yield Envoy(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", config, log,
+                    str(tmp / "access.log"), proc)
+    finally:
+        stop(proc)
+
+
+def outcomes(envoy, model: str, outcome: str, at_least: int = 0) -> int:
+    """weir_requests_total for this model and outcome, from Envoy's Prometheus output. Counters
+    are recorded in the log phase, just after the client has its answer: polls up to 2 s for
+    `at_least`."""
+    want = (f'model="{model}"', f'outcome="{outcome}"')
+    deadline = time.monotonic() + 2
+    while True:
+        text = httpx.get(envoy.admin_url + "/stats/prometheus", timeout=10).text
+        total = sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                    if line.startswith("weir_requests_total{") and all(w in line for w in want))
+        if total >= at_least or time.monotonic() > deadline:
+            return total
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("protocol,stream", PROTO_STREAM)
+def test_slow_first_byte_beyond_the_idle_timeout_is_504_in_the_clients_shape(strict_envoy, faults, mock,
+                                                                             protocol, stream):
+    faults({"provider": "openai", "host": "openai.mock", "status": 200, "delay_ms": (IDLE_TIMEOUT_S + 3) * 1000,
+            "times": 1})
+    before = outcomes(strict_envoy, "mock-openai", "timeout")
+    started = time.monotonic()
+    got = send(strict_envoy, protocol, "mock-openai", stream)
+    took = time.monotonic() - started
+    assert got[0] == "error" and got[1] == 504, got
+    assert "timeout" in assert_client_shaped(protocol, got[3]).lower(), got
+    assert took < IDLE_TIMEOUT_S + 2, f"the client waited {took:.1f} s for a {IDLE_TIMEOUT_S} s timeout"
+    assert outcomes(strict_envoy, "mock-openai", "timeout", at_least=before + 1) == before + 1
+    assert_envoy_healthy(strict_envoy, protocol, "mock-openai")
+
+
+@pytest.mark.parametrize("protocol,stream", PROTO_STREAM)
+def test_connection_refused_is_503_in_the_clients_shape(strict_envoy, protocol, stream):
+    before = outcomes(strict_envoy, "mock-vllm", "unavailable")
+    started = time.monotonic()
+    got = send(strict_envoy, protocol, "mock-vllm", stream)
+    assert got[0] == "error" and got[1] == 503, got
+    message = assert_client_shaped(protocol, got[3])
+    assert "connect" in message.lower(), message
+    assert time.monotonic() - started < 10
+    assert outcomes(strict_envoy, "mock-vllm", "unavailable", at_least=before + 1) == before + 1
+    assert_envoy_healthy(strict_envoy, protocol, "mock-openai")
 
 
 def test_envoy_log_has_no_trap_after_all_faults(envoy):
