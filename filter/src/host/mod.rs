@@ -127,6 +127,9 @@ impl RootContext for Root {
                         log::warn!("weir: could not seed limit counters: {e:?}");
                     }
                 }
+                if role == Which::Provider {
+                    crate::handoff::set_provider_in_this_vm(true);
+                }
                 log::info!("weir: {root_id} configured");
                 self.config = Some(Rc::new(config));
                 self.role = Some(role);
