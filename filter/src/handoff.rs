@@ -9,8 +9,8 @@
 //! the NDJSON wire (their chunks are small and already incremental).
 //!
 //! Call order and invariants:
-//! - The provider role's root context calls [`set_provider_in_this_vm`] when it is configured; only
-//!   then does [`send`] use references. Otherwise (e.g. the provider filter runs in a VM of its
+//! - Each configured provider root context holds a [`ProviderRoot`]; only while one lives in this
+//!   VM does [`send`] use references. Otherwise (e.g. the provider filter runs in a VM of its
 //!   own) everything travels as IR JSON, exactly as before.
 //! - [`send`] (gateway, once per request) → [`receive`] (provider role, once per attempt: a
 //!   retry replays the same body, so it finds the same entry) → [`answer`] (provider role, end
@@ -42,8 +42,10 @@ struct Entry {
 
 #[derive(Default)]
 struct Table {
-    /// The provider role is configured in this VM.
+    /// The provider role is configured in this VM (forced by tests and benchmarks).
     provider_here: bool,
+    /// Live provider root contexts in this VM ([`ProviderRoot`]).
+    provider_roots: usize,
     /// Names this VM in references; never 0 once set.
     nonce: u64,
     next_id: u64,
@@ -54,10 +56,37 @@ thread_local! {
     static TABLE: RefCell<Table> = RefCell::default();
 }
 
-/// Whether the provider role is configured in this VM (set by its root context; benchmarks and
-/// tests switch it to compare both paths).
+/// Forces references on (or back to the [`ProviderRoot`] count): benchmarks and tests, which
+/// drive both roles without root contexts, compare both paths with it.
 pub fn set_provider_in_this_vm(here: bool) {
     TABLE.with(|t| t.borrow_mut().provider_here = here);
+}
+
+/// Held by each configured provider root context: while one lives in this VM, the gateway hands
+/// requests over by reference. Dropping the last one (the plugin was removed, e.g. moved to a
+/// VM with new code) puts new requests back on the JSON wire.
+pub struct ProviderRoot(());
+
+impl ProviderRoot {
+    pub fn new() -> Self {
+        TABLE.with(|t| t.borrow_mut().provider_roots += 1);
+        ProviderRoot(())
+    }
+}
+
+impl Default for ProviderRoot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ProviderRoot {
+    fn drop(&mut self) {
+        TABLE.with(|t| {
+            let mut t = t.borrow_mut();
+            t.provider_roots = t.provider_roots.saturating_sub(1);
+        });
+    }
 }
 
 /// Where the provider role's buffered answer goes back to (for [`answer`]).
@@ -84,7 +113,7 @@ struct EnvelopeRef<'a> {
 pub fn send(route: &str, request: &Rc<Request>, random: u64) -> serde_json::Result<Outbound> {
     let by_ref = TABLE.with(|t| {
         let mut t = t.borrow_mut();
-        if !t.provider_here || t.entries.len() >= MAX_IN_FLIGHT {
+        if !(t.provider_here || t.provider_roots > 0) || t.entries.len() >= MAX_IN_FLIGHT {
             return None;
         }
         if t.nonce == 0 {
@@ -279,6 +308,16 @@ mod tests {
         release(out.id);
         assert_eq!(in_flight(), 0);
         assert_eq!(receive(&out.body).unwrap_err(), Refused::Unresolved);
+    }
+
+    #[test]
+    fn references_only_while_a_provider_root_lives_here() {
+        let root = ProviderRoot::new();
+        let out = send("r", &request(), 7).unwrap();
+        assert!(out.id.is_some());
+        release(out.id);
+        drop(root);
+        assert_eq!(send("r", &request(), 7).unwrap().id, None);
     }
 
     #[test]
