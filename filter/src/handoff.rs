@@ -237,14 +237,27 @@ pub fn in_flight() -> usize {
     TABLE.with(|t| t.borrow().entries.len())
 }
 
-/// `weir-ref:<nonce hex>:<id hex>[:<attempt>]`.
+/// `weir-ref:<nonce hex>:<id hex>[:<attempt hex>]`, written by hand: `format!` cost more than
+/// the rest of the hand-off.
 fn reference(nonce: u64, id: u64, attempt: Option<u32>) -> Vec<u8> {
-    let mut s = String::from_utf8_lossy(PREFIX).into_owned();
-    s.push_str(&format!("{nonce:x}:{id:x}"));
+    let mut out = Vec::with_capacity(PREFIX.len() + 42);
+    out.extend_from_slice(PREFIX);
+    push_hex(&mut out, nonce);
+    out.push(b':');
+    push_hex(&mut out, id);
     if let Some(a) = attempt {
-        s.push_str(&format!(":{a:x}"));
+        out.push(b':');
+        push_hex(&mut out, u64::from(a));
     }
-    s.into_bytes()
+    out
+}
+
+fn push_hex(out: &mut Vec<u8>, v: u64) {
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        let nibble = ((v >> (i * 4)) & 0xf) as u32;
+        out.push(char::from_digit(nibble, 16).map_or(b'0', |c| c as u8));
+    }
 }
 
 fn parse(rest: &[u8]) -> Option<(u64, u64, Option<u32>)> {
@@ -330,6 +343,28 @@ mod tests {
         assert_eq!(receive(b"{\"model\":1}").unwrap_err(), Refused::NotIr);
         assert_eq!(response(b"weir-ref:1234:1:1"), None);
         release(out.id);
+    }
+
+    #[test]
+    fn references_round_trip() {
+        for (nonce, id, attempt) in [
+            (1, 1, None),
+            (u64::MAX, 0x10, Some(u32::MAX)),
+            (0xabc, 0, Some(0)),
+        ] {
+            let r = reference(nonce, id, attempt);
+            let rest = r.strip_prefix(PREFIX).unwrap();
+            assert_eq!(
+                parse(rest),
+                Some((nonce, id, attempt)),
+                "{}",
+                String::from_utf8_lossy(&r)
+            );
+        }
+        assert_eq!(
+            reference(0xabc, 0x1f, Some(2)),
+            b"weir-ref:abc:1f:2".to_vec()
+        );
     }
 
     #[test]
