@@ -280,6 +280,11 @@ mod tests {
     use super::*;
     use crate::ir::{ChatRequest, ErrorInfo, ErrorKind};
 
+    /// Tests share one thread under wasm32 (no threads there), so each starts from a clean table.
+    fn fresh() {
+        TABLE.with(|t| *t.borrow_mut() = Table::default());
+    }
+
     fn request() -> Rc<Request> {
         Rc::new(Request::Chat(ChatRequest {
             model: "m".into(),
@@ -293,6 +298,7 @@ mod tests {
 
     #[test]
     fn without_a_provider_role_here_everything_goes_on_the_wire() {
+        fresh();
         let out = send("r", &request(), 7).unwrap();
         assert_eq!(out.id, None);
         let (env, slot) = receive(&out.body).unwrap();
@@ -305,6 +311,7 @@ mod tests {
 
     #[test]
     fn by_reference_each_attempt_answers_in_its_own_slot() {
+        fresh();
         set_provider_in_this_vm(true);
         let out = send("r", &request(), 7).unwrap();
         assert!(out.body.starts_with(PREFIX) && out.body.len() < 40);
@@ -325,6 +332,7 @@ mod tests {
 
     #[test]
     fn references_only_while_a_provider_root_lives_here() {
+        fresh();
         let root = ProviderRoot::new();
         let out = send("r", &request(), 7).unwrap();
         assert!(out.id.is_some());
@@ -335,6 +343,7 @@ mod tests {
 
     #[test]
     fn foreign_and_malformed_references_are_refused() {
+        fresh();
         set_provider_in_this_vm(true);
         let out = send("r", &request(), 7).unwrap();
         let other_vm = b"weir-ref:1234:1";
@@ -347,6 +356,7 @@ mod tests {
 
     #[test]
     fn references_round_trip() {
+        fresh();
         for (nonce, id, attempt) in [
             (1, 1, None),
             (u64::MAX, 0x10, Some(u32::MAX)),
@@ -369,6 +379,7 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded() {
+        fresh();
         set_provider_in_this_vm(true);
         let ids: Vec<_> = (0..MAX_IN_FLIGHT)
             .map(|_| send("r", &request(), 7).unwrap().id)
