@@ -22,7 +22,7 @@ use crate::flow::{
     header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
     RequestHead, Role, INTERNAL_PREFIX,
 };
-use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
+use crate::ir::{ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
 use crate::limits::{Actual, Estimate, Subject, Ticket};
 use crate::metrics::Summary;
 use crate::pii::{EventRestorer, Vault};
@@ -61,7 +61,9 @@ struct StreamState {
 pub struct Exchange {
     cfg: Rc<Config>,
     api: Option<ClientApi>,
-    request: Option<Request>,
+    request: Option<Rc<Request>>,
+    /// The in-VM hand-off reference to release in `on_done`.
+    handoff: Option<u64>,
     vault: Option<Vault>,
     ticket: Option<Ticket>,
     price: Option<crate::limits::Price>,
@@ -83,6 +85,7 @@ impl Exchange {
             cfg,
             api: None,
             request: None,
+            handoff: None,
             vault: None,
             ticket: None,
             price: None,
@@ -110,7 +113,7 @@ impl Exchange {
             ));
         }
         let parsed = if ir {
-            serde_json::from_slice::<Response>(body).ok()
+            crate::handoff::response(body)
         } else {
             None
         };
@@ -334,12 +337,12 @@ impl Exchange {
                 return BodyVerdict::Reply(reply);
             }
         }
-        let envelope = Envelope {
-            route: route.name.clone(),
-            request: req,
-        };
-        let ir = match serde_json::to_vec(&envelope) {
-            Ok(b) => b,
+        let req = Rc::new(req);
+        let ir = match crate::handoff::send(&route.name, &req, env.random) {
+            Ok(out) => {
+                self.handoff = out.id;
+                out.body
+            }
             Err(_) => {
                 return self.reply_body(ErrorInfo::new(
                     500,
@@ -354,7 +357,7 @@ impl Exchange {
             (CLUSTER_HEADER.to_string(), target.cluster.clone()),
             ("content-type".to_string(), "application/json".to_string()),
         ];
-        self.request = Some(envelope.request);
+        self.request = Some(req);
         BodyVerdict::Forward { set, body: ir }
     }
 }
@@ -403,7 +406,7 @@ impl Role for Exchange {
             return edits;
         }
         let marker = header_value(headers, IR_HEADER).map(|v| v.to_vec());
-        let stream_req = self.request.as_ref().and_then(|r| match r {
+        let stream_req = self.request.as_deref().and_then(|r| match r {
             Request::Chat(c) if c.stream => Some(c.clone()),
             _ => None,
         });
@@ -542,6 +545,7 @@ impl Role for Exchange {
             return None;
         }
         self.done = true;
+        crate::handoff::release(self.handoff.take());
         // Cost and carbon belong to the target that served, which after a failover is not the
         // one first picked.
         let cfg = Rc::clone(&self.cfg);

@@ -7,6 +7,7 @@
 //!   shared-data abstraction they keep cross-worker state in.
 //! - [`gateway`] (downstream role) and [`upstream`] (provider role, once per attempt) are sans-IO
 //!   state machines that sequence those stages; [`config`] compiles the plugin JSON they share.
+//!   [`handoff`] carries the IR between them: by reference when both run in one VM, else as JSON.
 //! - [`host`] is the only module that touches proxy-wasm: it pumps host events into the state
 //!   machines and applies their effects.
 
@@ -15,6 +16,7 @@ pub mod catalog;
 pub mod config;
 pub mod flow;
 pub mod gateway;
+pub mod handoff;
 pub mod host;
 pub mod ir;
 pub mod limits;

@@ -21,6 +21,7 @@ use crate::flow::{
     RequestHead, Role,
 };
 use crate::gateway::{IR_HEADER, PROVIDER_HEADER};
+use crate::handoff::{self, Refused};
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 use crate::routing::keys;
 use crate::wire::{sigv4, ProviderKind, StreamDecoder};
@@ -86,6 +87,8 @@ pub struct Attempt {
     created: u64,
     mode: Mode,
     final_status: Option<u16>,
+    /// Where a buffered answer goes back by reference (in-VM hand-off), if it does.
+    slot: Option<handoff::Slot>,
 }
 
 impl Attempt {
@@ -100,6 +103,7 @@ impl Attempt {
             created: 0,
             mode: Mode::None,
             final_status: None,
+            slot: None,
         }
     }
 
@@ -133,7 +137,7 @@ impl Attempt {
                 self.final_status = Some(e.status);
             }
         }
-        serde_json::to_vec(&resp).unwrap_or_default()
+        handoff::answer(self.slot, resp)
     }
 
     /// Provider error messages may quote the credential (OpenAI echoes part of a bad key), and a
@@ -181,18 +185,17 @@ impl Role for Attempt {
 
     fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict {
         let cfg = Rc::clone(&self.cfg);
-        let Ok(Envelope {
-            route,
-            request: mut req,
-        }) = serde_json::from_slice::<Envelope>(body)
-        else {
-            return BodyVerdict::Reply(ir_error(ErrorInfo::new(
-                500,
-                ErrorKind::Internal,
-                "the provider role got a request the gateway role did not prepare; check that \
-                 the weir-gateway filter runs on this route",
-            )));
+        let (
+            Envelope {
+                route,
+                request: mut req,
+            },
+            slot,
+        ) = match handoff::receive(body) {
+            Ok(r) => r,
+            Err(why) => return BodyVerdict::Reply(ir_error(refused(why))),
         };
+        self.slot = slot;
         let Some(route) = cfg.router.by_name(&route) else {
             return BodyVerdict::Reply(ir_error(ErrorInfo::new(
                 500,
@@ -431,6 +434,21 @@ fn ir_error(err: ErrorInfo) -> Reply {
         headers,
         body: serde_json::to_vec(&Response::Error(err)).unwrap_or_default(),
     }
+}
+
+fn refused(why: Refused) -> ErrorInfo {
+    let message = match why {
+        Refused::NotIr => {
+            "the provider role got a request the gateway role did not prepare; check that the \
+             weir-gateway filter runs on this route"
+        }
+        Refused::Unresolved => {
+            "the provider role got a request the gateway role handed over by reference, but it \
+             is not in this VM: give the weir-gateway and weir-provider filters the same vm_id, \
+             code and vm configuration"
+        }
+    };
+    ErrorInfo::new(500, ErrorKind::Internal, message)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is not used by LLM providers).

@@ -533,3 +533,55 @@ fn envoys_own_local_replies_are_reshaped_for_the_client() {
     assert_eq!(v["error"]["type"], "overloaded_error");
     assert!(!edits.set.iter().any(|(n, _)| n == IR_HEADER));
 }
+
+/// The in-VM hand-off, as Envoy runs it (both roles in one VM): a retry replays the same short
+/// reference, the first attempt's discarded 503 answer does not reach the client, and the
+/// gateway lets go of everything when the request ends.
+#[test]
+fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
+    weir::handoff::set_provider_in_this_vm(true);
+    let cfg = config();
+    let store = MemStore::new();
+    let mut ex = Exchange::new(cfg.clone());
+    let sent = send(
+        &mut ex,
+        &store,
+        "sk-weir-a",
+        "/v1/chat/completions",
+        json!({"model": "safe", "messages": [{"role": "user", "content": "mail jane@example.com"}]}),
+    )
+    .unwrap();
+    assert!(sent.envelope.starts_with(b"weir-ref:") && sent.envelope.len() < 64);
+    assert_eq!(weir::handoff::in_flight(), 1);
+    // First attempt: OpenAI answers 503; its IR answer is left behind when Envoy retries.
+    let mut first = Attempt::new(cfg.clone());
+    let out = attempt_request(&mut first, &store, "oa", &sent.envelope);
+    assert!(!out.body.to_string().contains("jane@example.com"));
+    let env = env(&store, 0);
+    first.on_response_headers(&headers(&[(":status", "503")]), &env);
+    let discarded = first.on_response_body(b"{}", true, &env).unwrap();
+    assert!(discarded.starts_with(b"weir-ref:"));
+    // Second attempt: Anthropic, from the same reference.
+    let mut second = Attempt::new(cfg.clone());
+    let out = attempt_request(&mut second, &store, "an", &sent.envelope);
+    assert_eq!(out.body["model"], "claude-x");
+    let reply = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "echo: <EMAIL_1>"}], "stop_reason": "end_turn",
+        "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 2}});
+    let (status, body) = answer(
+        &mut second,
+        &mut ex,
+        &store,
+        200,
+        "application/json",
+        &[reply.to_string().as_bytes()],
+    );
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "echo: jane@example.com"
+    );
+    ex.on_done(&env);
+    assert_eq!(weir::handoff::in_flight(), 0);
+}

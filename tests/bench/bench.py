@@ -585,6 +585,7 @@ def main() -> int:
 
 def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
     # Private copies: another engineer's `scripts/build` must not swap the wasm mid-run.
+    load_before = os.getloadavg()
     weir_wasm = shutil.copy(a.weir_wasm, os.path.join(workdir, "weir.wasm"))
     minimal_wasm = shutil.copy(a.minimal_wasm, os.path.join(workdir, "minimal.wasm"))
     wasm_size = os.path.getsize(weir_wasm)
@@ -652,14 +653,19 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
     for label, value, verdict in targets:
         print(f"{verdict:<5} {label}: {value}")
     elapsed = time.monotonic() - started
+    # What else ran: the load average (1/5/15 min) before and after, so a run on a busy machine
+    # is recognisable as one.
+    load = (f"load average {' / '.join(f'{x:.1f}' for x in load_before)} before, "
+            f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} after")
+    print(f"machine: {load}")
     print(f"\n(benchmark took {elapsed:.0f} s)")
     if a.results:
         head = (f"# weir benchmark results\n\n"
                 f"Run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, `scripts/bench`"
                 f"{' --quick' if a.quick else ''}, {elapsed:.0f} s.\n"
                 f"Machine: {os.cpu_count()} cores shared with other engineers' builds "
-                f"({platform.machine()}, Linux {platform.release()}); absolute numbers are noise, "
-                f"compare the ratios, all measured in the same run.\n"
+                f"({platform.machine()}, Linux {platform.release()}; {load}); absolute numbers are "
+                f"noise, compare the ratios, all measured in the same run.\n"
                 f"Envoy under test: `--concurrency 1`; fake upstream: a separate Envoy (2 workers) with "
                 f"direct_response; wrk 1 thread, {t.connections} connections, {t.warm_s} s warm-up, then "
                 f"{t.rounds} x {t.measure_s} s per scenario, interleaved, median kept; request: tests/bench/fixtures/request.json (4 KB, an email, "

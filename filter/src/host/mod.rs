@@ -84,6 +84,8 @@ fn env(store: &HostStore) -> Env<'_> {
 struct Root {
     config: Option<Rc<Config>>,
     role: Option<Which>,
+    /// Announces the provider role in this VM to the gateway role (in-VM hand-off).
+    provider_root: Option<crate::handoff::ProviderRoot>,
 }
 
 impl Context for Root {}
@@ -126,6 +128,9 @@ impl RootContext for Root {
                     if let Err(e) = config.limiter.seed(&HostStore, keys) {
                         log::warn!("weir: could not seed limit counters: {e:?}");
                     }
+                }
+                if role == Which::Provider && self.provider_root.is_none() {
+                    self.provider_root = Some(crate::handoff::ProviderRoot::new());
                 }
                 log::info!("weir: {root_id} configured");
                 self.config = Some(Rc::new(config));

@@ -1,8 +1,9 @@
 //! Native micro-benchmarks of weir's core for scripts/bench: ns/op (median of several timed runs,
 //! release build) for request translation, PII scrubbing, stream chunks and one whole request.
 //!
-//! Usage: `weir-bench-native [--quick] [--json] [--only NAME] [--runs N]`. `--json` prints one
-//! JSON object per benchmark; `--only` runs a single benchmark (handy under valgrind/perf).
+//! Usage: `weir-bench-native [--quick] [--json] [--only NAME] [--runs N] [--iters N]`. `--json`
+//! prints one JSON object per benchmark; `--only` runs a single benchmark (handy under
+//! valgrind/perf); `--iters N` makes exactly N untimed calls (instruction counts: `perf stat`).
 //! Everything is read from tests/bench (the plugin config, the 4 KB request, the canned answer),
 //! so these numbers describe the same work the Envoy scenarios measure, minus the wasm VM.
 
@@ -42,6 +43,8 @@ struct Opts {
     json: bool,
     only: Option<String>,
     runs: usize,
+    /// Exactly this many calls, untimed (for instruction counters such as `perf stat`).
+    iters: u64,
 }
 
 fn parse_args() -> Opts {
@@ -50,6 +53,7 @@ fn parse_args() -> Opts {
         json: false,
         only: None,
         runs: 0,
+        iters: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,8 +62,11 @@ fn parse_args() -> Opts {
             "--json" => opts.json = true,
             "--only" => opts.only = args.next(),
             "--runs" => opts.runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            "--iters" => opts.iters = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "-h" | "--help" => {
-                println!("usage: weir-bench-native [--quick] [--json] [--only NAME] [--runs N]");
+                println!(
+                    "usage: weir-bench-native [--quick] [--json] [--only NAME] [--runs N] [--iters N]"
+                );
                 std::process::exit(0);
             }
             other => {
@@ -277,13 +284,18 @@ fn benches() -> Vec<Bench> {
         .clone();
     let mut out = Vec::new();
 
-    // Sanity: the pipeline answers in OpenAI shape with the placeholders restored.
-    let check = whole_request(&cfg, &MemStore::new(), REQUEST.as_bytes());
-    let check = String::from_utf8_lossy(&check);
-    assert!(
-        check.contains("chat.completion") && check.contains("jane.doe@example.com"),
-        "unexpected pipeline answer: {check}"
-    );
+    // Sanity: the pipeline answers in OpenAI shape with the placeholders restored, both ways, and
+    // the in-VM hand-off lets go of every request.
+    for in_vm in [false, true] {
+        weir::handoff::set_provider_in_this_vm(in_vm);
+        let check = whole_request(&cfg, &MemStore::new(), REQUEST.as_bytes());
+        let check = String::from_utf8_lossy(&check);
+        assert!(
+            check.contains("chat.completion") && check.contains("jane.doe@example.com"),
+            "unexpected pipeline answer: {check}"
+        );
+        assert_eq!(weir::handoff::in_flight(), 0);
+    }
 
     out.push(Bench {
         name: "translate_request_4k",
@@ -387,13 +399,27 @@ fn benches() -> Vec<Bench> {
         });
     }
 
-    {
+    // Both hand-offs between the roles: by reference (both roles in one VM, as Envoy runs them
+    // with one vm_id) and as IR JSON on the wire (the fallback when they are in different VMs).
+    for (name, what, in_vm) in [
+        (
+            "whole_request",
+            "one 4 KB request and its answer through both roles (auth, PII, limits, routing, both translations; in-VM hand-off)",
+            true,
+        ),
+        (
+            "whole_request_wire",
+            "the same with the IR JSON hand-off between the roles (provider role in another VM)",
+            false,
+        ),
+    ] {
         let cfg = Rc::clone(&cfg);
         let st = MemStore::new();
         out.push(Bench {
-            name: "whole_request",
-            what: "one 4 KB request and its answer through both roles (auth, PII, limits, routing, both translations)",
+            name,
+            what,
             run: Box::new(move || {
+                weir::handoff::set_provider_in_this_vm(in_vm);
                 black_box(whole_request(&cfg, &st, REQUEST.as_bytes()));
             }),
         });
@@ -418,6 +444,13 @@ fn main() {
     }
     for mut b in benches() {
         if opts.only.as_deref().is_some_and(|o| o != b.name) {
+            continue;
+        }
+        if opts.iters > 0 {
+            for _ in 0..opts.iters {
+                (b.run)();
+            }
+            ran += 1;
             continue;
         }
         let (median, min) = measure(opts.runs, target_ms, &mut b.run);
