@@ -126,6 +126,9 @@ impl RootContext for Root {
                     if let Err(e) = config.limiter.seed(&HostStore, keys) {
                         log::warn!("weir: could not seed limit counters: {e:?}");
                     }
+                    if let Err(e) = config.router.seed(&HostStore) {
+                        log::warn!("weir: could not seed routing health records: {e:?}");
+                    }
                 }
                 log::info!("weir: {root_id} configured");
                 self.config = Some(Rc::new(config));
