@@ -118,6 +118,7 @@ def test_weighted_random_follows_the_weights_within_five_percent(envoy, mock):
     client = openai_client(envoy.url)
     n = 2000
     picks = Counter(fan_out(lambda i: served_by(client, "mock-weighted"), n, workers=32))
+    print("weighted 3:1 over", n, dict(picks))
     assert sum(picks.values()) == n and set(picks) == {"mock-openai", "mock-mistral"}
     # Weights 3:1. Random, so not exact: each share within 5 points of its weight's.
     assert abs(picks["mock-openai"] / n - 0.75) <= 0.05, picks
@@ -238,6 +239,7 @@ def test_shared_prefix_sticks_to_one_replica(envoy, mock):
                                 {"role": "user", "content": f"Order number {i}?"}])
 
     picks = Counter(fan_out(conversation, 100))
+    print("one prefix over three replicas:", dict(picks))
     replica, hits = picks.most_common(1)[0]
     assert replica.startswith("mock-replica-") and hits >= 95, picks
     recs = mock.requests()
@@ -249,6 +251,7 @@ def test_shared_prefix_sticks_to_one_replica(envoy, mock):
 def test_different_prefixes_spread_over_the_replicas(envoy, mock):
     client = openai_client(envoy.url)
     picks = Counter(fan_out(lambda i: served_by(client, "mock-affinity", system=f"Tenant {i} assistant."), 60))
+    print("60 prefixes over three replicas:", dict(picks))
     assert set(picks) == {"mock-replica-a", "mock-replica-b", "mock-replica-c"}, picks
     assert min(picks.values()) >= 5, picks
 
