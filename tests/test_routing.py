@@ -174,18 +174,30 @@ def test_breaker_opens_sends_to_the_healthy_target_and_recovers(envoy, mock):
     assert breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "closed") >= 1
 
 
-def test_a_failing_probe_reopens_the_breaker(envoy, mock):
+def test_half_open_lets_exactly_one_probe_through_across_workers(envoy, mock):
     client = openai_client(envoy.url)
     break_primary(mock)
     assert fail_until_open(client, "mock-breaker") >= 1
+    half_opened = breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "half_open")
+    reopened = breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "open")
     time.sleep(COOLDOWN_S + 0.3)
     sent = primary_requests(mock)
-    # The probe fails (the backup is not tried within the request: another cluster), and the
-    # breaker is open again for a full cooldown.
-    with pytest.raises(openai.InternalServerError):
-        ask(client, "mock-breaker")
+
+    def one(i: int) -> str:
+        try:
+            return ask(client, "mock-breaker").headers["x-weir-served-by"]
+        except openai.InternalServerError:
+            return "failed"
+
+    # Twelve requests at once on both workers after the cooldown: one is the probe (it fails:
+    # the primary is still broken, and the backup is another cluster), the rest go to the backup.
+    picks = Counter(fan_out(one, 12, workers=12))
+    assert picks == {"failed": 1, "mock-anthropic": 11}, picks
     time.sleep(0.3)
-    assert primary_requests(mock) == sent + 3
+    assert primary_requests(mock) == sent + 3  # the probe and Envoy's two retries
+    assert breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "half_open") == half_opened + 1
+    assert breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "open") == reopened + 1
+    # Reopened for a full cooldown.
     assert served_by(client, "mock-breaker") == "mock-anthropic"
     assert primary_requests(mock) == sent + 3
     recover(client, "mock-breaker", mock)
