@@ -1,5 +1,5 @@
 """Routing strategies and target health through real Envoy with two workers (the demo's
-mock-rr, mock-weighted, mock-wrr, mock-least-busy, mock-cheapest, mock-affinity, mock-breaker and
+mock-rr, mock-weighted, mock-wrr, mock-least-busy, mock-fastest, mock-cheapest, mock-affinity, mock-breaker and
 mock-breaker-solo models): distribution, shared counters, the circuit breaker, prefix affinity
 on a ring-hash cluster of three replicas, and Envoy's active health checks."""
 
@@ -133,6 +133,22 @@ def test_least_in_flight_avoids_the_slow_target(envoy, mock):
                timeout=10).raise_for_status()
     picks = Counter(fan_out(lambda i: served_by(client, "mock-least-busy"), 40, workers=8))
     assert picks["mock-ollama"] >= 30, picks
+
+
+def test_lowest_latency_learns_which_target_is_fast(envoy, mock):
+    client = openai_client(envoy.url)
+    httpx.post(mock.url + "/_mock/faults", json={"provider": "openai", "status": 200, "delay_ms": 400},
+               timeout=10).raise_for_status()
+
+    def one() -> str:
+        raw = ask(client, "mock-fastest")
+        time.sleep(0.1)  # the latency is recorded at the end of the request
+        return raw.headers["x-weir-served-by"]
+
+    picks = [one() for _ in range(20)]
+    # Each target is measured once (the unmeasured go first), then the fast one keeps the traffic.
+    assert sorted(picks[:2]) == ["mock-ollama", "mock-openai"], picks
+    assert picks[2:] == ["mock-ollama"] * 18, picks
 
 
 def test_shared_counters_agree_across_workers(envoy, mock):

@@ -37,7 +37,7 @@ DEMO_MODELS = {
     "mock-vllm": ("openai-compatible", "meta-llama/Llama-3.1-8B-Instruct", "mock-vllm-key"),
 }
 # Demo models that show routing strategies and target health (tests/test_routing.py).
-ROUTING_MODELS = ["mock-rr", "mock-weighted", "mock-wrr", "mock-least-busy", "mock-cheapest", "mock-affinity",
+ROUTING_MODELS = ["mock-rr", "mock-weighted", "mock-wrr", "mock-least-busy", "mock-fastest", "mock-cheapest", "mock-affinity",
                   "mock-breaker", "mock-breaker-solo"]
 ALL_DEMO_MODELS = sorted([*DEMO_MODELS, "mock-failover", *ROUTING_MODELS])
 PROVIDER_KEYS = [*OPENAI_KEYS, "mock-azure-key", "sk-ant-mock", "mock-gemini-key",
