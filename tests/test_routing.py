@@ -24,10 +24,11 @@ MIN_REQUESTS = 4
 
 
 def ask(client: openai.OpenAI, model: str, text: str = "hi", system: str | None = None,
-        turns: list[dict] | None = None):
+        turns: list[dict] | None = None, headers: dict | None = None):
     msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
     msgs += turns or []
-    return client.chat.completions.with_raw_response.create(model=model, messages=msgs, max_tokens=8)
+    return client.chat.completions.with_raw_response.create(model=model, messages=msgs, max_tokens=8,
+                                                            extra_headers=headers)
 
 
 def served_by(client: openai.OpenAI, model: str, **kw) -> str:
@@ -278,7 +279,9 @@ def test_shared_prefix_sticks_to_one_replica(envoy, mock):
 
 def test_different_prefixes_spread_over_the_replicas(envoy, mock):
     client = openai_client(envoy.url)
-    picks = Counter(fan_out(lambda i: served_by(client, "mock-affinity", system=f"Tenant {i} assistant."), 60))
+    # A client cannot pin its own replica: weir drops a client's x-weir-affinity and sets its own.
+    picks = Counter(fan_out(lambda i: served_by(client, "mock-affinity", system=f"Tenant {i} assistant.",
+                                                headers={"x-weir-affinity": "pinned"}), 60))
     print("60 prefixes over three replicas:", dict(picks))
     assert set(picks) == {"mock-replica-a", "mock-replica-b", "mock-replica-c"}, picks
     assert min(picks.values()) >= 5, picks
