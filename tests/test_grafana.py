@@ -22,6 +22,7 @@ LABELS: dict[str, set[str]] = {
     "weir_cost_micro_usd_total": {"model", "provider", "key"},
     "weir_co2e_mg_total": {"model", "provider", "key"},
     "weir_failovers_total": {"model", "provider"},
+    "weir_breaker_events_total": {"model", "provider", "event"},
     "weir_ratelimit_refusals_total": {"model", "key"},
     "weir_pii_detections_total": {"detector"},
     "weir_request_duration_ms": {"model", "provider"},

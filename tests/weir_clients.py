@@ -36,9 +36,13 @@ DEMO_MODELS = {
     "mock-mistral": ("mistral", "mistral-small-latest", "mock-mistral-key"),
     "mock-vllm": ("openai-compatible", "meta-llama/Llama-3.1-8B-Instruct", "mock-vllm-key"),
 }
-ALL_DEMO_MODELS = sorted([*DEMO_MODELS, "mock-failover"])
+# Demo models that show routing strategies and target health (tests/test_routing.py).
+ROUTING_MODELS = ["mock-rr", "mock-weighted", "mock-wrr", "mock-least-busy", "mock-fastest", "mock-cheapest", "mock-affinity",
+                  "mock-breaker", "mock-breaker-solo"]
+ALL_DEMO_MODELS = sorted([*DEMO_MODELS, "mock-failover", *ROUTING_MODELS])
 PROVIDER_KEYS = [*OPENAI_KEYS, "mock-azure-key", "sk-ant-mock", "mock-gemini-key",
-                 "weir-mock-secret-access-key", "mock-mistral-key", "mock-vllm-key", "sk-mock-failing"]
+                 "weir-mock-secret-access-key", "mock-mistral-key", "mock-vllm-key", "sk-mock-failing",
+                 "sk-mock-breaker"]
 
 TIMEOUT = 30
 SCHEMA = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}

@@ -77,6 +77,8 @@ pub struct Exchange {
     summary: Summary,
     started_ms: u64,
     done: bool,
+    /// The target this request acquired (health: finished exactly once in `on_done`).
+    routing: Option<crate::routing::Ticket>,
 }
 
 impl Exchange {
@@ -96,6 +98,7 @@ impl Exchange {
             summary: Summary::default(),
             started_ms: 0,
             done: false,
+            routing: None,
         }
     }
 
@@ -142,6 +145,13 @@ impl Exchange {
                 api.encode_error(&err)
             }
         }
+    }
+
+    /// Debug: the shared health record of the target this request acquired.
+    fn health_header(&self, env: &Env) -> Option<String> {
+        let ticket = self.routing?;
+        let route = self.cfg.router.by_name(self.summary.model.as_deref()?)?;
+        Some(route.health(env.store, ticket.index)?.describe())
     }
 
     fn visible_models(&self) -> Vec<String> {
@@ -321,7 +331,16 @@ impl Exchange {
                 ));
             }
         }
-        let target = route.pick(env.store, env.random);
+        let choice = match route.choose(env.store, env.now_ms, env.random, &req) {
+            Ok(c) => c,
+            Err(down) => {
+                self.summary.breaker = down.events;
+                return self.reply_body(crate::routing::unavailable(&model, down.retry_after_s));
+            }
+        };
+        self.summary.breaker = choice.events;
+        self.routing = Some(choice.ticket);
+        let target = choice.target;
         let estimate = Estimate::for_request(&req, &cfg.limiter, target.price.as_ref());
         let subject = Subject {
             key_id: &key.id,
@@ -353,10 +372,13 @@ impl Exchange {
         };
         self.price = target.price;
         self.vault = Some(vault);
-        let set = vec![
+        let mut set = vec![
             (CLUSTER_HEADER.to_string(), target.cluster.clone()),
             ("content-type".to_string(), "application/json".to_string()),
         ];
+        if let Some(hash) = choice.affinity {
+            set.push((crate::routing::affinity::AFFINITY_HEADER.to_string(), hash));
+        }
         self.request = Some(req);
         BodyVerdict::Forward { set, body: ir }
     }
@@ -386,7 +408,7 @@ impl Role for Exchange {
 
     /// The upstream answer's headers (after Envoy's router: the provider role's, or Envoy's own
     /// local reply).
-    fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], _env: &Env) -> HeaderEdits {
+    fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeaderEdits {
         let status = status_of(headers);
         self.response_started = true;
         let mut edits = HeaderEdits::default();
@@ -452,6 +474,9 @@ impl Role for Exchange {
                 .and_then(|v| std::str::from_utf8(v).ok())
             {
                 edits.set.push(("x-weir-attempts".into(), n.to_string()));
+            }
+            if let Some(h) = self.health_header(env) {
+                edits.set.push((crate::routing::HEALTH_HEADER.into(), h));
             }
         }
         if let Some(ticket) = &self.ticket {
@@ -579,6 +604,21 @@ impl Role for Exchange {
             }
         }
         self.summary.duration_ms = env.now_ms.saturating_sub(self.started_ms);
+        if let (Some(r), Some(ticket)) = (route, self.routing.take()) {
+            let finished = crate::routing::Finished {
+                status: if self.response_started {
+                    self.summary.status
+                } else {
+                    0
+                },
+                provider: self.summary.provider.as_deref(),
+                attempts: self.summary.attempts,
+                latency_ms: Some(self.summary.ttft_ms.unwrap_or(self.summary.duration_ms)),
+                forwarded: self.request.is_some(),
+            };
+            let events = r.finish(env.store, env.now_ms, ticket, &finished);
+            self.summary.breaker.extend(events);
+        }
         if let Some(ticket) = self.ticket.take() {
             let actual = match (&self.usage, self.response_started) {
                 (Some(u), _) => Actual::from_usage(u, self.price.as_ref()),

@@ -98,6 +98,10 @@ pub struct Summary {
     pub ttft_ms: Option<u64>,
     /// PII detections by detector name (counts only).
     pub pii: Vec<(String, u32)>,
+    /// Circuit-breaker events of this request: (target's provider, `open` / `half_open` /
+    /// `closed` / `skipped` / `refused`), see `routing::health`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub breaker: Vec<(String, &'static str)>,
 }
 
 impl Summary {
@@ -168,6 +172,13 @@ impl Summary {
         if self.status == 429 {
             counter("weir_ratelimit_refusals_total", &[base[0], base[2]], 1);
         }
+        for (target, event) in &self.breaker {
+            counter(
+                "weir_breaker_events_total",
+                &[base[0], ("provider", target.as_str()), ("event", event)],
+                1,
+            );
+        }
         for (detector, n) in &self.pii {
             counter(
                 "weir_pii_detections_total",
@@ -232,6 +243,7 @@ pub const TAGS: &[&str] = &[
     "outcome",
     "token_type",
     "detector",
+    "event",
 ];
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ fn config() -> Rc<Config> {
             {"name": "fast", "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
             {"name": "safe", "targets": [
                 {"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_fo"},
-                {"provider": "an", "model": "claude-x", "cluster": "c_fo"}]}
+                {"provider": "an", "model": "claude-x", "cluster": "c_fo"}]},
+            {"name": "guarded", "breaker": {"min_requests": 1, "cooldown_s": 30},
+             "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]}
         ],
         "auth": {"keys": [
             {"id": "team-a", "sha256": sha("sk-weir-a")},
@@ -584,4 +586,72 @@ fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
     );
     ex.on_done(&env);
     assert_eq!(weir::handoff::in_flight(), 0);
+}
+
+#[test]
+fn the_chosen_target_is_released_exactly_once_whatever_ends_the_request() {
+    let cfg = config();
+    let store = MemStore::new();
+    cfg.router.seed(&store).unwrap();
+    let chat = json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]});
+    // team-b may send 2 a minute: the third is refused by the limits after the choice.
+    for _ in 0..3 {
+        let mut ex = Exchange::new(cfg.clone());
+        let _ = send(
+            &mut ex,
+            &store,
+            "sk-weir-b",
+            "/v1/chat/completions",
+            chat.clone(),
+        );
+        ex.on_done(&env(&store, 0));
+        ex.on_done(&env(&store, 0));
+    }
+    let h = cfg
+        .router
+        .by_name("fast")
+        .unwrap()
+        .health(&store, 0)
+        .unwrap();
+    // Nobody answered (no response started): nothing learned, nothing left in flight.
+    assert_eq!(
+        (h.in_flight(), h.successes(), h.total_failures()),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn an_open_breaker_on_every_target_is_a_503_before_any_upstream_call() {
+    let cfg = config();
+    let store = MemStore::new();
+    cfg.router.seed(&store).unwrap();
+    let msg = json!({"model": "guarded", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let mut ex = Exchange::new(cfg.clone());
+    send(&mut ex, &store, "sk-weir-a", "/v1/messages", msg.clone()).unwrap();
+    // Envoy's own reply: the provider could not be reached.
+    let env = env(&store, 0);
+    ex.on_response_headers(&headers(&[(":status", "503")]), &env);
+    ex.on_response_body(b"upstream connect error", true, &env);
+    let summary = ex.on_done(&env).unwrap();
+    assert_eq!(summary.breaker, [("oa".to_string(), "open")]);
+    let mut ex = Exchange::new(cfg.clone());
+    let (status, body) = send(&mut ex, &store, "sk-weir-a", "/v1/messages", msg)
+        .err()
+        .unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "overloaded_error");
+    let summary = ex.on_done(&env).unwrap();
+    assert_eq!(
+        summary.breaker,
+        [("oa".to_string(), "skipped"), ("-".to_string(), "refused")]
+    );
+    let h = cfg
+        .router
+        .by_name("guarded")
+        .unwrap()
+        .health(&store, 0)
+        .unwrap();
+    assert_eq!(h.failures(weir::routing::health::FailureClass::Connect), 1);
+    assert_eq!(h.in_flight(), 0);
 }

@@ -41,6 +41,11 @@ ROUTES = [
 ]
 
 
+# Cheap liveness endpoints real servers offer, for Envoy's active health checks: Ollama's
+# GET /api/version and vLLM's GET /health. Counted, not recorded (checks run all the time).
+HEALTH_PATHS = {"/api/version": (200, {"version": "0.6.0"}), "/health": (200, None)}
+
+
 def by_host(host: str) -> Provider:
     for prefix, provider in (("mistral", MISTRAL), ("vllm", VLLM), ("failing", FAILING)):
         if host.startswith(prefix):
@@ -161,6 +166,10 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if url.path.startswith("/_mock/"):
             return self._control(url, raw)
+        if self.command == "GET" and url.path in HEALTH_PATHS:
+            self.server.count_health_check(url.path)
+            status, body = HEALTH_PATHS[url.path]
+            return self._send(Reply.json(status, body) if body is not None else Reply(status, b"", "text/plain"))
         headers = self._headers()
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         entry = {"provider": None, "method": self.command, "path": url.path, "query": query,
@@ -247,6 +256,8 @@ class Handler(BaseHTTPRequestHandler):
         path, cmd = url.path, self.command
         if path == "/_mock/health" and cmd == "GET":
             return self._json(200, {"ok": True})
+        if path == "/_mock/health_checks" and cmd == "GET":
+            return self._json(200, self.server.health_checks())
         if path == "/_mock/requests":
             if cmd == "GET":
                 items = self.server.recorder.all()
@@ -280,6 +291,17 @@ class MockServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.recorder = Recorder()
         self.faults = Faults()
+        self._checks: dict[str, int] = {}
+        self._checks_lock = threading.Lock()
+
+    def count_health_check(self, path: str) -> None:
+        with self._checks_lock:
+            self._checks[path] = self._checks.get(path, 0) + 1
+
+    def health_checks(self) -> dict[str, int]:
+        """Health-check requests served so far, by path."""
+        with self._checks_lock:
+            return dict(self._checks)
 
     @property
     def port(self) -> int:

@@ -128,6 +128,9 @@ impl RootContext for Root {
                     if let Err(e) = config.limiter.seed(&HostStore, keys) {
                         log::warn!("weir: could not seed limit counters: {e:?}");
                     }
+                    if let Err(e) = config.router.seed(&HostStore) {
+                        log::warn!("weir: could not seed routing health records: {e:?}");
+                    }
                 }
                 if role == Which::Provider && self.provider_root.is_none() {
                     self.provider_root = Some(crate::handoff::ProviderRoot::new());

@@ -3,16 +3,23 @@
 //! cluster's endpoints, priorities, outlier detection and retries.
 //!
 //! Invariants: routes are matched in configuration order, first match wins (exact names and
-//! `*` globs); a route's targets all name configured providers; the only per-request state is
-//! the round-robin counter, kept in shared data under a key built from the route's configured
-//! name, so every worker VM shares one rotation and the key set is bounded by the config.
+//! `*` globs); a route's targets all name configured providers. Per-request state lives in
+//! shared data under keys built from the route's configured name (and target index), so every
+//! worker VM shares one rotation and one health record and the key set is bounded by the config.
+//!
+//! Call order: [`Route::choose`] once per request (strategy + breaker admission, in-flight + 1),
+//! then [`Route::finish`] exactly once with how the request ended (see [`health`]).
 
+pub mod affinity;
+pub mod health;
 pub mod keys;
+mod strategy;
+
+pub use strategy::{Choice, Finished, Ticket, Unavailable};
 
 use crate::config::providers::Providers;
 use crate::config::ConfigError;
 use crate::limits::Price;
-use crate::store::{self, SharedStore};
 use serde::Deserialize;
 
 /// One client-facing model (or glob of models) and its targets.
@@ -21,21 +28,44 @@ use serde::Deserialize;
 pub struct ModelConfig {
     /// The name clients send as `model`; `*` matches any run of characters (`gpt-4o*`).
     pub name: String,
-    /// How to choose among `targets`: `priority` (default: the first; later ones are for
-    /// failover inside the cluster), `round_robin`, `weighted` or `random`.
+    /// How to choose among `targets` (see [`Strategy`]); default `priority`.
     #[serde(default)]
     pub strategy: Strategy,
     pub targets: Vec<TargetConfig>,
+    /// A circuit breaker per target; absent: targets are never refused.
+    #[serde(default)]
+    pub breaker: Option<health::BreakerConfig>,
+    /// Sends the prefix hash in `x-weir-affinity` (for an Envoy ring-hash/Maglev hash policy).
+    /// Implied, with defaults, by the `prefix_affinity` strategy.
+    #[serde(default)]
+    pub affinity: Option<affinity::AffinityConfig>,
+    /// Targets in this region come before others of the same priority.
+    #[serde(default)]
+    pub prefer_region: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// The available target of the lowest `priority` (then region, then config order); later
+    /// ones take over when its breaker opens.
     #[default]
     Priority,
+    /// Rotation over the available targets, shared by every worker.
     RoundRobin,
+    /// Deterministic rotation in proportion to `weight`, interleaved.
+    WeightedRoundRobin,
+    /// Random in proportion to `weight`.
     Weighted,
     Random,
+    /// The target with the fewest requests in flight (all workers), ties rotate.
+    LeastInFlight,
+    /// The target with the lowest latency EWMA; a target without samples is tried first.
+    LowestLatency,
+    /// The available target with the lowest price (input + output per million tokens).
+    Cheapest,
+    /// Rendezvous hash of the prompt prefix over the available targets.
+    PrefixAffinity,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,9 +80,15 @@ pub struct TargetConfig {
     /// provider's name.
     #[serde(default)]
     pub cluster: Option<String>,
-    /// Relative weight for `weighted` (default 1).
+    /// Relative weight for `weighted` and `weighted_round_robin` (default 1).
     #[serde(default = "one")]
     pub weight: u32,
+    /// Lower is preferred by `priority` (and breaks ties elsewhere); default 0, then config order.
+    #[serde(default)]
+    pub priority: u32,
+    /// Where the target runs (`eu-west`), matched against the route's `prefer_region`.
+    #[serde(default)]
+    pub region: Option<String>,
     /// USD per million tokens, for budgets and cost metrics.
     #[serde(default)]
     pub price: Option<Price>,
@@ -66,6 +102,23 @@ fn one() -> u32 {
     1
 }
 
+/// Response header (with `debug_headers`): the shared health record of the chosen target.
+pub const HEALTH_HEADER: &str = "x-weir-health";
+
+/// The refusal when every target's breaker is open: 503 with `Retry-After`, no upstream call.
+pub fn unavailable(model: &str, retry_after_s: u64) -> crate::ir::ErrorInfo {
+    let mut e = crate::ir::ErrorInfo::new(
+        503,
+        crate::ir::ErrorKind::Unavailable,
+        format!("every provider of model '{model}' is failing; retry in {retry_after_s} s"),
+    );
+    e.retry_after = Some(u32::try_from(retry_after_s).unwrap_or(u32::MAX));
+    e
+}
+
+/// Targets per route: bounds the health keys and the work of one choice.
+pub const MAX_TARGETS: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct Target {
     pub energy: crate::metrics::Energy,
@@ -73,6 +126,8 @@ pub struct Target {
     pub model: Option<String>,
     pub cluster: String,
     pub weight: u32,
+    pub priority: u32,
+    pub region: Option<String>,
     pub price: Option<Price>,
 }
 
@@ -81,7 +136,11 @@ pub struct Route {
     pub name: String,
     pub strategy: Strategy,
     pub targets: Vec<Target>,
-    total_weight: u64,
+    pub breaker: Option<health::BreakerConfig>,
+    pub affinity: Option<affinity::AffinityConfig>,
+    pub prefer_region: Option<String>,
+    /// Shared-data health key of each target, in target order.
+    health_keys: Vec<String>,
 }
 
 impl Route {
@@ -92,47 +151,6 @@ impl Route {
 
     pub fn is_glob(&self) -> bool {
         self.name.contains('*')
-    }
-
-    /// The target for this request. `random` is a fresh random number from the host.
-    pub fn pick(&self, store: &dyn SharedStore, random: u64) -> &Target {
-        let n = self.targets.len().max(1) as u64;
-        let index = match self.strategy {
-            Strategy::Priority => 0,
-            Strategy::Random => random % n,
-            Strategy::Weighted => {
-                let mut point = random % self.total_weight.max(1);
-                let mut chosen = 0;
-                for (i, t) in self.targets.iter().enumerate() {
-                    if point < u64::from(t.weight) {
-                        chosen = i as u64;
-                        break;
-                    }
-                    point -= u64::from(t.weight);
-                }
-                chosen
-            }
-            Strategy::RoundRobin => {
-                let key = format!("weir:rr:{}", self.name);
-                // A store failure degrades to random choice rather than failing the request:
-                // balance matters less than answering.
-                store::update(store, &key, |cur| {
-                    let count = cur
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map(u64::from_le_bytes)
-                        .unwrap_or(0);
-                    (Some(count.wrapping_add(1).to_le_bytes().to_vec()), count)
-                })
-                .unwrap_or(random)
-                    % n
-            }
-        };
-        // `targets` is never empty (checked at compile), so the fallback is unreachable.
-        let index = usize::try_from(index).unwrap_or(0);
-        self.targets
-            .get(index)
-            .or_else(|| self.targets.first())
-            .unwrap_or(&FALLBACK)
     }
 
     /// The target of this route served by `provider` (the provider role learns the provider
@@ -150,15 +168,6 @@ impl Route {
         }
     }
 }
-
-static FALLBACK: Target = Target {
-    energy: crate::metrics::Energy::DEFAULT,
-    provider: String::new(),
-    model: None,
-    cluster: String::new(),
-    weight: 0,
-    price: None,
-};
 
 #[derive(Debug, Clone, Default)]
 pub struct Router {
@@ -197,7 +206,12 @@ impl Router {
                         format!("no provider named '{}'", t.provider),
                     ));
                 }
-                if t.weight == 0 && m.strategy == Strategy::Weighted {
+                if t.weight == 0
+                    && matches!(
+                        m.strategy,
+                        Strategy::Weighted | Strategy::WeightedRoundRobin
+                    )
+                {
                     return Err(ConfigError::new(
                         format!("{tfield}.weight"),
                         "must be at least 1",
@@ -208,19 +222,63 @@ impl Router {
                     model: t.model.clone(),
                     cluster: t.cluster.clone().unwrap_or_else(|| t.provider.clone()),
                     weight: t.weight,
+                    priority: t.priority,
+                    region: t.region.clone(),
                     price: t.price,
                     energy: t.energy.unwrap_or_default(),
                 });
             }
-            let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
+            if targets.len() > MAX_TARGETS {
+                return Err(ConfigError::new(
+                    format!("{field}.targets"),
+                    format!("at most {MAX_TARGETS} targets"),
+                ));
+            }
+            if let Some(b) = &m.breaker {
+                b.validate(&format!("{field}.breaker"))?;
+            }
+            if let Some(a) = &m.affinity {
+                a.validate(&format!("{field}.affinity"))?;
+            }
+            let affinity = m.affinity.or(match m.strategy {
+                Strategy::PrefixAffinity => Some(affinity::AffinityConfig::default()),
+                _ => None,
+            });
             routes.push(Route {
+                health_keys: (0..targets.len())
+                    .map(|i| health::key(&m.name, i))
+                    .collect(),
                 name: m.name.clone(),
                 strategy: m.strategy,
                 targets,
-                total_weight,
+                breaker: m.breaker,
+                affinity,
+                prefer_region: m.prefer_region.clone(),
             });
         }
         Ok(Router { routes })
+    }
+
+    /// Creates every route's shared keys (health records, rotation counters) that do not exist
+    /// yet. Called at configure time, before traffic: a CAS update cannot create a key safely
+    /// (creation is a blind write), so the keys must exist before two workers race on them.
+    pub fn seed(
+        &self,
+        store: &dyn crate::store::SharedStore,
+    ) -> Result<(), crate::store::StoreError> {
+        let empty = health::Health::default().encode();
+        for r in &self.routes {
+            for key in &r.health_keys {
+                if store.get(key)?.0.is_none() {
+                    store.set(key, &empty, 0)?;
+                }
+            }
+            let rr = r.rotation_key();
+            if store.get(&rr)?.0.is_none() {
+                store.set(&rr, &0u64.to_le_bytes(), 0)?;
+            }
+        }
+        Ok(())
     }
 
     /// The route for a client's model name.
@@ -270,7 +328,6 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemStore;
     use std::collections::BTreeMap;
 
     fn router(models: &str) -> Router {
@@ -302,32 +359,6 @@ mod tests {
         assert_eq!(r.find("gpt-4o").unwrap().targets[0].provider, "a");
         assert_eq!(r.find("gpt-3.5").unwrap().targets[0].provider, "b");
         assert!(r.find("claude").is_none());
-    }
-
-    #[test]
-    fn round_robin_is_exact_across_workers_sharing_a_store() {
-        let r = router(
-            r#"[{"name": "m", "strategy": "round_robin", "targets": [{"provider": "a"}, {"provider": "b"}, {"provider": "c"}]}]"#,
-        );
-        let store = MemStore::new();
-        let route = r.find("m").unwrap();
-        let picks: Vec<&str> = (0..9)
-            .map(|i| route.pick(&store, i * 7).provider.as_str())
-            .collect();
-        assert_eq!(picks, ["a", "b", "c", "a", "b", "c", "a", "b", "c"]);
-    }
-
-    #[test]
-    fn weighted_follows_the_weights() {
-        let r = router(
-            r#"[{"name": "m", "strategy": "weighted", "targets": [{"provider": "a", "weight": 3}, {"provider": "b", "weight": 1}]}]"#,
-        );
-        let store = MemStore::new();
-        let route = r.find("m").unwrap();
-        let a = (0..4000u64)
-            .filter(|i| route.pick(&store, *i).provider == "a")
-            .count();
-        assert_eq!(a, 3000);
     }
 
     #[test]
