@@ -98,6 +98,9 @@ pub struct Summary {
     pub ttft_ms: Option<u64>,
     /// PII detections by detector name (counts only).
     pub pii: Vec<(String, u32)>,
+    /// What the response cache did: `hit`, `miss` or `bypass`; absent when no route caches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 impl Summary {
@@ -164,6 +167,13 @@ impl Summary {
         }
         if self.attempts > 1 {
             counter("weir_failovers_total", &[base[0], base[1]], 1);
+        }
+        if let Some(result) = self.cache {
+            counter(
+                "weir_cache_requests_total",
+                &[base[0], ("cache", result)],
+                1,
+            );
         }
         if self.status == 429 {
             counter("weir_ratelimit_refusals_total", &[base[0], base[2]], 1);
@@ -232,6 +242,7 @@ pub const TAGS: &[&str] = &[
     "outcome",
     "token_type",
     "detector",
+    "cache",
 ];
 
 #[cfg(test)]
