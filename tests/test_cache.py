@@ -104,6 +104,28 @@ def test_an_answer_fetched_by_openai_serves_anthropic_and_ollama_clients(envoy, 
     assert upstream(mock) == 1, "every other protocol and form must have been a hit"
 
 
+def test_pii_never_enters_the_cache_and_each_hit_gets_its_own_values_back(envoy, mock):
+    tag = uuid.uuid4().hex
+    alice = [{"role": "user", "content": f"pii {tag} mail alice@example.com"}]
+    bob = [{"role": "user", "content": f"pii {tag} mail bob@example.org"}]
+    assert oai(envoy.url, alice) == (f"echo: pii {tag} mail alice@example.com", "miss")
+    seen = json.dumps(mock.requests())
+    assert "alice" not in seen and "<EMAIL_1>" in seen
+    # Scrubbed, both prompts are the same text: Bob's is a hit, with his own address restored.
+    assert oai(envoy.url, bob) == (f"echo: pii {tag} mail bob@example.org", "hit")
+    assert upstream(mock) == 1
+
+
+def test_embeddings_are_cached(envoy, mock):
+    c = openai_client(envoy.url)
+    text = f"embed {uuid.uuid4().hex}"
+    first = c.embeddings.with_raw_response.create(model=MODEL, input=[text], encoding_format="float")
+    second = c.embeddings.with_raw_response.create(model=MODEL, input=[text], encoding_format="float")
+    assert (first.headers["x-weir-cache"], second.headers["x-weir-cache"]) == ("miss", "hit")
+    assert first.parse().data[0].embedding == second.parse().data[0].embedding
+    assert upstream(mock) == 1
+
+
 def test_a_completed_stream_is_stored_and_replayed_as_a_stream(envoy, mock):
     msgs = prompt("stream")
     text, finish, usage, headers = oai_stream(envoy.url, msgs)

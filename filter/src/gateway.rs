@@ -168,7 +168,7 @@ impl Exchange {
         &mut self,
         api: ClientApi,
         req: &Request,
-        route: &str,
+        route: &crate::routing::Route,
         key: &crate::auth::ClientKey,
         vault: &Vault,
         target: &crate::routing::Target,
@@ -182,7 +182,8 @@ impl Exchange {
         let lookup = cfg.cache.lookup(
             env.store,
             env.now_ms,
-            route,
+            &route.name,
+            &route.targets,
             &who,
             self.cache_directive,
             req,
@@ -396,7 +397,7 @@ impl Exchange {
                 return BodyVerdict::Reply(reply);
             }
         }
-        if let Some(reply) = self.cache_lookup(api, &req, &route.name, key, &vault, target, env) {
+        if let Some(reply) = self.cache_lookup(api, &req, route, key, &vault, target, env) {
             return BodyVerdict::Reply(reply);
         }
         let envelope = Envelope {

@@ -7,6 +7,7 @@
 //! restores it with its own request's vault (see `cache` module docs).
 
 use crate::ir::Request;
+use crate::routing::Target;
 use sha2::{Digest, Sha256};
 
 /// Bumped when the key material or the stored form changes, so old entries simply miss.
@@ -34,14 +35,23 @@ pub fn normalised(req: &Request) -> Request {
 
 /// The key hash of `req` on route `route` for readers in `scope`. Field order in the JSON is
 /// fixed by the IR types and object keys are sorted (serde_json's map), so equal requests hash
-/// equally whatever protocol or key order the client used.
-pub fn hash(route: &str, scope: &str, req: &Request) -> Option<[u8; 32]> {
+/// equally whatever protocol or key order the client used. The route's targets (provider and
+/// model) are part of the key, so pointing a route at another model starts a fresh cache
+/// instead of serving the old model's answers until they expire.
+pub fn hash(route: &str, targets: &[Target], scope: &str, req: &Request) -> Option<[u8; 32]> {
     let body = serde_json::to_vec(&normalised(req)).ok()?;
     let mut h = Sha256::new();
-    for part in [KEY_VERSION, route.as_bytes(), scope.as_bytes()] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(KEY_VERSION);
+    part(route.as_bytes());
+    for t in targets {
+        part(t.provider.as_bytes());
+        part(t.model.as_deref().unwrap_or("").as_bytes());
     }
-    h.update(&body);
+    part(scope.as_bytes());
+    part(&body);
     Some(h.finalize().into())
 }

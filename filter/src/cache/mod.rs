@@ -305,12 +305,15 @@ impl Cache {
         }
     }
 
-    /// Looks `req` (scrubbed IR) up for the client `who` on the configured route `route`.
+    /// Looks `req` (scrubbed IR) up for the client `who` on the configured route `route`,
+    /// whose targets are `targets`.
+    #[allow(clippy::too_many_arguments)]
     pub fn lookup(
         &self,
         store: &dyn crate::store::SharedStore,
         now_ms: u64,
         route: &str,
+        targets: &[crate::routing::Target],
         who: &Who,
         directive: Directive,
         req: &Request,
@@ -325,7 +328,7 @@ impl Cache {
             return Lookup::Bypass;
         }
         let scope = self.scope_of(who);
-        let Some(hash) = key::hash(route, &scope, req) else {
+        let Some(hash) = key::hash(route, targets, &scope, req) else {
             return Lookup::Bypass;
         };
         if directive == Directive::Normal {

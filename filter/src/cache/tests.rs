@@ -78,7 +78,7 @@ fn hit(l: Lookup) -> Hit {
 #[test]
 fn the_key_ignores_what_cannot_change_the_answer_and_nothing_else() {
     let base = chat("hi", Some(0.0));
-    let h = |r: &Request| key::hash("m", "shared", r).unwrap();
+    let h = |r: &Request| key::hash("m", &[], "shared", r).unwrap();
     let mut streamed = base.clone();
     if let Request::Chat(c) = &mut streamed {
         c.stream = true;
@@ -93,8 +93,21 @@ fn the_key_ignores_what_cannot_change_the_answer_and_nothing_else() {
         c.max_tokens = Some(10);
     }
     assert_ne!(h(&base), h(&longer));
-    assert_ne!(h(&base), key::hash("n", "shared", &base).unwrap());
-    assert_ne!(h(&base), key::hash("m", "key:a", &base).unwrap());
+    assert_ne!(h(&base), key::hash("n", &[], "shared", &base).unwrap());
+    assert_ne!(h(&base), key::hash("m", &[], "key:a", &base).unwrap());
+    // Re-pointing the route at another model is a fresh cache.
+    let target = |model: &str| crate::routing::Target {
+        energy: crate::metrics::Energy::DEFAULT,
+        provider: "oa".into(),
+        model: Some(model.into()),
+        cluster: "c".into(),
+        weight: 1,
+        price: None,
+    };
+    assert_ne!(
+        key::hash("m", &[target("gpt-4o")], "shared", &base).unwrap(),
+        key::hash("m", &[target("gpt-4.1")], "shared", &base).unwrap()
+    );
 }
 
 #[test]
@@ -102,26 +115,26 @@ fn miss_then_store_then_hit_in_the_same_scope_only() {
     let store = MemStore::new();
     let c = cache(serde_json::json!({}));
     let req = chat("hello", Some(0.0));
-    let p = miss(c.lookup(&store, NOW, "m", &A, Directive::Normal, &req));
+    let p = miss(c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req));
     assert_eq!(
         c.store(&store, NOW, &p, 200, &answer("hi there")),
         Some(Put::Stored)
     );
-    let h = hit(c.lookup(&store, NOW + 5_000, "m", &A, Directive::Normal, &req));
+    let h = hit(c.lookup(&store, NOW + 5_000, "m", &[], &A, Directive::Normal, &req));
     assert_eq!(h.response, answer("hi there"));
     assert_eq!(h.age_s, 5);
     // Per-key scope: another key of the same team does not see it.
-    miss(c.lookup(&store, NOW, "m", &B, Directive::Normal, &req));
+    miss(c.lookup(&store, NOW, "m", &[], &B, Directive::Normal, &req));
     // Team scope: it does; shared: everyone does.
     let team = cache(serde_json::json!({"scope": "team"}));
-    let p = miss(team.lookup(&store, NOW, "m", &A, Directive::Normal, &req));
+    let p = miss(team.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req));
     team.store(&store, NOW, &p, 200, &answer("x"));
-    hit(team.lookup(&store, NOW, "m", &B, Directive::Normal, &req));
+    hit(team.lookup(&store, NOW, "m", &[], &B, Directive::Normal, &req));
     let loner = Who {
         key_id: "key-c",
         team: None,
     };
-    miss(team.lookup(&store, NOW, "m", &loner, Directive::Normal, &req));
+    miss(team.lookup(&store, NOW, "m", &[], &loner, Directive::Normal, &req));
 }
 
 #[test]
@@ -130,13 +143,13 @@ fn entries_expire_with_the_routes_ttl() {
     let c = cache(serde_json::json!({"ttl_seconds": 60, "routes": {"n": {"ttl_seconds": 2}}}));
     let req = chat("q", Some(0.0));
     for route in ["m", "n"] {
-        let p = miss(c.lookup(&store, NOW, route, &A, Directive::Normal, &req));
+        let p = miss(c.lookup(&store, NOW, route, &[], &A, Directive::Normal, &req));
         c.store(&store, NOW, &p, 200, &answer("a"));
     }
-    hit(c.lookup(&store, NOW + 1_999, "n", &A, Directive::Normal, &req));
-    miss(c.lookup(&store, NOW + 2_000, "n", &A, Directive::Normal, &req));
-    hit(c.lookup(&store, NOW + 59_999, "m", &A, Directive::Normal, &req));
-    miss(c.lookup(&store, NOW + 60_000, "m", &A, Directive::Normal, &req));
+    hit(c.lookup(&store, NOW + 1_999, "n", &[], &A, Directive::Normal, &req));
+    miss(c.lookup(&store, NOW + 2_000, "n", &[], &A, Directive::Normal, &req));
+    hit(c.lookup(&store, NOW + 59_999, "m", &[], &A, Directive::Normal, &req));
+    miss(c.lookup(&store, NOW + 60_000, "m", &[], &A, Directive::Normal, &req));
 }
 
 #[test]
@@ -145,36 +158,36 @@ fn only_deterministic_successful_answers_are_cached() {
     let c = cache(serde_json::json!({"routes": {"n": {"any_temperature": true}}}));
     for t in [None, Some(0.7)] {
         assert!(matches!(
-            c.lookup(&store, NOW, "m", &A, Directive::Normal, &chat("q", t)),
+            c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &chat("q", t)),
             Lookup::Bypass
         ));
-        miss(c.lookup(&store, NOW, "n", &A, Directive::Normal, &chat("q", t)));
+        miss(c.lookup(&store, NOW, "n", &[], &A, Directive::Normal, &chat("q", t)));
     }
     let req = chat("q", Some(0.0));
-    let p = miss(c.lookup(&store, NOW, "m", &A, Directive::Normal, &req));
+    let p = miss(c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req));
     let err = Response::Error(ErrorInfo::new(500, crate::ir::ErrorKind::Upstream, "boom"));
     assert_eq!(c.store(&store, NOW, &p, 500, &err), None);
     assert_eq!(c.store(&store, NOW, &p, 429, &answer("a")), None);
-    miss(c.lookup(&store, NOW, "m", &A, Directive::Normal, &req));
+    miss(c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req));
     let emb = Request::Embeddings(EmbeddingsRequest {
         model: "m".into(),
         input: vec!["a".into()],
         ..Default::default()
     });
-    miss(c.lookup(&store, NOW, "m", &A, Directive::Normal, &emb));
+    miss(c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &emb));
     let no_emb = cache(serde_json::json!({"embeddings": false}));
     assert!(matches!(
-        no_emb.lookup(&store, NOW, "m", &A, Directive::Normal, &emb),
+        no_emb.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &emb),
         Lookup::Bypass
     ));
     let off = cache(serde_json::json!({"routes": {"n": {"enabled": false}}}));
     assert!(matches!(
-        off.lookup(&store, NOW, "n", &A, Directive::Normal, &req),
+        off.lookup(&store, NOW, "n", &[], &A, Directive::Normal, &req),
         Lookup::Bypass
     ));
     let none = cache(serde_json::json!({"enabled": false}));
     assert!(matches!(
-        none.lookup(&store, NOW, "m", &A, Directive::Normal, &req),
+        none.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req),
         Lookup::Off
     ));
 }
@@ -185,17 +198,17 @@ fn client_directives_and_key_opt_out_are_honoured() {
     let c = cache(serde_json::json!({"bypass_keys": ["key-b"]}));
     let req = chat("q", Some(0.0));
     assert!(matches!(
-        c.lookup(&store, NOW, "m", &A, Directive::NoStore, &req),
+        c.lookup(&store, NOW, "m", &[], &A, Directive::NoStore, &req),
         Lookup::Bypass
     ));
     assert!(matches!(
-        c.lookup(&store, NOW, "m", &B, Directive::Normal, &req),
+        c.lookup(&store, NOW, "m", &[], &B, Directive::Normal, &req),
         Lookup::Bypass
     ));
-    let p = miss(c.lookup(&store, NOW, "m", &A, Directive::Normal, &req));
+    let p = miss(c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req));
     c.store(&store, NOW, &p, 200, &answer("old"));
     // no-cache skips the lookup but stores the fresh answer over the old one's slot set.
-    let p = miss(c.lookup(&store, NOW, "m", &A, Directive::NoCache, &req));
+    let p = miss(c.lookup(&store, NOW, "m", &[], &A, Directive::NoCache, &req));
     assert_eq!(
         c.store(&store, NOW, &p, 200, &answer("new")),
         Some(Put::Present)
