@@ -309,3 +309,20 @@ def test_per_key_scope_never_serves_one_keys_answer_to_another(tiny, mock):
     assert oai(tiny, msgs, key=DEMO_KEY)[1] == "hit"
     assert oai(tiny, msgs, key=LIMITED_KEY)[1] == "hit"
     assert upstream(mock) == 2
+
+
+def test_hits_count_against_request_limits(tiny, mock):
+    import openai
+    # sk-weir-limited: 10 requests per minute on mock-openai (its window is this Envoy's own).
+    msgs = prompt("limits")
+    c = openai_client(tiny, LIMITED_KEY)
+    raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=msgs, temperature=0, max_tokens=64)
+    assert raw.headers["x-weir-cache"] == "miss"
+    remaining = int(raw.headers["x-ratelimit-remaining-requests"])
+    assert remaining < 10
+    for _ in range(remaining):
+        raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=msgs, temperature=0, max_tokens=64)
+        assert raw.headers["x-weir-cache"] == "hit"
+    with pytest.raises(openai.RateLimitError):
+        c.chat.completions.create(model=MODEL, messages=msgs, temperature=0, max_tokens=64)
+    assert upstream(mock) == 1
