@@ -199,7 +199,6 @@ impl Exchange {
             let actual = cfg.cache.hit_actual(&hit, target.price.as_ref());
             cfg.limiter.settle(env.store, env.now_ms, &ticket, actual);
         }
-        self.summary.status = 200;
         Some(cache::hit_reply(api, req, &hit, Some(vault), headers))
     }
 
