@@ -321,6 +321,10 @@ impl Cache {
         let Some(table) = &self.table else {
             return Lookup::Off;
         };
+        // A route that does not cache says nothing about the cache (no header, no metric).
+        if !self.policy(route).enabled {
+            return Lookup::Off;
+        }
         let Some(policy) = self.cacheable(route, req) else {
             return Lookup::Bypass;
         };
@@ -485,7 +489,7 @@ impl Hit {
 /// What the lookup decided.
 #[derive(Debug)]
 pub enum Lookup {
-    /// No route uses the cache: no header, nothing to do.
+    /// This route does not cache: no header, nothing to do.
     Off,
     /// This request does not use the cache.
     Bypass,

@@ -183,8 +183,14 @@ fn only_deterministic_successful_answers_are_cached() {
     let off = cache(serde_json::json!({"routes": {"n": {"enabled": false}}}));
     assert!(matches!(
         off.lookup(&store, NOW, "n", &[], &A, Directive::Normal, &req),
-        Lookup::Bypass
+        Lookup::Off
     ));
+    let only_n = cache(serde_json::json!({"enabled": false, "routes": {"n": {"enabled": true}}}));
+    assert!(matches!(
+        only_n.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req),
+        Lookup::Off
+    ));
+    miss(only_n.lookup(&store, NOW, "n", &[], &A, Directive::Normal, &req));
     let none = cache(serde_json::json!({"enabled": false}));
     assert!(matches!(
         none.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req),
