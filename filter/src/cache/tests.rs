@@ -510,3 +510,17 @@ fn configuration_errors_name_the_field() {
     assert_eq!((g.sets, g.ways), (4, 4));
     assert_eq!(g.bound_bytes(), 65536);
 }
+
+#[test]
+fn a_hit_refunds_tokens_unless_configured_to_charge_them() {
+    let h = Hit {
+        response: answer("a"),
+        age_s: 0,
+    };
+    assert_eq!(
+        cache(serde_json::json!({})).hit_actual(&h, None),
+        Actual::default()
+    );
+    let charged = cache(serde_json::json!({"count_tokens_on_hit": true})).hit_actual(&h, None);
+    assert_eq!(charged.tokens, 7);
+}
