@@ -61,6 +61,8 @@ def test_the_schema_is_valid_and_every_shipped_configuration_matches_it():
     {"auth": {"keys": [{"id": "a", "sha256": "not-hex"}]}},
     {"pii": {"default_action": "scramble"}},
     {"debug": True},
+    {"cache": {"scope": "everyone"}},
+    {"cache": {"routes": {"m": {"ttl": 5}}}},
 ])
 def test_the_schema_rejects_what_the_filter_rejects(bad):
     assert list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(bad)), bad

@@ -25,6 +25,7 @@ LABELS: dict[str, set[str]] = {
     "weir_breaker_events_total": {"model", "provider", "event"},
     "weir_ratelimit_refusals_total": {"model", "key"},
     "weir_pii_detections_total": {"detector"},
+    "weir_cache_requests_total": {"model", "cache"},
     "weir_request_duration_ms": {"model", "provider"},
     "gen_ai_server_time_to_first_token_ms": {"model", "provider"},
     "gen_ai_client_token_usage": {"model", "provider", "token_type"},

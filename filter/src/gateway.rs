@@ -17,6 +17,7 @@
 //! client's own protocol; answers the provider role did not produce (Envoy's local replies such
 //! as "no healthy upstream") are re-shaped into the client's error format too.
 
+use crate::cache::{self, Directive, Lookup, Who};
 use crate::config::Config;
 use crate::flow::{
     header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
@@ -79,6 +80,9 @@ pub struct Exchange {
     done: bool,
     /// The target this request acquired (health: finished exactly once in `on_done`).
     routing: Option<crate::routing::Ticket>,
+    /// The client's `Cache-Control` wishes, and what the response cache decided.
+    cache_directive: Directive,
+    cache: Lookup,
 }
 
 impl Exchange {
@@ -99,6 +103,8 @@ impl Exchange {
             started_ms: 0,
             done: false,
             routing: None,
+            cache_directive: Directive::Normal,
+            cache: Lookup::Off,
         }
     }
 
@@ -107,7 +113,14 @@ impl Exchange {
         self.usage
     }
 
-    fn finish_buffered(&mut self, api: ClientApi, status: u16, ir: bool, body: &[u8]) -> Vec<u8> {
+    fn finish_buffered(
+        &mut self,
+        api: ClientApi,
+        status: u16,
+        ir: bool,
+        body: &[u8],
+        env: &Env,
+    ) -> Vec<u8> {
         if body.len() > self.cfg.max_response_bytes {
             return api.encode_error(&ErrorInfo::new(
                 502,
@@ -122,6 +135,12 @@ impl Exchange {
         };
         match parsed {
             Some(mut resp) => {
+                // Stored before restoration: the cache holds placeholders, never the originals.
+                if let Lookup::Miss(p) = &self.cache {
+                    self.cfg
+                        .cache
+                        .store(env.store, env.now_ms, p, status, &resp);
+                }
                 if let Some(v) = &self.vault {
                     if !v.is_empty() {
                         v.restore_response(&mut resp);
@@ -152,6 +171,48 @@ impl Exchange {
         let ticket = self.routing?;
         let route = self.cfg.router.by_name(self.summary.model.as_deref()?)?;
         Some(route.health(env.store, ticket.index)?.describe())
+    }
+
+    /// Consults the response cache with the scrubbed request; a hit is answered here, without
+    /// an upstream call, and its limiter ticket settled at once (tokens refunded unless
+    /// configured otherwise). A miss is remembered so the answer can be stored.
+    #[allow(clippy::too_many_arguments)]
+    fn cache_lookup(
+        &mut self,
+        api: ClientApi,
+        req: &Request,
+        route: &crate::routing::Route,
+        key: &crate::auth::ClientKey,
+        vault: &Vault,
+        target: &crate::routing::Target,
+        env: &Env,
+    ) -> Option<crate::flow::Reply> {
+        let cfg = Rc::clone(&self.cfg);
+        let who = Who {
+            key_id: &key.id,
+            team: key.team.as_deref(),
+        };
+        let lookup = cfg.cache.lookup(
+            env.store,
+            env.now_ms,
+            &route.name,
+            &route.targets,
+            &who,
+            self.cache_directive,
+            req,
+        );
+        self.summary.cache = lookup.label();
+        let Lookup::Hit(hit) = lookup else {
+            self.cache = lookup;
+            return None;
+        };
+        let mut headers = Vec::new();
+        if let Some(ticket) = self.ticket.take() {
+            headers = ticket.headers();
+            let actual = cfg.cache.hit_actual(&hit, target.price.as_ref());
+            cfg.limiter.settle(env.store, env.now_ms, &ticket, actual);
+        }
+        Some(cache::hit_reply(api, req, &hit, Some(vault), headers))
     }
 
     fn visible_models(&self) -> Vec<String> {
@@ -232,6 +293,7 @@ impl Exchange {
             Err(e) => return self.reply(e),
         };
         self.summary.key = Some(key.id.clone());
+        self.cache_directive = Directive::from_headers(headers);
         if api.method() == "GET" && carries_body(headers) {
             return self.reply(ErrorInfo::invalid(
                 "",
@@ -355,6 +417,9 @@ impl Exchange {
                 reply.headers.extend(refusal.headers);
                 return BodyVerdict::Reply(reply);
             }
+        }
+        if let Some(reply) = self.cache_lookup(api, &req, route, key, &vault, target, env) {
+            return BodyVerdict::Reply(reply);
         }
         let req = Rc::new(req);
         let ir = match crate::handoff::send(&route.name, &req, env.random) {
@@ -482,6 +547,9 @@ impl Role for Exchange {
         if let Some(ticket) = &self.ticket {
             edits.set.extend(ticket.headers());
         }
+        if let Some(label) = self.cache.label() {
+            edits.set.push((cache::CACHE_HEADER.into(), label.into()));
+        }
         edits
     }
 
@@ -500,7 +568,7 @@ impl Role for Exchange {
                     return None;
                 }
                 let (status, ir) = (*status, *ir);
-                Some(self.finish_buffered(api, status, ir, chunk))
+                Some(self.finish_buffered(api, status, ir, chunk, env))
             }
             Mode::Stream(st) => {
                 let mut lines = Vec::new();
@@ -529,6 +597,9 @@ impl Role for Exchange {
                 let vault = self.vault.as_ref();
                 let mut restored = Vec::new();
                 for ev in events {
+                    if let Lookup::Miss(p) = &mut self.cache {
+                        p.observe(&ev);
+                    }
                     if let StreamEvent::Usage(u) = &ev {
                         self.usage = Some(*u);
                     }
@@ -554,6 +625,9 @@ impl Role for Exchange {
                 }
                 if end && !st.failed {
                     st.encoder.end(&mut out);
+                    if let Lookup::Miss(p) = &mut self.cache {
+                        self.cfg.cache.store_stream(env.store, env.now_ms, p);
+                    }
                 }
                 if !out.is_empty() && self.summary.ttft_ms.is_none() {
                     self.summary.ttft_ms = Some(env.now_ms.saturating_sub(self.started_ms));

@@ -12,6 +12,7 @@
 //!   machines and applies their effects.
 
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod flow;

@@ -102,6 +102,9 @@ pub struct Summary {
     /// `closed` / `skipped` / `refused`), see `routing::health`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub breaker: Vec<(String, &'static str)>,
+    /// What the response cache did: `hit`, `miss` or `bypass`; absent when no route caches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
 }
 
 impl Summary {
@@ -168,6 +171,13 @@ impl Summary {
         }
         if self.attempts > 1 {
             counter("weir_failovers_total", &[base[0], base[1]], 1);
+        }
+        if let Some(result) = self.cache {
+            counter(
+                "weir_cache_requests_total",
+                &[base[0], ("cache", result)],
+                1,
+            );
         }
         if self.status == 429 {
             counter("weir_ratelimit_refusals_total", &[base[0], base[2]], 1);
@@ -244,6 +254,7 @@ pub const TAGS: &[&str] = &[
     "token_type",
     "detector",
     "event",
+    "cache",
 ];
 
 #[cfg(test)]

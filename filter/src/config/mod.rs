@@ -9,6 +9,7 @@
 pub mod providers;
 
 use crate::auth::{AuthConfig, KeyRing};
+use crate::cache::{Cache, CacheConfig};
 use crate::limits::{Limiter, LimitsSection};
 use crate::pii::{PiiConfig, Scrubber};
 use crate::routing::{ModelConfig, Router};
@@ -74,6 +75,9 @@ pub struct RawConfig {
     /// Adds `x-weir-served-by` (provider name) and `x-weir-attempts` to answers.
     #[serde(default)]
     pub debug_headers: bool,
+    /// Response cache for repeated deterministic prompts.
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -97,6 +101,7 @@ pub struct Config {
     pub max_stream_frame_bytes: usize,
     pub max_response_bytes: usize,
     pub debug_headers: bool,
+    pub cache: Cache,
 }
 
 impl Config {
@@ -128,6 +133,9 @@ impl Config {
         warnings.extend(key_warnings);
         let pii = Scrubber::compile(&raw.pii)?;
         let limiter = Limiter::compile(&raw.limits)?;
+        let cache = Cache::compile(&raw.cache, &|name| router.by_name(name).is_some(), &|id| {
+            keys.key(id).is_some()
+        })?;
         for (field, value) in [
             ("max_request_bytes", raw.max_request_bytes),
             ("max_stream_frame_bytes", raw.max_stream_frame_bytes),
@@ -148,6 +156,7 @@ impl Config {
                 max_stream_frame_bytes: raw.max_stream_frame_bytes,
                 max_response_bytes: raw.max_response_bytes,
                 debug_headers: raw.debug_headers,
+                cache,
             },
             warnings,
         ))
