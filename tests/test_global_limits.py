@@ -45,6 +45,7 @@ class Fleet:
     url: str                 # the front balancer
     replica_logs: list[str]  # each replica's access log
     rls_log: str             # one JSON line per ShouldRateLimit call
+    rls: subprocess.Popen    # the rate limit service (the last test stops it)
 
     def rls_calls(self) -> list[dict]:
         with open(self.rls_log, encoding="utf-8") as f:
@@ -95,6 +96,7 @@ def fleet(mock_server, tmp_path_factory):
         procs.append(spawn([sys.executable, "-m", "rls", "--config", RLS_CONFIG, "--port", str(rls_port),
                             "--redis", f"redis://127.0.0.1:{redis_port}/0", "--log", rls_log], log, env))
         wait_port(rls_port, procs[-1], log, "the rate limit service")
+        rls = procs[-1]
 
         mock_port = int(mock_server.url.rsplit(":", 1)[1])
         replica_ports, replica_logs = [], []
@@ -121,7 +123,7 @@ def fleet(mock_server, tmp_path_factory):
                                      replica_ports=tuple(replica_ports))
         procs.append(start_envoy(config, str(tmp), str(tmp / "front.log"), port=port,
                                  admin_url=f"http://127.0.0.1:{admin}", concurrency=1))
-        yield Fleet(f"http://127.0.0.1:{port}", replica_logs, rls_log)
+        yield Fleet(f"http://127.0.0.1:{port}", replica_logs, rls_log, rls)
     finally:
         for p in reversed(procs):
             stop(p)
@@ -307,3 +309,20 @@ def test_descriptors_come_from_weir_and_never_reach_the_provider(fleet, mock):
     seen = mock.requests()
     assert len(seen) == 1
     assert not [h for h in seen[0]["headers"] if h.lower().startswith("x-weir")], seen[0]["headers"]
+
+
+def test_without_the_rate_limit_service_requests_fail_closed(fleet, mock):
+    """Runs last: with the service gone, no request gets through unlimited; clients get their
+    protocol's 503 with Retry-After, and no provider is asked."""
+    stop(fleet.rls)
+    with pytest.raises(openai.APIStatusError) as oe:
+        openai_client(fleet.url, DEMO_KEY).chat.completions.create(
+            model="mock-openai", messages=[{"role": "user", "content": "no limiter"}])
+    assert oe.value.status_code == 503
+    assert oe.value.response.headers["retry-after"] == "1"
+    assert "rate limit service is unavailable" in oe.value.response.json()["error"]["message"]
+    with pytest.raises(anthropic.APIStatusError) as ae:
+        anthropic_client(fleet.url, DEMO_KEY).messages.create(
+            model="mock-anthropic", max_tokens=64, messages=[{"role": "user", "content": "no limiter"}])
+    assert ae.value.status_code == 503 and ae.value.response.json()["type"] == "error"
+    assert mock.requests() == []
