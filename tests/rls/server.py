@@ -32,7 +32,7 @@ UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400,
                 "month": 30 * 86400, "year": 365 * 86400}
 UNIT_ENUM = {"second": Unit.SECOND, "minute": Unit.MINUTE, "hour": Unit.HOUR, "day": Unit.DAY,
              "month": Unit.MONTH, "year": Unit.YEAR}
-ENUM_UNIT = {v: k for k, v in UNIT_ENUM.items()}
+ENUM_UNIT = {int(v): k for k, v in UNIT_ENUM.items()}
 
 
 class ConfigError(ValueError):
@@ -164,7 +164,7 @@ class RateLimitService(rls_pb2_grpc.RateLimitServiceServicer):
             hits = d.hits_addend.value if d.HasField("hits_addend") else default_hits
             record.append({"entries": entries, "hits": hits})
             if d.HasField("limit"):  # the route's `limit` override, as envoyproxy/ratelimit honours it
-                unit = {1: "second", 2: "minute", 3: "hour", 4: "day", 5: "month", 6: "year"}.get(d.limit.unit)
+                unit = ENUM_UNIT.get(d.limit.unit)  # RateLimitUnit has Unit's numbers
                 limit, unlimited = (Limit(d.limit.requests_per_unit, unit), False) if unit else (None, False)
             else:
                 limit, unlimited = find_limit(tree, entries)
