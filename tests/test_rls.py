@@ -136,3 +136,12 @@ def test_a_refusal_does_not_spend_the_other_descriptors(service):
         Code.OK, Code.OK, Code.OVER_LIMIT]
     # The key (5/hour) was charged twice, not three times: three more fit on another model.
     assert [call(service, (key, None)).overall_code for _ in range(4)] == [Code.OK] * 3 + [Code.OVER_LIMIT]
+
+
+def test_a_descriptor_limit_override_replaces_the_configured_limit(service):
+    d = ratelimit_pb2.RateLimitDescriptor(
+        entries=[ratelimit_pb2.RateLimitDescriptor.Entry(key="anything", value="x")],
+        limit=ratelimit_pb2.RateLimitDescriptor.RateLimitOverride(requests_per_unit=1, unit=3))  # 1/hour
+    codes = [service.ShouldRateLimit(rls_pb2.RateLimitRequest(domain="test", descriptors=[d]), timeout=10).overall_code
+             for _ in range(2)]
+    assert codes == [Code.OK, Code.OVER_LIMIT]
