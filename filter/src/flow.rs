@@ -81,6 +81,11 @@ pub trait Role {
     fn on_done(&mut self, _env: &Env) -> Option<crate::metrics::Summary> {
         None
     }
+    /// Filter state to publish now (property name, value), asked after each request and
+    /// response body call; Envoy keeps each as `wasm.<name>`.
+    fn take_filter_state(&mut self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// The first value of a header, by lower-case name.

@@ -24,7 +24,7 @@ use crate::flow::{
     RequestHead, Role, INTERNAL_PREFIX,
 };
 use crate::ir::{ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
-use crate::limits::{Actual, Estimate, Subject, Ticket};
+use crate::limits::{descriptors, Actual, Estimate, Subject, Ticket};
 use crate::metrics::Summary;
 use crate::pii::{EventRestorer, Vault};
 use crate::stream::ndjson::NdjsonFramer;
@@ -83,6 +83,11 @@ pub struct Exchange {
     /// The client's `Cache-Control` wishes, and what the response cache decided.
     cache_directive: Directive,
     cache: Lookup,
+    /// Envoy's global rate limit filter refused the request (a local 429 no provider saw).
+    global_refusal: bool,
+    /// Global descriptors: the response has ended, and whether its overrun was published.
+    response_ended: bool,
+    overrun_published: Option<bool>,
 }
 
 impl Exchange {
@@ -105,6 +110,9 @@ impl Exchange {
             routing: None,
             cache_directive: Directive::Normal,
             cache: Lookup::Off,
+            global_refusal: false,
+            response_ended: false,
+            overrun_published: None,
         }
     }
 
@@ -444,6 +452,13 @@ impl Exchange {
         if let Some(hash) = choice.affinity {
             set.push((crate::routing::affinity::AFFINITY_HEADER.to_string(), hash));
         }
+        if cfg.limiter.global_descriptors() {
+            set.extend(descriptors::request_headers(
+                &key.id,
+                &route.name,
+                &estimate,
+            ));
+        }
         self.request = Some(req);
         BodyVerdict::Forward { set, body: ir }
     }
@@ -521,6 +536,15 @@ impl Role for Exchange {
                 if status == 503 && header_value(headers, "retry-after").is_none() {
                     edits.set.push(("retry-after".into(), "1".into()));
                 }
+                if status == 429 && marker.is_none() {
+                    // Envoy's global rate limit filter answered before any provider was asked.
+                    self.global_refusal = true;
+                    if header_value(headers, "retry-after").is_none() {
+                        edits
+                            .set
+                            .push(("retry-after".into(), global_retry_after(headers)));
+                    }
+                }
             }
         }
         edits.remove.push("content-length".into());
@@ -560,6 +584,7 @@ impl Role for Exchange {
 
     /// A response body chunk (or the whole body when buffering); returns its replacement.
     fn on_response_body(&mut self, chunk: &[u8], end: bool, env: &Env) -> Option<Vec<u8>> {
+        self.response_ended |= end;
         let api = self.api?;
         match &mut self.mode {
             Mode::None => None,
@@ -688,13 +713,15 @@ impl Role for Exchange {
                 provider: self.summary.provider.as_deref(),
                 attempts: self.summary.attempts,
                 latency_ms: Some(self.summary.ttft_ms.unwrap_or(self.summary.duration_ms)),
-                forwarded: self.request.is_some(),
+                // A global-limit refusal never reached the target: not its failure.
+                forwarded: self.request.is_some() && !self.global_refusal,
             };
             let events = r.finish(env.store, env.now_ms, ticket, &finished);
             self.summary.breaker.extend(events);
         }
         if let Some(ticket) = self.ticket.take() {
             let actual = match (&self.usage, self.response_started) {
+                _ if self.global_refusal => Actual::default(),
                 (Some(u), _) => Actual::from_usage(u, self.price.as_ref()),
                 (None, false) => Actual::default(),
                 (None, true) => Actual::from_estimate(ticket.estimate()),
@@ -711,6 +738,50 @@ impl Role for Exchange {
     fn take_status(&mut self) -> Option<u16> {
         self.final_status.take()
     }
+
+    /// With `limits.global_descriptors`: the key id, route and a `0` overrun once the request is
+    /// forwarded, then the token overrun when the answer ends (for `apply_on_stream_done`).
+    fn take_filter_state(&mut self) -> Vec<(&'static str, String)> {
+        if !self.cfg.limiter.global_descriptors() || self.request.is_none() {
+            return Vec::new();
+        }
+        let Some(estimate) = self.ticket.as_ref().map(Ticket::estimate) else {
+            return Vec::new();
+        };
+        match (self.overrun_published, self.response_ended) {
+            (None, _) => {
+                self.overrun_published = Some(false);
+                let (key, model) = (self.summary.key.clone(), self.summary.model.clone());
+                vec![
+                    (descriptors::KEY_STATE, key.unwrap_or_default()),
+                    (descriptors::MODEL_STATE, model.unwrap_or_default()),
+                    (descriptors::OVERRUN_STATE, "0".to_string()),
+                ]
+            }
+            (Some(false), true) => {
+                self.overrun_published = Some(true);
+                let used = self
+                    .usage
+                    .map_or(0, |u| u.input_tokens.saturating_add(u.output_tokens));
+                match descriptors::overrun(&estimate, used) {
+                    0 => Vec::new(),
+                    n => vec![(descriptors::OVERRUN_STATE, n.to_string())],
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `Retry-After` for a global-limit refusal: the seconds until the refusing window resets, from
+/// the ratelimit filter's `x-ratelimit-reset` (`enable_x_ratelimit_headers`), else 1.
+fn global_retry_after(headers: &[(String, Vec<u8>)]) -> String {
+    header_value(headers, "x-ratelimit-reset")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1)
+        .to_string()
 }
 
 fn json_reply(status: u16, body: Vec<u8>) -> Reply {
@@ -797,8 +868,17 @@ fn foreign_error(status: u16, body: &[u8]) -> ErrorInfo {
     };
     let kind = ErrorInfo::kind_for_status(status);
     let text = std::str::from_utf8(body).unwrap_or("").trim();
-    let reason = if text.is_empty() || text.len() > 200 || text.starts_with('{') {
+    // A 429 that is not the provider role's comes from Envoy's global rate limit filter.
+    let reason = if kind == ErrorKind::RateLimited
+        || text.is_empty()
+        || text.len() > 200
+        || text.starts_with('{')
+    {
         match kind {
+            ErrorKind::RateLimited => {
+                "rate limit reached: this key's limit across all gateway replicas is spent; \
+                 retry after the time in Retry-After"
+            }
             ErrorKind::Unavailable => "no provider is available for this model right now",
             ErrorKind::Timeout => "the provider did not answer in time",
             _ => "the gateway could not reach the provider",

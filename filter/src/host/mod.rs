@@ -248,6 +248,15 @@ fn report(summary: &crate::metrics::Summary) {
     }
 }
 
+/// Sets filter state the role asked for (`wasm.<name>`, for Envoy's other filters).
+fn publish(state: Vec<(&'static str, String)>) {
+    for (name, value) in state {
+        if let Err(e) = abi::set_property(name, value.as_bytes()) {
+            log::debug!("weir: could not set filter state {name} (status {})", e.0);
+        }
+    }
+}
+
 /// One HTTP stream of either role: pumps Envoy's callbacks into the role's state machine and
 /// applies its effects.
 struct Shell<R: Role> {
@@ -307,18 +316,21 @@ impl<R: Role> HttpContext for Shell<R> {
             BodyVerdict::Forward { set, body: out } => {
                 edit_headers(Map::RequestHeaders, &[], &set);
                 replace_body(Buffer::RequestBody, size, &out);
+                publish(self.role.take_filter_state());
                 Action::Continue
             }
         }
     }
 
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let headers = abi::headers(Map::ResponseHeaders).unwrap_or_default();
         let store = HostStore;
         let edits = self.role.on_response_headers(&headers, &env(&store));
         edit_headers(Map::ResponseHeaders, &edits.remove, &edits.set);
         set_status(edits.status);
-        if self.role.buffers_response() {
+        // A headers-only answer (another filter's local reply without a body) has no body to
+        // wait for: holding it would hang the stream, so it goes on with its headers edited.
+        if self.role.buffers_response() && !end_of_stream {
             // Held until the body is complete, so the final status can still change.
             Action::Pause
         } else {
@@ -339,6 +351,7 @@ impl<R: Role> HttpContext for Shell<R> {
             replace_body(Buffer::ResponseBody, size, &out);
         }
         set_status(self.role.take_status());
+        publish(self.role.take_filter_state());
         Action::Continue
     }
 

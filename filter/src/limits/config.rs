@@ -91,6 +91,10 @@ pub struct LimitsSection {
     /// timeout, or long requests free their slot early. Default 900.
     #[serde(default = "default_lease_seconds")]
     pub concurrency_lease_seconds: u64,
+    /// Set `x-weir-rl-*` request headers (key id, route, token estimate) for Envoy's global rate
+    /// limit filter, and publish the token overrun at the end (see `limits::descriptors`).
+    #[serde(default)]
+    pub global_descriptors: bool,
 }
 
 impl Default for LimitsSection {
@@ -100,6 +104,7 @@ impl Default for LimitsSection {
             models: BTreeMap::new(),
             estimate: EstimateConfig::default(),
             concurrency_lease_seconds: default_lease_seconds(),
+            global_descriptors: false,
         }
     }
 }

@@ -97,6 +97,7 @@
 mod calendar;
 mod config;
 mod cost;
+pub mod descriptors;
 mod engine;
 mod state;
 #[cfg(test)]
@@ -185,6 +186,7 @@ pub struct Limiter {
     models: BTreeMap<String, LimitSet>,
     estimate: EstimateConfig,
     lease_s: u64,
+    global_descriptors: bool,
 }
 
 /// A week: longer leases would let a crashed VM's requests block a key for longer than anyone
@@ -221,6 +223,13 @@ impl Limiter {
             models: compile_model_map(&cfg.models, "limits.models")?,
             estimate: cfg.estimate,
             lease_s: cfg.concurrency_lease_seconds,
+            global_descriptors: cfg.global_descriptors,
         })
+    }
+
+    /// Whether requests carry descriptors for Envoy's global rate limit filter
+    /// (`limits.global_descriptors`; see [`descriptors`]).
+    pub fn global_descriptors(&self) -> bool {
+        self.global_descriptors
     }
 }
