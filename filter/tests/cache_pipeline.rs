@@ -15,7 +15,8 @@ use weir::gateway::Exchange;
 use weir::store::MemStore;
 use weir::upstream::Attempt;
 
-const NOW_MS: u64 = 1_790_000_000_000;
+mod common;
+use common::{headers, parse_config, set_of};
 
 fn config() -> Rc<Config> {
     let cfg = json!({
@@ -28,30 +29,11 @@ fn config() -> Rc<Config> {
         "pii": {"enabled": true, "default_action": "placeholder", "restore": true},
         "cache": {"enabled": true, "scope": "key"}
     });
-    Rc::new(
-        Config::parse(cfg.to_string().as_bytes(), &|_| None)
-            .unwrap()
-            .0,
-    )
+    parse_config(&cfg)
 }
 
 fn env(store: &MemStore) -> Env<'_> {
-    Env {
-        now_ms: NOW_MS,
-        store,
-        random: 1,
-    }
-}
-
-fn hdrs(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
-}
-
-fn header<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    common::env(store, 1)
 }
 
 /// The gateway's request half: the forwarded envelope, or the reply it gave itself.
@@ -64,12 +46,12 @@ fn send(
     body: Value,
 ) -> Result<Vec<u8>, Reply> {
     let auth = format!("Bearer {key}");
-    let mut h = hdrs(&[
+    let mut h = headers(&[
         (":method", "POST"),
         (":path", path),
         ("authorization", &auth),
     ]);
-    h.extend(hdrs(extra));
+    h.extend(headers(extra));
     let head = RequestHead {
         headers: &h,
         endpoint_provider: None,
@@ -95,7 +77,7 @@ fn answer(
 ) -> (Vec<u8>, Vec<(String, String)>) {
     let cfg = config();
     let mut at = Attempt::new(cfg);
-    let h = hdrs(&[]);
+    let h = headers(&[]);
     let head = RequestHead {
         headers: &h,
         endpoint_provider: Some("oa"),
@@ -110,7 +92,8 @@ fn answer(
         at.on_request_body(envelope, &e),
         BodyVerdict::Forward { .. }
     ));
-    let edits = at.on_response_headers(&hdrs(&[(":status", "200"), ("content-type", ctype)]), &e);
+    let edits =
+        at.on_response_headers(&headers(&[(":status", "200"), ("content-type", ctype)]), &e);
     let mut back: Vec<(String, Vec<u8>)> = edits
         .set
         .iter()
@@ -134,7 +117,7 @@ fn openai_answer(text: &str) -> Vec<u8> {
 fn hit(r: Result<Vec<u8>, Reply>) -> Reply {
     match r {
         Err(reply) => {
-            assert_eq!(header(&reply.headers, "x-weir-cache"), Some("hit"));
+            assert_eq!(set_of(&reply.headers, "x-weir-cache"), Some("hit"));
             reply
         }
         Ok(_) => panic!("expected a cache hit, the request was forwarded"),
@@ -167,7 +150,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
         &openai_answer("sent to <EMAIL_1>"),
         "application/json",
     );
-    assert_eq!(header(&set, "x-weir-cache"), Some("miss"));
+    assert_eq!(set_of(&set, "x-weir-cache"), Some("miss"));
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         v["choices"][0]["message"]["content"],
@@ -201,7 +184,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["type"], "message");
     assert_eq!(v["content"][0]["text"], "sent to bob@example.com");
-    let remaining = header(&r.headers, "x-ratelimit-remaining-tokens")
+    let remaining = set_of(&r.headers, "x-ratelimit-remaining-tokens")
         .unwrap()
         .to_string();
     let s = ex.on_done(&env(&store)).unwrap();
@@ -225,11 +208,11 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
         "{text}"
     );
     assert_eq!(
-        header(&r.headers, "content-type"),
+        set_of(&r.headers, "content-type"),
         Some("text/event-stream")
     );
     assert_eq!(
-        header(&r.headers, "x-ratelimit-remaining-tokens"),
+        set_of(&r.headers, "x-ratelimit-remaining-tokens"),
         Some(remaining.as_str())
     );
     ex.on_done(&env(&store));
@@ -269,7 +252,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
         &openai_answer("x"),
         "application/json",
     );
-    assert_eq!(header(&set, "x-weir-cache"), Some("bypass"));
+    assert_eq!(set_of(&set, "x-weir-cache"), Some("bypass"));
 }
 
 #[test]
@@ -301,7 +284,7 @@ fn a_streamed_miss_is_stored_and_replayed_to_a_plain_client() {
         sse.as_bytes(),
         "text/event-stream",
     );
-    assert_eq!(header(&set, "x-weir-cache"), Some("miss"));
+    assert_eq!(set_of(&set, "x-weir-cache"), Some("miss"));
     assert!(String::from_utf8_lossy(&body).contains("two"));
     let mut plain = req;
     plain["stream"] = json!(false);

@@ -15,6 +15,9 @@ use weir::flow::{BodyVerdict, Env, HeadersVerdict, RequestHead, Role};
 use weir::gateway::Exchange;
 use weir::store::MemStore;
 
+mod common;
+use common::{headers, parse_config, set_of};
+
 fn config(global: bool) -> Rc<Config> {
     let cfg = json!({
         "providers": {"oa": {"type": "openai", "keys": [{"id": "k1", "key": "sk-provider-one"}]}},
@@ -23,26 +26,11 @@ fn config(global: bool) -> Rc<Config> {
                            "limits": {"tokens_per_minute": 30}}]},
         "limits": {"global_descriptors": global}
     });
-    Rc::new(
-        Config::parse(cfg.to_string().as_bytes(), &|_| None)
-            .unwrap()
-            .0,
-    )
+    parse_config(&cfg)
 }
 
 fn env(store: &MemStore) -> Env<'_> {
-    Env {
-        now_ms: 1_790_000_000_000,
-        store,
-        random: 1,
-    }
-}
-
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
+    common::env(store, 1)
 }
 
 /// Sends one OpenAI chat request (35 bytes of prompt, max_tokens 10: an estimate of 19 tokens)
@@ -72,18 +60,14 @@ fn forward(ex: &mut Exchange, store: &MemStore) -> Vec<(String, String)> {
     }
 }
 
-fn value<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
 #[test]
 fn admitted_requests_carry_configured_descriptors_and_publish_the_overrun_slot() {
     let store = MemStore::new();
     let mut ex = Exchange::new(config(true));
     let set = forward(&mut ex, &store);
-    assert_eq!(value(&set, "x-weir-rl-key"), Some("team-b"));
-    assert_eq!(value(&set, "x-weir-rl-model"), Some("fast"));
-    assert_eq!(value(&set, "x-weir-rl-tokens"), Some("19"));
+    assert_eq!(set_of(&set, "x-weir-rl-key"), Some("team-b"));
+    assert_eq!(set_of(&set, "x-weir-rl-model"), Some("fast"));
+    assert_eq!(set_of(&set, "x-weir-rl-tokens"), Some("19"));
     assert_eq!(
         ex.take_filter_state(),
         [
@@ -122,7 +106,7 @@ fn the_global_limits_429_is_a_rate_limit_error_with_retry_after_and_refunds_the_
         ]),
         &env(&store),
     );
-    assert_eq!(value(&edits.set, "retry-after"), Some("37"));
+    assert_eq!(set_of(&edits.set, "retry-after"), Some("37"));
     assert!(ex.buffers_response());
     let body = ex
         .on_response_body(b"global rate limit reached", true, &env(&store))

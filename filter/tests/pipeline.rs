@@ -16,7 +16,8 @@ use weir::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
 use weir::store::MemStore;
 use weir::upstream::Attempt;
 
-const NOW_MS: u64 = 1_790_000_000_000;
+mod common;
+use common::{env, headers, parse_config, set_of, NOW_MS};
 
 fn sha(s: &str) -> String {
     weir::auth::sha256_hex(s)
@@ -42,28 +43,7 @@ fn config() -> Rc<Config> {
         ]},
         "pii": {"enabled": true, "default_action": "placeholder", "restore": true}
     });
-    let (cfg, _) = Config::parse(cfg.to_string().as_bytes(), &|_| None).unwrap();
-    Rc::new(cfg)
-}
-
-/// The host's inputs at the tests' fixed time.
-fn env(store: &MemStore, random: u64) -> Env<'_> {
-    Env {
-        now_ms: NOW_MS,
-        store,
-        random,
-    }
-}
-
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
-}
-
-fn set_of<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    parse_config(&cfg)
 }
 
 struct Sent {

@@ -1,0 +1,38 @@
+//! Host inputs shared by the sans-IO integration tests (pipeline, cache, global descriptors):
+//! a parsed config, the host's `Env` at a fixed time, and header lists in the host's shapes.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::rc::Rc;
+use weir::config::Config;
+use weir::flow::Env;
+use weir::store::MemStore;
+
+pub const NOW_MS: u64 = 1_790_000_000_000;
+
+/// A configuration the test knows to be valid.
+pub fn parse_config(cfg: &serde_json::Value) -> Rc<Config> {
+    let (cfg, _) = Config::parse(cfg.to_string().as_bytes(), &|_| None).unwrap();
+    Rc::new(cfg)
+}
+
+/// The host's inputs at the tests' fixed time.
+pub fn env(store: &MemStore, random: u64) -> Env<'_> {
+    Env {
+        now_ms: NOW_MS,
+        store,
+        random,
+    }
+}
+
+/// Header pairs as the host hands them in (raw byte values).
+pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// A header weir set, by name.
+pub fn set_of<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
