@@ -64,13 +64,47 @@ pub enum Kind {
     Histogram,
 }
 
-/// One value to add to a counter or record in a histogram.
+/// Tags of one series: `(tag, value)` pairs, at most [`MAX_TAGS`].
+pub type Tags<'a> = [(&'static str, &'a str)];
+
+/// The most tags any series carries.
+pub const MAX_TAGS: usize = 4;
+
+/// One value to add to a counter or record in a histogram. The series is named by its metric
+/// and tag values, borrowed from the summary: the host only formats the full name
+/// ([`Sample::series`]) the first time it meets a series, never per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
+pub struct Sample<'a> {
     pub kind: Kind,
-    /// The full metric name with embedded labels.
-    pub name: String,
+    pub metric: &'static str,
+    tags: [(&'static str, &'a str); MAX_TAGS],
+    tag_count: usize,
     pub value: u64,
+}
+
+impl<'a> Sample<'a> {
+    fn new(kind: Kind, metric: &'static str, tags: &Tags<'a>, value: u64) -> Self {
+        let mut all = [("", ""); MAX_TAGS];
+        for (slot, tag) in all.iter_mut().zip(tags) {
+            *slot = *tag;
+        }
+        Sample {
+            kind,
+            metric,
+            tags: all,
+            tag_count: tags.len().min(MAX_TAGS),
+            value,
+        }
+    }
+
+    pub fn tags(&self) -> &Tags<'a> {
+        self.tags.get(..self.tag_count).unwrap_or_default()
+    }
+
+    /// The full metric name with embedded labels.
+    pub fn series(&self) -> String {
+        series(self.metric, self.tags())
+    }
 }
 
 /// Everything worth knowing about one finished request. Never holds prompt text or keys.
@@ -129,25 +163,27 @@ impl Summary {
 
     /// The access-log line: this summary as JSON, plus the outcome.
     pub fn to_json(&self) -> String {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("outcome".into(), self.outcome().into());
+        #[derive(Serialize)]
+        struct Line<'a> {
+            #[serde(flatten)]
+            summary: &'a Summary,
+            outcome: &'static str,
         }
-        v.to_string()
+        let line = Line {
+            summary: self,
+            outcome: self.outcome(),
+        };
+        serde_json::to_string(&line).unwrap_or_default()
     }
 
-    pub fn samples(&self) -> Vec<Sample> {
+    pub fn samples<'s>(&'s self) -> Vec<Sample<'s>> {
         let model = self.model.as_deref().unwrap_or("-");
         let provider = self.provider.as_deref().unwrap_or("-");
         let key = self.key.as_deref().unwrap_or("-");
         let base = [("model", model), ("provider", provider), ("key", key)];
         let mut out = Vec::new();
-        let mut counter = |name: &str, tags: &[(&str, &str)], value: u64| {
-            out.push(Sample {
-                kind: Kind::Counter,
-                name: series(name, tags),
-                value,
-            })
+        let mut counter = |name: &'static str, tags: &Tags<'s>, value: u64| {
+            out.push(Sample::new(Kind::Counter, name, tags, value))
         };
         counter(
             "weir_requests_total",
@@ -196,12 +232,8 @@ impl Summary {
                 u64::from(*n),
             );
         }
-        let mut histogram = |name: &str, tags: &[(&str, &str)], value: u64| {
-            out.push(Sample {
-                kind: Kind::Histogram,
-                name: series(name, tags),
-                value,
-            })
+        let mut histogram = |name: &'static str, tags: &Tags<'s>, value: u64| {
+            out.push(Sample::new(Kind::Histogram, name, tags, value))
         };
         histogram(
             "weir_request_duration_ms",
@@ -277,18 +309,19 @@ mod tests {
             ..Default::default()
         };
         let samples = s.samples();
-        let names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
-        assert!(names.contains(
-            &"model=.=gpt-4_1;.;provider=.=openai;.;key=.=team_a;.;outcome=.=success;.;weir_requests_total"
-        ));
+        let names: Vec<String> = samples.iter().map(Sample::series).collect();
+        assert!(names.iter().any(|n| n
+            == "model=.=gpt-4_1;.;provider=.=openai;.;key=.=team_a;.;outcome=.=success;.;weir_requests_total"));
         let tokens: u64 = samples
             .iter()
-            .filter(|s| s.kind == Kind::Counter && s.name.ends_with("weir_tokens_total"))
+            .filter(|s| s.kind == Kind::Counter && s.metric == "weir_tokens_total")
             .map(|s| s.value)
             .sum();
         assert_eq!(tokens, 12);
         assert!(names.iter().any(|n| n.ends_with("weir_failovers_total")));
-        assert!(names.contains(&"detector=.=email;.;weir_pii_detections_total"));
+        assert!(names
+            .iter()
+            .any(|n| n == "detector=.=email;.;weir_pii_detections_total"));
         assert!(names
             .iter()
             .any(|n| n.ends_with("gen_ai_server_time_to_first_token_ms")));
@@ -331,6 +364,6 @@ mod tests {
         assert!(s
             .samples()
             .iter()
-            .any(|x| x.name.ends_with("weir_ratelimit_refusals_total")));
+            .any(|x| x.metric == "weir_ratelimit_refusals_total"));
     }
 }

@@ -203,36 +203,92 @@ fn replace_body(buf: Buffer, size: usize, bytes: &[u8]) {
     }
 }
 
+/// A metric series as the id cache keeps it: the metric and its tag values (tag names are fixed
+/// by the metric). Looked up with a borrowed [`SeriesRef`], so a request that only meets known
+/// series allocates nothing and formats no name.
+#[derive(PartialEq, Eq)]
+struct SeriesKey {
+    metric: &'static str,
+    values: Vec<String>,
+}
+
+struct SeriesRef<'s, 'a> {
+    metric: &'static str,
+    tags: &'s crate::metrics::Tags<'a>,
+}
+
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.metric.hash(h);
+        for v in &self.values {
+            v.as_str().hash(h);
+        }
+    }
+}
+
+impl std::hash::Hash for SeriesRef<'_, '_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.metric.hash(h);
+        for (_, v) in self.tags {
+            v.hash(h);
+        }
+    }
+}
+
+impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_, '_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        self.metric == key.metric
+            && self.tags.len() == key.values.len()
+            && self.tags.iter().zip(&key.values).all(|((_, v), k)| v == k)
+    }
+}
+
 thread_local! {
-    /// Metric ids by full name, per VM. Names embed only configured values, so this is bounded
-    /// by the configuration; `MAX_SERIES` guards against a configuration that is simply huge.
-    static METRICS: std::cell::RefCell<hashbrown::HashMap<String, u32>> = Default::default();
+    /// Metric ids by series, per VM. Tag values come only from configuration and fixed sets, so
+    /// this is bounded by the configuration; `MAX_SERIES` guards against a configuration that is
+    /// simply huge.
+    static METRICS: std::cell::RefCell<hashbrown::HashMap<SeriesKey, u32>> = Default::default();
 }
 
 const MAX_SERIES: usize = 20_000;
+
+/// The host's id for a sample's series, defining the metric the first time it is met.
+fn metric_id(sample: &crate::metrics::Sample) -> Option<u32> {
+    use crate::metrics::Kind;
+    METRICS.with(|m| {
+        let mut m = m.borrow_mut();
+        let query = SeriesRef {
+            metric: sample.metric,
+            tags: sample.tags(),
+        };
+        if let Some(id) = m.get(&query) {
+            return Some(*id);
+        }
+        if m.len() >= MAX_SERIES {
+            return None;
+        }
+        let kind = match sample.kind {
+            Kind::Counter => abi::COUNTER,
+            Kind::Histogram => abi::HISTOGRAM,
+        };
+        let id = abi::define_metric(kind, &sample.series()).ok()?;
+        let key = SeriesKey {
+            metric: sample.metric,
+            values: sample.tags().iter().map(|(_, v)| v.to_string()).collect(),
+        };
+        m.insert(key, id);
+        Some(id)
+    })
+}
 
 /// Records a finished request's metrics and leaves its summary for the access log
 /// (`%FILTER_STATE(wasm.weir:PLAIN)%`).
 fn report(summary: &crate::metrics::Summary) {
     use crate::metrics::Kind;
     for sample in summary.samples() {
-        let kind = match sample.kind {
-            Kind::Counter => abi::COUNTER,
-            Kind::Histogram => abi::HISTOGRAM,
+        let Some(id) = metric_id(&sample) else {
+            continue;
         };
-        let id = METRICS.with(|m| {
-            let mut m = m.borrow_mut();
-            if let Some(id) = m.get(&sample.name) {
-                return Some(*id);
-            }
-            if m.len() >= MAX_SERIES {
-                return None;
-            }
-            let id = abi::define_metric(kind, &sample.name).ok()?;
-            m.insert(sample.name.clone(), id);
-            Some(id)
-        });
-        let Some(id) = id else { continue };
         let _ = match sample.kind {
             Kind::Counter => {
                 abi::increment_metric(id, i64::try_from(sample.value).unwrap_or(i64::MAX))
@@ -360,5 +416,32 @@ impl<R: Role> HttpContext for Shell<R> {
         if let Some(summary) = self.role.on_done(&env(&store)) {
             report(&summary);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_borrowed_series_finds_the_key_it_was_stored_under() {
+        let mut ids: hashbrown::HashMap<SeriesKey, u32> = hashbrown::HashMap::new();
+        let tags = [("model", "gpt"), ("outcome", "success")];
+        let key = SeriesKey {
+            metric: "weir_requests_total",
+            values: vec!["gpt".into(), "success".into()],
+        };
+        ids.insert(key, 7);
+        let found = |metric, tags| ids.get(&SeriesRef { metric, tags }).copied();
+        assert_eq!(found("weir_requests_total", &tags), Some(7));
+        assert_eq!(found("weir_tokens_total", &tags), None);
+        assert_eq!(found("weir_requests_total", &tags[..1]), None);
+        assert_eq!(
+            found(
+                "weir_requests_total",
+                &[("model", "gpt"), ("outcome", "denied")]
+            ),
+            None
+        );
     }
 }
