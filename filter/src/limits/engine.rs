@@ -260,6 +260,12 @@ impl Limiter {
         actual: &Actual,
         undo_request: bool,
     ) {
+        let counts_usage = r.tokens || r.lease || r.day.is_some() || r.spend.is_some();
+        let undoes_count = undo_request && r.request;
+        if !counts_usage && !undoes_count {
+            // A request count is final once admitted: nothing to settle, no shared-data round trip.
+            return;
+        }
         let now_s = now_ms / 1000;
         let result = store::update(store, &r.store_key, |current| {
             let mut st = SubjectState::decode(current);

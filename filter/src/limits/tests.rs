@@ -837,3 +837,48 @@ fn extreme_clocks_and_amounts_do_not_panic() {
         }
     }
 }
+
+/// Counts the store's writes, to see which steps touch shared data.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemStore,
+    sets: std::cell::Cell<usize>,
+}
+impl SharedStore for CountingStore {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        self.sets.set(self.sets.get() + 1);
+        self.inner.set(key, value, cas)
+    }
+}
+
+#[test]
+fn settling_a_request_count_only_writes_nothing() {
+    let store = CountingStore::default();
+    let limiter = Limiter::compile(&LimitsSection::default()).unwrap();
+    let requests = key_limits(serde_json::json!({"requests_per_minute": 10}));
+    let tokens =
+        key_limits(serde_json::json!({"requests_per_minute": 10, "tokens_per_minute": 1000}));
+    let writes = |kl: &KeyLimits| {
+        limiter.seed(&store, [("team-a", kl)]).unwrap();
+        let before = store.sets.get();
+        let ticket = limiter
+            .admit(&store, T0, &subject(kl, "m"), est(50))
+            .unwrap();
+        let admitted = store.sets.get() - before;
+        limiter.settle(&store, T0 + 10, &ticket, Actual::default());
+        (admitted, store.sets.get() - before - admitted)
+    };
+    assert_eq!(
+        writes(&requests),
+        (1, 0),
+        "a request count is final when admitted"
+    );
+    assert_eq!(
+        writes(&tokens),
+        (1, 1),
+        "the actual usage replaces the token estimate"
+    );
+}
