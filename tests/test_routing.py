@@ -153,13 +153,15 @@ def test_lowest_latency_learns_which_target_is_fast(envoy, mock):
 
 
 def test_shared_counters_agree_across_workers(envoy, mock):
-    """The success counter is exact after requests spread over both workers: no lost update."""
+    """The success counter is exact after requests spread over both workers: no lost update.
+    (mock-breaker-solo: a route keeps target health only when a decision reads it, here its
+    breaker.)"""
     client = openai_client(envoy.url)
-    first = health(ask(client, "mock-vllm").headers)
+    first = health(ask(client, "mock-breaker-solo").headers)
     n = 200
-    fan_out(lambda i: ask(client, "mock-vllm"), n, workers=24)
+    fan_out(lambda i: ask(client, "mock-breaker-solo"), n, workers=24)
     time.sleep(1)  # every request's outcome is recorded in Envoy's log phase
-    last = health(ask(client, "mock-vllm").headers)
+    last = health(ask(client, "mock-breaker-solo").headers)
     assert int(last["successes"]) == int(first["successes"]) + 1 + n
     # Only the request reading the header is in flight: every other was released exactly once.
     assert last["in_flight"] == "1" and last["breaker"] == "closed"

@@ -30,7 +30,9 @@ fn config() -> Rc<Config> {
             "an": {"type": "anthropic", "keys": [{"id": "a1", "key": "sk-ant-provider"}]}
         },
         "models": [
-            {"name": "fast", "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
+            // The breaker never opens here; it makes the route keep target health records.
+            {"name": "fast", "breaker": {"min_requests": 1000},
+             "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
             {"name": "safe", "targets": [
                 {"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_fo"},
                 {"provider": "an", "model": "claude-x", "cluster": "c_fo"}]},

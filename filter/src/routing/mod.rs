@@ -268,7 +268,12 @@ impl Router {
     ) -> Result<(), crate::store::StoreError> {
         let empty = health::Health::default().encode();
         for r in &self.routes {
-            for key in &r.health_keys {
+            let health_keys = if r.tracks_health() {
+                r.health_keys.as_slice()
+            } else {
+                &[]
+            };
+            for key in health_keys {
                 if store.get(key)?.0.is_none() {
                     store.set(key, &empty, 0)?;
                 }

@@ -4,7 +4,9 @@
 //! Invariants: every [`Route::choose`] that returns a [`Choice`] acquired exactly one target
 //! (in-flight + 1) and the caller must hand its [`Ticket`] to [`Route::finish`] exactly once;
 //! an [`Unavailable`] acquired nothing. Shared-data failures degrade to a choice without
-//! health, never to a refused request.
+//! health, never to a refused request. A route whose decisions never read health (no breaker,
+//! a strategy other than `least_in_flight` / `lowest_latency`) keeps no record at all: acquiring
+//! and finishing are then free of shared-data round trips.
 
 use super::affinity;
 use super::health::{self, Admission, FailureClass, Health, Outcome};
@@ -55,9 +57,21 @@ pub struct Finished<'a> {
 }
 
 impl Route {
-    /// The shared health record of target `index`.
+    /// The shared health record of target `index`, if this route keeps one.
     pub fn health(&self, store: &dyn SharedStore, index: usize) -> Option<Health> {
+        if !self.tracks_health() {
+            return None;
+        }
         self.health_keys.get(index).map(|k| health::read(store, k))
+    }
+
+    /// Whether any decision of this route reads target health.
+    pub fn tracks_health(&self) -> bool {
+        self.breaker.is_some()
+            || matches!(
+                self.strategy,
+                Strategy::LeastInFlight | Strategy::LowestLatency
+            )
     }
 
     /// Chooses and acquires a target (see the module doc). `random` is a fresh host random.
@@ -68,12 +82,8 @@ impl Route {
         random: u64,
         request: &Request,
     ) -> Result<Choice<'_>, Unavailable> {
-        let needs_health = self.breaker.is_some()
-            || matches!(
-                self.strategy,
-                Strategy::LeastInFlight | Strategy::LowestLatency
-            );
-        let healths: Vec<Health> = if needs_health {
+        let tracked = self.tracks_health();
+        let healths: Vec<Health> = if tracked {
             self.health_keys
                 .iter()
                 .map(|k| health::read(store, k))
@@ -102,7 +112,15 @@ impl Route {
             let Some(key) = self.health_keys.get(index) else {
                 continue;
             };
-            let probe = match health::acquire(store, key, now_ms, self.breaker.as_ref()) {
+            let acquired = if tracked {
+                health::acquire(store, key, now_ms, self.breaker.as_ref())
+            } else {
+                Ok(Admission::Admitted {
+                    probe: false,
+                    transition: None,
+                })
+            };
+            let probe = match acquired {
                 Ok(Admission::Admitted { probe, transition }) => {
                     if let Some(t) = transition {
                         events.push((self.provider_of(index), t.name()));
@@ -145,6 +163,9 @@ impl Route {
         f: &Finished,
     ) -> Vec<(String, &'static str)> {
         let mut events = Vec::new();
+        if !self.tracks_health() {
+            return events;
+        }
         let mut rec = |index: usize, outcome: Outcome, latency, release: bool, probe: bool| {
             let Some(key) = self.health_keys.get(index) else {
                 return;
@@ -572,7 +593,10 @@ mod tests {
 
     #[test]
     fn failover_inside_the_cluster_blames_the_chosen_target_and_credits_the_server() {
-        let r = router(r#"[{"name": "m", "targets": [{"provider": "a"}, {"provider": "b"}]}]"#);
+        // A breaker that never opens here: it makes the route keep health records.
+        let r = router(
+            r#"[{"name": "m", "breaker": {"min_requests": 1000}, "targets": [{"provider": "a"}, {"provider": "b"}]}]"#,
+        );
         let route = r.find("m").unwrap();
         let store = MemStore::new();
         let c = route.choose(&store, 0, 0, &chat("s")).unwrap();
@@ -605,7 +629,7 @@ mod tests {
     #[test]
     fn racing_workers_keep_exact_counts() {
         let r = router(
-            r#"[{"name": "m", "strategy": "round_robin", "targets": [{"provider": "a"}, {"provider": "b"}]}]"#,
+            r#"[{"name": "m", "strategy": "round_robin", "breaker": {"min_requests": 1000}, "targets": [{"provider": "a"}, {"provider": "b"}]}]"#,
         );
         let route = r.find("m").unwrap().clone();
         let store = MemStore::new();
@@ -629,6 +653,28 @@ mod tests {
         assert_eq!(a.successes() + b.successes(), 40);
         assert_eq!(a.successes(), 20);
         assert_eq!(a.in_flight() + b.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_route_no_decision_reads_health_of_keeps_no_record() {
+        let r = router(
+            r#"[{"name": "m", "strategy": "round_robin", "targets": [{"provider": "a"}, {"provider": "b"}]}]"#,
+        );
+        let route = r.find("m").unwrap();
+        let store = MemStore::new();
+        r.seed(&store).unwrap();
+        let seeded = store.len();
+        for i in 0..4u64 {
+            let c = route.choose(&store, 0, i, &chat("s")).unwrap();
+            let p = c.target.provider.clone();
+            assert!(route.finish(&store, 0, c.ticket, &ok(&p)).is_empty());
+        }
+        assert_eq!(
+            store.len(),
+            seeded,
+            "only the rotation counter lives in shared data"
+        );
+        assert!(route.health(&store, 0).is_none());
     }
 
     #[test]
