@@ -57,7 +57,7 @@ pub struct RequestHead<'a> {
     pub headers: &'a [(String, Vec<u8>)],
     /// Upstream filters only: the endpoint's `filter_metadata.weir.provider`.
     pub endpoint_provider: Option<&'a str>,
-    /// Upstream filters only: the cluster's name.
+    /// Upstream filters only: the cluster's name, read only when the endpoint names no provider.
     pub cluster: Option<&'a str>,
 }
 

@@ -154,12 +154,8 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = Rc::clone(self.config.as_ref()?);
         Some(match self.role? {
-            Which::Gateway => Box::new(Shell {
-                role: Exchange::new(config),
-            }),
-            Which::Provider => Box::new(Shell {
-                role: Attempt::new(config),
-            }),
+            Which::Gateway => Box::new(Shell::new(Exchange::new(config))),
+            Which::Provider => Box::new(Shell::new(Attempt::new(config))),
         })
     }
 }
@@ -172,27 +168,68 @@ fn send(reply: &Reply) -> Action {
     Action::Pause
 }
 
-/// Applies header changes; the host refusing one is logged, never a trap.
-fn edit_headers(map: Map, remove: &[String], set: &[(String, String)]) {
-    for name in remove {
-        if let Err(e) = abi::remove_header(map, name) {
-            log::debug!("weir: could not remove header {name} (status {})", e.0);
-        }
-    }
-    for (name, value) in set {
-        if let Err(e) = abi::set_header(map, name, value) {
-            log::warn!("weir: could not set header {name} (status {})", e.0);
-        }
-    }
+/// A header map as this filter last saw it, kept in step with the edits it applies, so an edit
+/// that would change nothing (a header set to the value it has, a removal of an absent one) is
+/// never sent to the host: each edit is a host call and a header-map rewrite in Envoy.
+#[derive(Default)]
+struct KnownHeaders {
+    map: Option<Map>,
+    pairs: Vec<(String, Vec<u8>)>,
 }
 
-fn set_status(status: Option<u16>) {
-    if let Some(s) = status {
-        edit_headers(
-            Map::ResponseHeaders,
-            &[],
-            &[(":status".into(), s.to_string())],
-        );
+enum Edit<'a> {
+    Remove(&'a str),
+    Set(&'a str, &'a str),
+}
+
+impl KnownHeaders {
+    fn read(map: Map) -> Self {
+        KnownHeaders {
+            map: Some(map),
+            pairs: abi::headers(map).unwrap_or_default(),
+        }
+    }
+
+    /// Applies header changes; the host refusing one is logged, never a trap.
+    fn edit(&mut self, remove: &[String], set: &[(String, String)]) {
+        let Some(map) = self.map else { return };
+        self.apply(remove, set, |edit| match edit {
+            Edit::Remove(name) => abi::remove_header(map, name).map_err(|e| {
+                log::debug!("weir: could not remove header {name} (status {})", e.0);
+            }),
+            Edit::Set(name, value) => abi::set_header(map, name, value).map_err(|e| {
+                log::warn!("weir: could not set header {name} (status {})", e.0);
+            }),
+        });
+    }
+
+    /// The edits that change something go to `host`, and those it accepts into `pairs`.
+    fn apply(
+        &mut self,
+        remove: &[String],
+        set: &[(String, String)],
+        mut host: impl FnMut(Edit) -> Result<(), ()>,
+    ) {
+        for name in remove {
+            if self.pairs.iter().any(|(n, _)| n == name) && host(Edit::Remove(name)).is_ok() {
+                self.pairs.retain(|(n, _)| n != name);
+            }
+        }
+        for (name, value) in set {
+            let mut same = self.pairs.iter().filter(|(n, _)| n == name);
+            let unchanged = matches!((same.next(), same.next()),
+                (Some((_, v)), None) if v == value.as_bytes());
+            if !unchanged && host(Edit::Set(name, value)).is_ok() {
+                self.pairs.retain(|(n, _)| n != name);
+                self.pairs.push((name.clone(), value.as_bytes().to_vec()));
+            }
+        }
+    }
+
+    fn set_status(&mut self, status: Option<u16>) {
+        if let Some(s) = status {
+            self.edit(&[], &[(":status".into(), s.to_string())]);
+        }
     }
 }
 
@@ -317,13 +354,25 @@ fn publish(state: Vec<(&'static str, String)>) {
 /// applies its effects.
 struct Shell<R: Role> {
     role: R,
+    request_headers: KnownHeaders,
+    response_headers: KnownHeaders,
+}
+
+impl<R: Role> Shell<R> {
+    fn new(role: R) -> Self {
+        Shell {
+            role,
+            request_headers: KnownHeaders::default(),
+            response_headers: KnownHeaders::default(),
+        }
+    }
 }
 
 impl<R: Role> Context for Shell<R> {}
 
 impl<R: Role> HttpContext for Shell<R> {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        let headers = abi::headers(Map::RequestHeaders).unwrap_or_default();
+        self.request_headers = KnownHeaders::read(Map::RequestHeaders);
         let (provider, cluster) = if R::NEEDS_ENDPOINT {
             let metadata = [
                 "xds",
@@ -332,15 +381,19 @@ impl<R: Role> HttpContext for Shell<R> {
                 "weir",
                 "provider",
             ];
-            (
-                abi::property_str(&metadata),
-                abi::property_str(&["xds", "cluster_name"]),
-            )
+            // Each property read is a lookup through Envoy's attribute tree: the cluster name is
+            // only needed when the endpoint does not name its provider.
+            let provider = abi::property_str(&metadata);
+            let cluster = match provider {
+                Some(_) => None,
+                None => abi::property_str(&["xds", "cluster_name"]),
+            };
+            (provider, cluster)
         } else {
             (None, None)
         };
         let head = RequestHead {
-            headers: &headers,
+            headers: &self.request_headers.pairs,
             endpoint_provider: provider.as_deref(),
             cluster: cluster.as_deref(),
         };
@@ -349,7 +402,7 @@ impl<R: Role> HttpContext for Shell<R> {
         match self.role.on_request_headers(&head, &env) {
             HeadersVerdict::Reply(r) => send(&r),
             HeadersVerdict::Buffer { remove } => {
-                edit_headers(Map::RequestHeaders, &remove, &[]);
+                self.request_headers.edit(&remove, &[]);
                 if end_of_stream {
                     // No body will come: decide now (an empty body is a 400 in every protocol).
                     if let BodyVerdict::Reply(r) = self.role.on_request_body(&[], &env) {
@@ -370,7 +423,7 @@ impl<R: Role> HttpContext for Shell<R> {
         match self.role.on_request_body(&body, &env(&store)) {
             BodyVerdict::Reply(r) => send(&r),
             BodyVerdict::Forward { set, body: out } => {
-                edit_headers(Map::RequestHeaders, &[], &set);
+                self.request_headers.edit(&[], &set);
                 replace_body(Buffer::RequestBody, size, &out);
                 publish(self.role.take_filter_state());
                 Action::Continue
@@ -379,11 +432,13 @@ impl<R: Role> HttpContext for Shell<R> {
     }
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
-        let headers = abi::headers(Map::ResponseHeaders).unwrap_or_default();
+        self.response_headers = KnownHeaders::read(Map::ResponseHeaders);
         let store = HostStore;
-        let edits = self.role.on_response_headers(&headers, &env(&store));
-        edit_headers(Map::ResponseHeaders, &edits.remove, &edits.set);
-        set_status(edits.status);
+        let edits = self
+            .role
+            .on_response_headers(&self.response_headers.pairs, &env(&store));
+        self.response_headers.edit(&edits.remove, &edits.set);
+        self.response_headers.set_status(edits.status);
         // A headers-only answer (another filter's local reply without a body) has no body to
         // wait for: holding it would hang the stream, so it goes on with its headers edited.
         if self.role.buffers_response() && !end_of_stream {
@@ -406,7 +461,7 @@ impl<R: Role> HttpContext for Shell<R> {
         {
             replace_body(Buffer::ResponseBody, size, &out);
         }
-        set_status(self.role.take_status());
+        self.response_headers.set_status(self.role.take_status());
         publish(self.role.take_filter_state());
         Action::Continue
     }
@@ -422,6 +477,52 @@ impl<R: Role> HttpContext for Shell<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edits_that_change_nothing_never_reach_the_host() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, Vec<u8>)> {
+            list.iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let mut known = KnownHeaders {
+            map: None,
+            pairs: pairs(&[
+                ("content-type", "application/json"),
+                ("accept", "a"),
+                ("accept", "b"),
+                ("x-weir-ir", "response"),
+            ]),
+        };
+        let mut sent = Vec::new();
+        let remove = ["content-length".to_string(), "x-weir-ir".to_string()];
+        let set = [
+            ("content-type", "application/json"),
+            ("accept", "a"),
+            ("x-new", "1"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+        known.apply(&remove, &set, |e| {
+            sent.push(match e {
+                Edit::Remove(n) => format!("-{n}"),
+                Edit::Set(n, v) => format!("{n}={v}"),
+            });
+            Ok(())
+        });
+        // Absent and unchanged headers are skipped; a repeated header is always replaced.
+        assert_eq!(sent, ["-x-weir-ir", "accept=a", "x-new=1"]);
+        assert_eq!(
+            known.pairs,
+            pairs(&[
+                ("content-type", "application/json"),
+                ("accept", "a"),
+                ("x-new", "1")
+            ])
+        );
+        // A refused edit leaves the known map as the host has it.
+        known.apply(&[], &[("x-new".into(), "2".into())], |_| Err(()));
+        assert!(known.pairs.contains(&("x-new".to_string(), b"1".to_vec())));
+    }
 
     #[test]
     fn a_borrowed_series_finds_the_key_it_was_stored_under() {
