@@ -14,6 +14,30 @@ pub struct Env<'a> {
     pub store: &'a dyn SharedStore,
     /// A fresh random number from the host.
     pub random: u64,
+    /// Upstream filters: the endpoint Envoy picked for this attempt, read on demand.
+    pub endpoint: &'a dyn Endpoint,
+}
+
+/// What an upstream filter can learn about the endpoint Envoy picked for this attempt. Each
+/// answer is a property lookup in Envoy, so the provider role asks only when its configuration
+/// leaves the provider open (a cluster several providers share).
+pub trait Endpoint {
+    /// The endpoint's `filter_metadata.weir.provider`.
+    fn provider(&self) -> Option<String>;
+    /// The cluster's name.
+    fn cluster(&self) -> Option<String>;
+}
+
+/// No endpoint (downstream filters, tests that need none).
+pub struct NoEndpoint;
+
+impl Endpoint for NoEndpoint {
+    fn provider(&self) -> Option<String> {
+        None
+    }
+    fn cluster(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A complete local answer.
@@ -51,24 +75,13 @@ pub struct HeaderEdits {
     pub status: Option<u16>,
 }
 
-/// The request as the host sees it when headers arrive.
-pub struct RequestHead<'a> {
-    /// Every header, lower-case names, raw values, repeats kept.
-    pub headers: &'a [(String, Vec<u8>)],
-    /// Upstream filters only: the endpoint's `filter_metadata.weir.provider`.
-    pub endpoint_provider: Option<&'a str>,
-    /// Upstream filters only: the cluster's name, read only when the endpoint names no provider.
-    pub cluster: Option<&'a str>,
-}
-
 /// One request (downstream) or one attempt (upstream), driven by the host in this order:
 /// `on_request_headers` → `on_request_body` (whole body) → `on_response_headers` →
 /// `on_response_body` per chunk, or once whole when `buffers_response` → `take_status` after
 /// the last body call → `on_done`.
 pub trait Role {
-    /// Whether the host must read the endpoint properties for [`RequestHead`].
-    const NEEDS_ENDPOINT: bool;
-    fn on_request_headers(&mut self, head: &RequestHead, env: &Env) -> HeadersVerdict;
+    /// Every request header: lower-case names, raw values, repeats kept.
+    fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict;
     fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict;
     fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeaderEdits;
     /// Whether the host must hold the response (headers included) until its end.

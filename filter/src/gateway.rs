@@ -21,7 +21,7 @@ use crate::cache::{self, Directive, Lookup, Who};
 use crate::config::Config;
 use crate::flow::{
     header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
-    RequestHead, Role, INTERNAL_PREFIX,
+    Role, INTERNAL_PREFIX,
 };
 use crate::ir::{ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
 use crate::limits::{descriptors, Actual, Estimate, Subject, Ticket};
@@ -430,7 +430,7 @@ impl Exchange {
             return BodyVerdict::Reply(reply);
         }
         let req = Rc::new(req);
-        let ir = match crate::handoff::send(&route.name, &req, env.random) {
+        let ir = match crate::handoff::send(&route.name, &target.cluster, &req, env.random) {
             Ok(out) => {
                 self.handoff = out.id;
                 out.body
@@ -465,12 +465,10 @@ impl Exchange {
 }
 
 impl Role for Exchange {
-    const NEEDS_ENDPOINT: bool = false;
-
     /// `headers`: every request header, lower-case names, raw values, repeats kept.
-    fn on_request_headers(&mut self, head: &RequestHead, env: &Env) -> HeadersVerdict {
+    fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
         self.started_ms = env.now_ms;
-        let verdict = self.request_headers(head.headers, env);
+        let verdict = self.request_headers(headers, env);
         if let HeadersVerdict::Reply(r) = &verdict {
             self.summary.status = r.status;
         }

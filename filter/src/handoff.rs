@@ -33,6 +33,7 @@ pub const MAX_IN_FLIGHT: usize = 4096;
 /// What the gateway keeps for one request until its `on_done`.
 struct Entry {
     route: String,
+    cluster: String,
     request: Rc<Request>,
     /// Attempts the provider role has started (retries included).
     attempts: u32,
@@ -106,11 +107,18 @@ pub struct Outbound {
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {
     route: &'a str,
+    cluster: &'a str,
     request: &'a Request,
 }
 
-/// Gateway: hands the request to the provider role. `random` seeds this VM's nonce.
-pub fn send(route: &str, request: &Rc<Request>, random: u64) -> serde_json::Result<Outbound> {
+/// Gateway: hands the request, bound for `cluster`, to the provider role. `random` seeds this
+/// VM's nonce.
+pub fn send(
+    route: &str,
+    cluster: &str,
+    request: &Rc<Request>,
+    random: u64,
+) -> serde_json::Result<Outbound> {
     let by_ref = TABLE.with(|t| {
         let mut t = t.borrow_mut();
         if !(t.provider_here || t.provider_roots > 0) || t.entries.len() >= MAX_IN_FLIGHT {
@@ -128,6 +136,7 @@ pub fn send(route: &str, request: &Rc<Request>, random: u64) -> serde_json::Resu
             id,
             Entry {
                 route: route.to_string(),
+                cluster: cluster.to_string(),
                 request: Rc::clone(request),
                 attempts: 0,
                 answers: Vec::new(),
@@ -141,7 +150,11 @@ pub fn send(route: &str, request: &Rc<Request>, random: u64) -> serde_json::Resu
             id: Some(id),
         },
         None => Outbound {
-            body: serde_json::to_vec(&EnvelopeRef { route, request })?,
+            body: serde_json::to_vec(&EnvelopeRef {
+                route,
+                cluster,
+                request,
+            })?,
             id: None,
         },
     })
@@ -174,6 +187,7 @@ pub fn receive(body: &[u8]) -> Result<(Envelope, Option<Slot>), Refused> {
         entry.attempts = entry.attempts.saturating_add(1);
         let envelope = Envelope {
             route: entry.route.clone(),
+            cluster: entry.cluster.clone(),
             request: Request::clone(&entry.request),
         };
         Ok((
@@ -299,10 +313,13 @@ mod tests {
     #[test]
     fn without_a_provider_role_here_everything_goes_on_the_wire() {
         fresh();
-        let out = send("r", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), 7).unwrap();
         assert_eq!(out.id, None);
         let (env, slot) = receive(&out.body).unwrap();
-        assert_eq!((env.route.as_str(), slot), ("r", None));
+        assert_eq!(
+            (env.route.as_str(), env.cluster.as_str(), slot),
+            ("r", "c", None)
+        );
         assert_eq!(env.request, *request());
         let body = answer(None, error(503));
         assert_eq!(response(&body), Some(error(503)));
@@ -313,7 +330,7 @@ mod tests {
     fn by_reference_each_attempt_answers_in_its_own_slot() {
         fresh();
         set_provider_in_this_vm(true);
-        let out = send("r", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), 7).unwrap();
         assert!(out.body.starts_with(PREFIX) && out.body.len() < 40);
         let (first, s1) = receive(&out.body).unwrap();
         assert_eq!(first.request, *request());
@@ -334,18 +351,18 @@ mod tests {
     fn references_only_while_a_provider_root_lives_here() {
         fresh();
         let root = ProviderRoot::new();
-        let out = send("r", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), 7).unwrap();
         assert!(out.id.is_some());
         release(out.id);
         drop(root);
-        assert_eq!(send("r", &request(), 7).unwrap().id, None);
+        assert_eq!(send("r", "c", &request(), 7).unwrap().id, None);
     }
 
     #[test]
     fn foreign_and_malformed_references_are_refused() {
         fresh();
         set_provider_in_this_vm(true);
-        let out = send("r", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), 7).unwrap();
         let other_vm = b"weir-ref:1234:1";
         assert_eq!(receive(other_vm).unwrap_err(), Refused::Unresolved);
         assert_eq!(receive(b"weir-ref:zz").unwrap_err(), Refused::Unresolved);
@@ -382,10 +399,10 @@ mod tests {
         fresh();
         set_provider_in_this_vm(true);
         let ids: Vec<_> = (0..MAX_IN_FLIGHT)
-            .map(|_| send("r", &request(), 7).unwrap().id)
+            .map(|_| send("r", "c", &request(), 7).unwrap().id)
             .collect();
         assert!(ids.iter().all(Option::is_some));
-        assert_eq!(send("r", &request(), 7).unwrap().id, None);
+        assert_eq!(send("r", "c", &request(), 7).unwrap().id, None);
         for id in ids {
             release(id);
         }

@@ -50,6 +50,9 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub route: String,
+    /// The cluster the gateway sent the request to (`x-weir-cluster`): Envoy's retries stay in
+    /// it, so it narrows which of the route's targets an attempt can be.
+    pub cluster: String,
     pub request: Request,
 }
 

@@ -6,8 +6,8 @@
 //! endpoint (another priority of the same cluster: a provider of another type) is translated and
 //! signed afresh; that is what makes cross-provider failover work inside one request.
 //!
-//! Call order: [`Attempt::on_request_headers`] (with the provider named by the endpoint's
-//! metadata) → [`Attempt::on_request_body`] with the whole IR body → [`Attempt::on_response_headers`]
+//! Call order: [`Attempt::on_request_headers`] → [`Attempt::on_request_body`] with the whole IR
+//! body (the target is resolved here: see `attempt_target`) → [`Attempt::on_response_headers`]
 //! → [`Attempt::on_response_body`] per chunk, or once whole when [`Attempt::buffers_response`].
 //!
 //! Invariants: no `x-weir-` header and no client credential leaves Envoy; a provider's 401/403
@@ -17,13 +17,13 @@
 use crate::config::providers::{Credential, Provider};
 use crate::config::Config;
 use crate::flow::{
-    header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
-    RequestHead, Role,
+    header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, HeaderEdits, HeadersVerdict,
+    Reply, Role,
 };
 use crate::gateway::{IR_HEADER, PROVIDER_HEADER};
 use crate::handoff::{self, Refused};
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
-use crate::routing::keys;
+use crate::routing::{keys, Route, Router, Target};
 use crate::wire::{sigv4, ProviderKind, StreamDecoder};
 use std::rc::Rc;
 
@@ -78,8 +78,6 @@ enum Mode {
 
 pub struct Attempt {
     cfg: Rc<Config>,
-    /// The endpoint's provider metadata and the cluster name, from the host.
-    endpoint: (Option<String>, Option<String>),
     provider: Option<String>,
     key_id: Option<String>,
     request: Option<Request>,
@@ -95,7 +93,6 @@ impl Attempt {
     pub fn new(cfg: Rc<Config>) -> Self {
         Attempt {
             cfg,
-            endpoint: (None, None),
             provider: None,
             key_id: None,
             request: None,
@@ -165,21 +162,14 @@ impl Attempt {
 }
 
 impl Role for Attempt {
-    const NEEDS_ENDPOINT: bool = true;
-
     /// Strips what must not reach any provider; the target is resolved once the body (which
-    /// names the route) is in. `endpoint_provider`: the endpoint's `filter_metadata.weir.provider`,
-    /// if any; `cluster`: the cluster's name, used when endpoints carry no metadata.
+    /// names the route) is in.
     ///
     /// On a retry Envoy hands this attempt the header map the previous attempt rewrote, so
     /// everything a previous attempt set (credentials of another provider included) is removed.
-    fn on_request_headers(&mut self, head: &RequestHead, _env: &Env) -> HeadersVerdict {
-        self.endpoint = (
-            head.endpoint_provider.map(str::to_string),
-            head.cluster.map(str::to_string),
-        );
+    fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], _env: &Env) -> HeadersVerdict {
         HeadersVerdict::Buffer {
-            remove: strip_list(head.headers, STRIPPED_REQUEST_HEADERS.iter().copied()),
+            remove: strip_list(headers, STRIPPED_REQUEST_HEADERS.iter().copied()),
         }
     }
 
@@ -188,6 +178,7 @@ impl Role for Attempt {
         let (
             Envelope {
                 route,
+                cluster,
                 request: mut req,
             },
             slot,
@@ -203,28 +194,23 @@ impl Role for Attempt {
                 format!("model route '{route}' is not in this filter's configuration"),
             )));
         };
-        let (endpoint_provider, cluster) = (self.endpoint.0.as_deref(), self.endpoint.1.as_deref());
-        let target = match endpoint_provider {
-            Some(p) => route.target_for_provider(p),
-            None => cluster.and_then(|c| route.sole_target_in_cluster(c)),
-        };
-        let Some(provider) = target.and_then(|t| cfg.providers.get(&t.provider)) else {
+        let target = attempt_target(&cfg.router, route, &cluster, env.endpoint);
+        let Some((target, provider)) =
+            target.and_then(|t| Some((t, cfg.providers.get(&t.provider)?)))
+        else {
             return BodyVerdict::Reply(ir_error(ErrorInfo::new(
                 500,
                 ErrorKind::Internal,
                 format!(
                     "the endpoint Envoy chose (provider {:?}, cluster {:?}) is not a target of model '{}'",
-                    endpoint_provider.unwrap_or("-"),
-                    cluster.unwrap_or("-"),
+                    env.endpoint.provider().as_deref().unwrap_or("-"),
+                    env.endpoint.cluster().as_deref().unwrap_or(&cluster),
                     route.name
                 ),
             )));
         };
         self.provider = Some(provider.name.clone());
-        if let Some(model) = route
-            .target_for_provider(&provider.name)
-            .and_then(|t| t.model.as_deref())
-        {
+        if let Some(model) = target.model.as_deref() {
             req.set_model(model);
         }
         let out = match provider.spec.encode_request(&req) {
@@ -407,6 +393,30 @@ impl Role for Attempt {
     /// be translated becomes a 502, which Envoy's retry policy can act on).
     fn take_status(&mut self) -> Option<u16> {
         self.final_status.take()
+    }
+}
+
+/// The route's target this attempt serves. Envoy's retries stay in the cluster the gateway chose,
+/// so in a cluster that one provider serves, that cluster's target is the answer with no question
+/// to the host; where several providers share the cluster (failover across provider types), the
+/// endpoint Envoy picked names its provider in its metadata. Without metadata (Istio endpoints),
+/// the cluster's only target of this route.
+fn attempt_target<'r>(
+    router: &Router,
+    route: &'r Route,
+    cluster: &str,
+    endpoint: &dyn Endpoint,
+) -> Option<&'r Target> {
+    if !router.is_shared(cluster) {
+        if let Some(t) = route.sole_target_in_cluster(cluster) {
+            return Some(t);
+        }
+    }
+    match endpoint.provider() {
+        Some(p) => route.target_for_provider(&p),
+        None => endpoint
+            .cluster()
+            .and_then(|c| route.sole_target_in_cluster(&c)),
     }
 }
 

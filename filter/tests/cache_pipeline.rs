@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, Reply, RequestHead, Role};
+use weir::flow::{BodyVerdict, Env, HeadersVerdict, Reply, Role};
 use weir::gateway::Exchange;
 use weir::store::MemStore;
 use weir::upstream::Attempt;
@@ -52,12 +52,7 @@ fn send(
         ("authorization", &auth),
     ]);
     h.extend(headers(extra));
-    let head = RequestHead {
-        headers: &h,
-        endpoint_provider: None,
-        cluster: None,
-    };
-    if let HeadersVerdict::Reply(r) = ex.on_request_headers(&head, &env(store)) {
+    if let HeadersVerdict::Reply(r) = ex.on_request_headers(&h, &env(store)) {
         return Err(r);
     }
     match ex.on_request_body(body.to_string().as_bytes(), &env(store)) {
@@ -78,14 +73,9 @@ fn answer(
     let cfg = config();
     let mut at = Attempt::new(cfg);
     let h = headers(&[]);
-    let head = RequestHead {
-        headers: &h,
-        endpoint_provider: Some("oa"),
-        cluster: None,
-    };
     let e = env(store);
     assert!(matches!(
-        at.on_request_headers(&head, &e),
+        at.on_request_headers(&h, &e),
         HeadersVerdict::Buffer { .. }
     ));
     assert!(matches!(

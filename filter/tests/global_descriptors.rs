@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, RequestHead, Role};
+use weir::flow::{BodyVerdict, Env, HeadersVerdict, Role};
 use weir::gateway::Exchange;
 use weir::store::MemStore;
 
@@ -43,12 +43,7 @@ fn forward(ex: &mut Exchange, store: &MemStore) -> Vec<(String, String)> {
         ("x-weir-rl-key", "someone-else"),
         ("content-type", "application/json"),
     ]);
-    let head = RequestHead {
-        headers: &h,
-        endpoint_provider: None,
-        cluster: None,
-    };
-    match ex.on_request_headers(&head, &env(store)) {
+    match ex.on_request_headers(&h, &env(store)) {
         HeadersVerdict::Buffer { remove } => assert!(remove.iter().any(|r| r == "x-weir-rl-key")),
         HeadersVerdict::Reply(r) => panic!("refused: {}", r.status),
     }

@@ -11,13 +11,13 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, RequestHead, Role};
+use weir::flow::{BodyVerdict, Env, HeadersVerdict, Role};
 use weir::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
 use weir::store::MemStore;
 use weir::upstream::Attempt;
 
 mod common;
-use common::{env, headers, parse_config, set_of, NOW_MS};
+use common::{env, env_at, headers, parse_config, set_of, At, NOW_MS};
 
 fn sha(s: &str) -> String {
     weir::auth::sha256_hex(s)
@@ -71,12 +71,7 @@ fn send(
         ("content-type", "application/json"),
         ("content-length", "100"),
     ]);
-    let head = RequestHead {
-        headers: &h,
-        endpoint_provider: None,
-        cluster: None,
-    };
-    match ex.on_request_headers(&head, &env) {
+    match ex.on_request_headers(&h, &env) {
         HeadersVerdict::Reply(r) => {
             return Err((r.status, serde_json::from_slice(&r.body).unwrap()))
         }
@@ -107,17 +102,13 @@ fn attempt_request(
     provider: &str,
     envelope: &[u8],
 ) -> Outgoing {
-    let env = env(store, 3);
+    let endpoint = At(Some(provider));
+    let env = env_at(store, 3, &endpoint);
     let h = headers(&[
         ("x-weir-cluster", "c"),
         ("authorization", "Bearer leftover-from-last-attempt"),
     ]);
-    let head = RequestHead {
-        headers: &h,
-        endpoint_provider: Some(provider),
-        cluster: None,
-    };
-    match at.on_request_headers(&head, &env) {
+    match at.on_request_headers(&h, &env) {
         HeadersVerdict::Buffer { remove } => {
             assert!(remove.iter().any(|r| r == "authorization"));
             assert!(remove.iter().any(|r| r == "x-weir-cluster"));
@@ -235,8 +226,7 @@ fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored
     let summary = ex
         .on_done(&Env {
             now_ms: NOW_MS + 40,
-            store: &store,
-            random: 0,
+            ..env(&store, 0)
         })
         .unwrap();
     assert_eq!(summary.model.as_deref(), Some("fast"));
@@ -464,12 +454,7 @@ fn a_body_that_is_not_json_is_refused_by_its_content_type() {
             ("authorization", "Bearer sk-weir-a"),
             ("content-type", ctype),
         ]);
-        let head = RequestHead {
-            headers: &h,
-            endpoint_provider: None,
-            cluster: None,
-        };
-        Exchange::new(cfg.clone()).on_request_headers(&head, &env)
+        Exchange::new(cfg.clone()).on_request_headers(&h, &env)
     };
     match verdict("text/plain") {
         HeadersVerdict::Reply(r) => {
@@ -636,4 +621,62 @@ fn an_open_breaker_on_every_target_is_a_503_before_any_upstream_call() {
         .unwrap();
     assert_eq!(h.failures(weir::routing::health::FailureClass::Connect), 1);
     assert_eq!(h.in_flight(), 0);
+}
+
+/// Counts the host property reads an attempt makes about its endpoint.
+struct Asked<'a> {
+    provider: Option<&'a str>,
+    reads: std::cell::Cell<u32>,
+}
+
+impl weir::flow::Endpoint for Asked<'_> {
+    fn provider(&self) -> Option<String> {
+        self.reads.set(self.reads.get() + 1);
+        self.provider.map(str::to_string)
+    }
+    fn cluster(&self) -> Option<String> {
+        self.reads.set(self.reads.get() + 1);
+        None
+    }
+}
+
+#[test]
+fn only_an_attempt_in_a_cluster_several_providers_share_asks_the_endpoint() {
+    let cfg = config();
+    let store = MemStore::new();
+    cfg.router.seed(&store).unwrap();
+    let reads = |model: &str, provider: &str| {
+        let mut ex = Exchange::new(cfg.clone());
+        let sent = send(
+            &mut ex,
+            &store,
+            "sk-weir-a",
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+        let endpoint = Asked {
+            provider: Some(provider),
+            reads: Default::default(),
+        };
+        let env = Env {
+            endpoint: &endpoint,
+            ..env(&store, 1)
+        };
+        let mut at = Attempt::new(cfg.clone());
+        at.on_request_headers(&headers(&[]), &env);
+        let BodyVerdict::Forward { set, .. } = at.on_request_body(&sent.envelope, &env) else {
+            panic!("the attempt was refused");
+        };
+        ex.on_done(&env);
+        (
+            endpoint.reads.get(),
+            set_of(&set, ":path").unwrap().to_string(),
+        )
+    };
+    // c_oa only ever serves `oa`: its target is known without asking.
+    assert_eq!(reads("fast", "oa"), (0, "/v1/chat/completions".into()));
+    // c_fo has targets of `oa` and `an`: the endpoint's metadata decides, once.
+    assert_eq!(reads("safe", "an"), (1, "/v1/messages".into()));
+    assert_eq!(reads("safe", "oa"), (1, "/v1/chat/completions".into()));
 }

@@ -11,7 +11,7 @@
 pub mod abi;
 
 use crate::config::Config;
-use crate::flow::{BodyVerdict, Env, HeadersVerdict, Reply, RequestHead, Role};
+use crate::flow::{BodyVerdict, Endpoint, Env, HeadersVerdict, Reply, Role};
 use crate::gateway::Exchange;
 use crate::store::{SharedStore, StoreError};
 use crate::upstream::Attempt;
@@ -72,11 +72,30 @@ fn random() -> u64 {
     })
 }
 
+/// The endpoint of this upstream attempt, through the host's properties, read when asked.
+pub struct HostEndpoint;
+
+impl Endpoint for HostEndpoint {
+    fn provider(&self) -> Option<String> {
+        abi::property_str(&[
+            "xds",
+            "upstream_host_metadata",
+            "filter_metadata",
+            "weir",
+            "provider",
+        ])
+    }
+    fn cluster(&self) -> Option<String> {
+        abi::property_str(&["xds", "cluster_name"])
+    }
+}
+
 fn env(store: &HostStore) -> Env<'_> {
     Env {
         now_ms: abi::now_nanos() / 1_000_000,
         store,
         random: random(),
+        endpoint: &HostEndpoint,
     }
 }
 
@@ -373,33 +392,12 @@ impl<R: Role> Context for Shell<R> {}
 impl<R: Role> HttpContext for Shell<R> {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.request_headers = KnownHeaders::read(Map::RequestHeaders);
-        let (provider, cluster) = if R::NEEDS_ENDPOINT {
-            let metadata = [
-                "xds",
-                "upstream_host_metadata",
-                "filter_metadata",
-                "weir",
-                "provider",
-            ];
-            // Each property read is a lookup through Envoy's attribute tree: the cluster name is
-            // only needed when the endpoint does not name its provider.
-            let provider = abi::property_str(&metadata);
-            let cluster = match provider {
-                Some(_) => None,
-                None => abi::property_str(&["xds", "cluster_name"]),
-            };
-            (provider, cluster)
-        } else {
-            (None, None)
-        };
-        let head = RequestHead {
-            headers: &self.request_headers.pairs,
-            endpoint_provider: provider.as_deref(),
-            cluster: cluster.as_deref(),
-        };
         let store = HostStore;
         let env = env(&store);
-        match self.role.on_request_headers(&head, &env) {
+        match self
+            .role
+            .on_request_headers(&self.request_headers.pairs, &env)
+        {
             HeadersVerdict::Reply(r) => send(&r),
             HeadersVerdict::Buffer { remove } => {
                 self.request_headers.edit(&remove, &[]);

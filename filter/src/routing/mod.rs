@@ -172,6 +172,9 @@ impl Route {
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// Clusters that targets of more than one provider name (cross-provider failover inside a
+    /// cluster): only there must an attempt ask the endpoint which provider it is.
+    shared_clusters: Vec<String>,
 }
 
 impl Router {
@@ -256,7 +259,28 @@ impl Router {
                 prefer_region: m.prefer_region.clone(),
             });
         }
-        Ok(Router { routes })
+        let mut providers_of: Vec<(&str, &str)> = Vec::new();
+        let mut shared_clusters: Vec<String> = Vec::new();
+        for t in routes.iter().flat_map(|r| &r.targets) {
+            match providers_of.iter().find(|(c, _)| *c == t.cluster) {
+                Some((_, p)) if *p != t.provider => {
+                    if !shared_clusters.contains(&t.cluster) {
+                        shared_clusters.push(t.cluster.clone());
+                    }
+                }
+                Some(_) => {}
+                None => providers_of.push((&t.cluster, &t.provider)),
+            }
+        }
+        Ok(Router {
+            routes,
+            shared_clusters,
+        })
+    }
+
+    /// Whether targets of several providers name `cluster`.
+    pub fn is_shared(&self, cluster: &str) -> bool {
+        self.shared_clusters.iter().any(|c| c == cluster)
     }
 
     /// Creates every route's shared keys (health records, rotation counters) that do not exist
@@ -364,6 +388,18 @@ mod tests {
         assert_eq!(r.find("gpt-4o").unwrap().targets[0].provider, "a");
         assert_eq!(r.find("gpt-3.5").unwrap().targets[0].provider, "b");
         assert!(r.find("claude").is_none());
+    }
+
+    #[test]
+    fn a_cluster_is_shared_when_targets_of_two_providers_name_it() {
+        let r = router(
+            r#"[{"name": "m", "targets": [{"provider": "a", "cluster": "x"}, {"provider": "b", "cluster": "y"}]},
+                {"name": "n", "targets": [{"provider": "a", "cluster": "x"}, {"provider": "c", "cluster": "y"}]},
+                {"name": "o", "targets": [{"provider": "c"}]}]"#,
+        );
+        assert!(!r.is_shared("x"));
+        assert!(r.is_shared("y"));
+        assert!(!r.is_shared("c"));
     }
 
     #[test]

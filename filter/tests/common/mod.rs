@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 use weir::config::Config;
-use weir::flow::Env;
+use weir::flow::{Endpoint, Env, NoEndpoint};
 use weir::store::MemStore;
 
 pub const NOW_MS: u64 = 1_790_000_000_000;
@@ -21,6 +21,27 @@ pub fn env(store: &MemStore, random: u64) -> Env<'_> {
         now_ms: NOW_MS,
         store,
         random,
+        endpoint: &NoEndpoint,
+    }
+}
+
+/// An upstream endpoint whose metadata names a provider (or nothing).
+pub struct At<'a>(pub Option<&'a str>);
+
+impl Endpoint for At<'_> {
+    fn provider(&self) -> Option<String> {
+        self.0.map(str::to_string)
+    }
+    fn cluster(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The host's inputs of an upstream attempt whose endpoint is `at`.
+pub fn env_at<'a>(store: &'a MemStore, random: u64, at: &'a At<'a>) -> Env<'a> {
+    Env {
+        endpoint: at,
+        ..env(store, random)
     }
 }
 

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, RequestHead, Role};
+use weir::flow::{BodyVerdict, Env, HeadersVerdict, NoEndpoint, Role};
 use weir::gateway::{Exchange, CLUSTER_HEADER};
 use weir::ir::{Request, StreamEvent};
 use weir::pii::Scrubber;
@@ -163,6 +163,8 @@ fn env(store: &MemStore) -> Env<'_> {
         now_ms: now,
         store,
         random: now.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        // The bench cluster serves one provider: the provider role never asks the endpoint.
+        endpoint: &NoEndpoint,
     }
 }
 
@@ -179,12 +181,7 @@ fn send_request(cfg: &Rc<Config>, store: &MemStore, body: &[u8]) -> Flight {
         ("authorization", &auth),
     ]);
     let mut exchange = Exchange::new(Rc::clone(cfg));
-    let head = RequestHead {
-        headers: &req_headers,
-        endpoint_provider: None,
-        cluster: None,
-    };
-    if let HeadersVerdict::Reply(r) = exchange.on_request_headers(&head, &env) {
+    if let HeadersVerdict::Reply(r) = exchange.on_request_headers(&req_headers, &env) {
         panic!("gateway refused the headers: {}", r.status);
     }
     let (set, ir) = match exchange.on_request_body(body, &env) {
@@ -195,23 +192,17 @@ fn send_request(cfg: &Rc<Config>, store: &MemStore, body: &[u8]) -> Flight {
             String::from_utf8_lossy(&r.body)
         ),
     };
-    let cluster = set
-        .iter()
-        .find(|(n, _)| n == CLUSTER_HEADER)
-        .map(|(_, v)| v.clone())
-        .expect("x-weir-cluster");
+    assert!(
+        set.iter().any(|(n, _)| n == CLUSTER_HEADER),
+        "x-weir-cluster"
+    );
     let mut attempt = Attempt::new(Rc::clone(cfg));
     let up_headers = headers(&[
         (":method", "POST"),
         (":path", "/v1/chat/completions"),
         ("content-type", "application/json"),
     ]);
-    let head = RequestHead {
-        headers: &up_headers,
-        endpoint_provider: Some(PROVIDER),
-        cluster: Some(&cluster),
-    };
-    if let HeadersVerdict::Reply(r) = attempt.on_request_headers(&head, &env) {
+    if let HeadersVerdict::Reply(r) = attempt.on_request_headers(&up_headers, &env) {
         panic!("provider role refused the headers: {}", r.status);
     }
     let provider_body = match attempt.on_request_body(&ir, &env) {
