@@ -33,7 +33,7 @@ use std::rc::Rc;
 
 /// Request header: the Envoy cluster the router must use (`route.cluster_header`).
 pub const CLUSTER_HEADER: &str = "x-weir-cluster";
-/// Response header set by the provider role: `response` (IR JSON) or `stream` (IR NDJSON).
+/// Response header set by the provider role: `response` (an IR answer) or `stream` (IR events).
 pub const IR_HEADER: &str = "x-weir-ir";
 /// Response header set by the provider role: the provider that answered.
 pub const PROVIDER_HEADER: &str = "x-weir-provider";
@@ -595,6 +595,8 @@ impl Role for Exchange {
             }
             Mode::Stream(st) => {
                 let mut lines = Vec::new();
+                // Taken even after a failure, so the queue never outgrows one chunk's events.
+                let queued = crate::handoff::take_stream(self.handoff);
                 let mut events = Vec::new();
                 if !st.failed {
                     let framed = st.framer.push(chunk, &mut lines).and_then(|()| {
@@ -616,6 +618,7 @@ impl Role for Exchange {
                     if framed.is_err() {
                         events.push(StreamEvent::Error(internal_stream_error()));
                     }
+                    events.extend(queued);
                 }
                 let vault = self.vault.as_ref();
                 let mut restored = Vec::new();

@@ -5,8 +5,10 @@
 //! worker thread, and with the same `vm_id`, code and VM config both roles live in the same wasm
 //! VM. Then serialising the IR to JSON and parsing it again on the other side is pure waste: the
 //! gateway keeps the request in this thread's table and forwards a short reference body instead;
-//! the provider role looks it up, and hands a buffered answer back the same way. Streams stay on
-//! the NDJSON wire (their chunks are small and already incremental).
+//! the provider role looks it up, and hands a buffered answer back the same way. A stream's
+//! events go into the entry as each provider chunk is decoded, and the chunk itself becomes a
+//! blank NDJSON line that tells the gateway to take them; without a reference they travel as
+//! NDJSON lines.
 //!
 //! Call order and invariants:
 //! - Each configured provider root context holds a [`ProviderRoot`]; only while one lives in this
@@ -15,12 +17,16 @@
 //! - [`send`] (gateway, once per request) → [`receive`] (provider role, once per attempt: a
 //!   retry replays the same body, so it finds the same entry) → [`answer`] (provider role, end
 //!   of a buffered answer) → [`response`] (gateway) → [`release`] (gateway's `on_done`, always).
+//!   Streams: [`stream`] (provider role, each chunk) → [`take_stream`] (gateway, each chunk).
+//!   Only one attempt's stream ever reaches the client (Envoy does not retry once it forwarded a
+//!   response's headers), so an entry keeps one queue of events, drained by every gateway chunk:
+//!   at most one provider chunk's events wait in it.
 //! - A reference names this VM (a random nonce) and carries no data: a reference that reaches a
 //!   provider role in another VM, or one whose entry is gone, is refused with a clear error, never
 //!   resolved to another request's data. The table holds at most [`MAX_IN_FLIGHT`] requests;
 //!   past that requests go on the wire, so a missed release can cost speed, never memory.
 
-use crate::ir::{Envelope, Request, Response};
+use crate::ir::{Envelope, Request, Response, StreamEvent};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -39,6 +45,8 @@ struct Entry {
     attempts: u32,
     /// Buffered answers by attempt, until the gateway takes the one Envoy delivered.
     answers: Vec<(u32, Response)>,
+    /// Stream events decoded by the provider role, until the gateway's next chunk takes them.
+    stream: Vec<StreamEvent>,
 }
 
 #[derive(Default)]
@@ -140,6 +148,7 @@ pub fn send(
                 request: Rc::clone(request),
                 attempts: 0,
                 answers: Vec::new(),
+                stream: Vec::new(),
             },
         );
         Some((t.nonce, id))
@@ -236,6 +245,59 @@ pub fn response(body: &[u8]) -> Option<Response> {
         let answers = &mut t.entries.get_mut(&id)?.answers;
         let at = answers.iter().position(|(a, _)| *a == attempt)?;
         Some(answers.swap_remove(at).1)
+    })
+}
+
+/// Provider role: the body that carries one chunk's stream events to the gateway. By reference
+/// they wait in the entry and the body is a blank line (empty when there were none); otherwise
+/// they are NDJSON lines. `failed` is set when an error event ends the stream (events after it
+/// are dropped).
+pub fn stream(slot: Option<Slot>, events: Vec<StreamEvent>, failed: &mut bool) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(events.len());
+    for ev in events {
+        let error = matches!(ev, StreamEvent::Error(_));
+        kept.push(ev);
+        if error {
+            *failed = true;
+            break;
+        }
+    }
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    let queued = slot.is_some_and(|slot| {
+        TABLE.with(|t| match t.borrow_mut().entries.get_mut(&slot.id) {
+            Some(entry) => {
+                entry.stream.append(&mut kept);
+                true
+            }
+            None => false,
+        })
+    });
+    if queued {
+        return b"\n".to_vec();
+    }
+    let mut out = Vec::new();
+    for ev in &kept {
+        if let Ok(line) = serde_json::to_vec(ev) {
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Gateway: the stream events the provider role queued for this request since the last call.
+pub fn take_stream(id: Option<u64>) -> Vec<StreamEvent> {
+    let Some(id) = id else {
+        return Vec::new();
+    };
+    TABLE.with(|t| {
+        t.borrow_mut()
+            .entries
+            .get_mut(&id)
+            .map(|e| std::mem::take(&mut e.stream))
+            .unwrap_or_default()
     })
 }
 
@@ -369,6 +431,39 @@ mod tests {
         assert_eq!(receive(b"{\"model\":1}").unwrap_err(), Refused::NotIr);
         assert_eq!(response(b"weir-ref:1234:1:1"), None);
         release(out.id);
+    }
+
+    #[test]
+    fn stream_events_wait_in_the_entry_or_travel_as_ndjson() {
+        fresh();
+        let text = |t: &str| StreamEvent::TextDelta {
+            choice: 0,
+            text: t.into(),
+        };
+        let err = StreamEvent::Error(ErrorInfo::new(502, ErrorKind::Upstream, "cut"));
+        // On the wire: one NDJSON line per event, nothing after an error.
+        let mut failed = false;
+        let body = stream(None, vec![text("a"), err.clone(), text("b")], &mut failed);
+        let lines: Vec<StreamEvent> = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!((lines, failed), (vec![text("a"), err.clone()], true));
+        // By reference: a blank line, and the events wait for the gateway, in order.
+        set_provider_in_this_vm(true);
+        let out = send("r", "c", &request(), 7).unwrap();
+        let (_, slot) = receive(&out.body).unwrap();
+        let mut failed = false;
+        assert_eq!(stream(slot, vec![text("a")], &mut failed), b"\n");
+        assert_eq!(stream(slot, vec![], &mut failed), b"");
+        assert_eq!(stream(slot, vec![text("b")], &mut failed), b"\n");
+        assert_eq!(take_stream(out.id), vec![text("a"), text("b")]);
+        assert_eq!(take_stream(out.id), vec![]);
+        release(out.id);
+        // The gateway let go: the events go on the wire, where nobody reads them.
+        assert!(stream(slot, vec![text("c")], &mut failed).starts_with(b"{"));
+        assert!(!failed);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   and 8 provider formats need 11 codecs, not 24 translators.
 //! - The gateway role serialises [`Request`] as JSON into the request body it hands to Envoy's
 //!   router; the provider role (an upstream filter, once per attempt) parses it back. Responses flow
-//!   the other way as [`Response`] JSON, or as NDJSON lines of [`StreamEvent`] for streams.
+//!   the other way as [`Response`] JSON, or as NDJSON lines of [`StreamEvent`] for streams. When
+//!   both roles share a VM, all of it is handed over by reference instead (`handoff`).
 //! - A field a target cannot express is never dropped: encoders return
 //!   [`WireError::Unsupported`](crate::wire::WireError) naming it, which the client sees as a 400.
 //! - Tool-call arguments are kept as JSON *text*, because OpenAI-style clients send and expect

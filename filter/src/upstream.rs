@@ -362,9 +362,8 @@ impl Role for Attempt {
             Mode::None => None,
             Mode::Buffered => end.then(|| self.finish_buffered(chunk)),
             Mode::Stream { decoder, failed } => {
-                let mut out = Vec::new();
                 if *failed {
-                    return Some(out);
+                    return Some(Vec::new());
                 }
                 let mut events = Vec::new();
                 let mut result = decoder.feed(chunk, &mut events);
@@ -374,17 +373,7 @@ impl Role for Attempt {
                 if let Err(e) = result {
                     events.push(StreamEvent::Error(e.info()));
                 }
-                for ev in &events {
-                    if let Ok(line) = serde_json::to_vec(ev) {
-                        out.extend_from_slice(&line);
-                        out.push(b'\n');
-                    }
-                    if matches!(ev, StreamEvent::Error(_)) {
-                        *failed = true;
-                        break;
-                    }
-                }
-                Some(out)
+                Some(handoff::stream(self.slot, events, failed))
             }
         }
     }

@@ -259,7 +259,12 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
     let usage = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}});
     sse.extend(format!("data: {fin}\n\ndata: {usage}\n\ndata: [DONE]\n\n").into_bytes());
     let mut outputs = Vec::new();
-    for split in [1usize, 7, 64, sse.len()] {
+    // Each chunking, with the events as NDJSON between the roles and handed over in the VM.
+    for (split, in_vm) in [1usize, 7, 64, sse.len()]
+        .into_iter()
+        .flat_map(|s| [(s, false), (s, true)])
+    {
+        weir::handoff::set_provider_in_this_vm(in_vm);
         let store = MemStore::new();
         let mut ex = Exchange::new(cfg.clone());
         let sent = send(&mut ex, &store, "sk-weir-a", "/api/chat", json!({
@@ -287,9 +292,12 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
         assert_eq!(last["done"], true);
         assert_eq!(last["eval_count"], 4);
         assert_eq!(ex.usage().unwrap().output_tokens, 4);
+        ex.on_done(&env(&store, 0));
         outputs.push(lines);
     }
-    assert!(outputs.windows(2).all(|w| w[0].len() == w[1].len()));
+    weir::handoff::set_provider_in_this_vm(false);
+    assert_eq!(weir::handoff::in_flight(), 0);
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]));
 }
 
 #[test]

@@ -353,9 +353,21 @@ fn benches() -> Vec<Bench> {
         });
     }
 
-    {
-        // The same chunk along weir's real path: provider role (decode, IR NDJSON) then gateway
-        // role (NDJSON framing, IR parse, placeholder restorer, OpenAI encode).
+    // The same chunk along weir's real path: provider role (decode) then gateway role
+    // (placeholder restorer, OpenAI encode), the events handed over in the VM as Envoy runs them,
+    // or as IR NDJSON when the roles are in different VMs.
+    for (name, what, in_vm) in [
+        (
+            "stream_chunk_pipeline",
+            "the same chunk through both roles (in-VM hand-off, restorer on)",
+            true,
+        ),
+        (
+            "stream_chunk_pipeline_wire",
+            "the same with IR NDJSON between the roles (provider role in another VM)",
+            false,
+        ),
+    ] {
         let stream_req = REQUEST.replacen(
             "\"model\": \"bench-claude\"",
             "\"model\": \"bench-claude-stream\", \"stream\": true",
@@ -363,6 +375,7 @@ fn benches() -> Vec<Bench> {
         );
         assert!(stream_req.contains("\"stream\": true"));
         let st = MemStore::new();
+        weir::handoff::set_provider_in_this_vm(in_vm);
         let mut flight = send_request(&cfg, &st, stream_req.as_bytes());
         let first = answer(
             &mut flight,
@@ -376,8 +389,8 @@ fn benches() -> Vec<Bench> {
             "the stream pipeline did not start"
         );
         out.push(Bench {
-            name: "stream_chunk_pipeline",
-            what: "the same chunk through both roles (IR NDJSON between them, restorer on)",
+            name,
+            what,
             run: Box::new(move || {
                 let env = env(&st);
                 let ir = flight
@@ -389,6 +402,7 @@ fn benches() -> Vec<Bench> {
             }),
         });
     }
+    weir::handoff::set_provider_in_this_vm(false);
 
     // Both hand-offs between the roles: by reference (both roles in one VM, as Envoy runs them
     // with one vm_id) and as IR JSON on the wire (the fallback when they are in different VMs).
