@@ -1,6 +1,6 @@
 """Routing strategies and target health through real Envoy with two workers (the demo's
-mock-rr, mock-weighted, mock-wrr, mock-least-busy, mock-fastest, mock-cheapest, mock-affinity, mock-breaker and
-mock-breaker-solo models): distribution, shared counters, the circuit breaker, prefix affinity
+mock-rr, mock-weighted, mock-wrr, mock-least-busy, mock-fastest, mock-cheapest, mock-affinity, mock-breaker,
+mock-breaker-solo and mock-vllm-guarded models): distribution, shared counters, the circuit breaker, prefix affinity
 on a ring-hash cluster of three replicas, and Envoy's active health checks."""
 
 from __future__ import annotations
@@ -154,14 +154,14 @@ def test_lowest_latency_learns_which_target_is_fast(envoy, mock):
 
 def test_shared_counters_agree_across_workers(envoy, mock):
     """The success counter is exact after requests spread over both workers: no lost update.
-    (mock-breaker-solo: a route keeps target health only when a decision reads it, here its
+    (mock-vllm-guarded: a route keeps target health only when a decision reads it, here its
     breaker.)"""
     client = openai_client(envoy.url)
-    first = health(ask(client, "mock-breaker-solo").headers)
+    first = health(ask(client, "mock-vllm-guarded").headers)
     n = 200
-    fan_out(lambda i: ask(client, "mock-breaker-solo"), n, workers=24)
+    fan_out(lambda i: ask(client, "mock-vllm-guarded"), n, workers=24)
     time.sleep(1)  # every request's outcome is recorded in Envoy's log phase
-    last = health(ask(client, "mock-breaker-solo").headers)
+    last = health(ask(client, "mock-vllm-guarded").headers)
     assert int(last["successes"]) == int(first["successes"]) + 1 + n
     # Only the request reading the header is in flight: every other was released exactly once.
     assert last["in_flight"] == "1" and last["breaker"] == "closed"

@@ -38,7 +38,7 @@ DEMO_MODELS = {
 }
 # Demo models that show routing strategies and target health (tests/test_routing.py).
 ROUTING_MODELS = ["mock-rr", "mock-weighted", "mock-wrr", "mock-least-busy", "mock-fastest", "mock-cheapest", "mock-affinity",
-                  "mock-breaker", "mock-breaker-solo"]
+                  "mock-breaker", "mock-breaker-solo", "mock-vllm-guarded"]
 ALL_DEMO_MODELS = sorted([*DEMO_MODELS, "mock-failover", *ROUTING_MODELS])
 PROVIDER_KEYS = [*OPENAI_KEYS, "mock-azure-key", "sk-ant-mock", "mock-gemini-key",
                  "weir-mock-secret-access-key", "mock-mistral-key", "mock-vllm-key", "sk-mock-failing",
