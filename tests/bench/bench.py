@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""scripts/bench's driver: runs bare Envoy, Envoy + a minimal wasm filter, weir (JSON and stream)
-and LiteLLM against one fake upstream with wrk, then prints throughput/latency ratios and targets.
+"""scripts/bench's driver: runs bare Envoy, Envoy + a minimal wasm filter (alone, and wired like
+weir's two filters), weir (JSON and stream) and LiteLLM against one fake upstream with wrk, then
+prints throughput/latency/CPU-per-request ratios and targets.
 
     tests/bench/bench.py --weir-wasm W --minimal-wasm M --native-bin N [--quick] [--results FILE]
 
@@ -66,6 +67,9 @@ class Result:
     p99_us: float | None = None
     errors: int = 0
     note: str = ""
+    # CPU time of the process under test per request (user + system, all its threads): steadier
+    # than throughput on a shared machine, and what the scenarios differ in.
+    cpu_us: float | None = None
     raw: dict = field(default_factory=dict)
 
 
@@ -214,6 +218,13 @@ class Envoy:
 # Load generation
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (all threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, body_file: str, seconds: float, connections: int, auth: str = CLIENT_KEY) -> dict:
     """Runs wrk (1 thread) with tests/bench/post.lua; returns its BENCH_RESULT line as a dict,
     plus `rps` and `errors` (socket errors, timeouts and non-2xx answers together)."""
@@ -239,16 +250,21 @@ class Scenario:
     connections: int
     seconds: int
     auth: str = CLIENT_KEY
+    pid: int | None = None  # the process under test, for CPU per request
     runs: list[dict] = field(default_factory=list)
 
     def run_once(self, warm: bool = False, seconds: int | None = None) -> dict:
+        cpu0 = cpu_seconds(self.pid) if self.pid else None
         r = wrk(self.url, self.body_file, seconds or self.seconds, self.connections, self.auth)
+        if cpu0 is not None and self.pid and r["requests"]:
+            r["cpu_us"] = (cpu_seconds(self.pid) - cpu0) / r["requests"] * 1e6
         if warm:
             return r
         self.runs.append(r)
         bad = f", {r['errors']} errors/non-2xx" if r["errors"] else ""
+        cpu = f"  CPU {r['cpu_us']:6.1f} µs/req" if "cpu_us" in r else ""
         print(f"  [{time.monotonic() - T0:4.0f} s] {self.name:<24} {r['rps']:>8.0f} req/s  "
-              f"p50 {r['p50_us'] / 1000:7.2f} ms  p99 {r['p99_us'] / 1000:7.2f} ms  "
+              f"p50 {r['p50_us'] / 1000:7.2f} ms  p99 {r['p99_us'] / 1000:7.2f} ms{cpu}  "
               f"({r['requests']} requests{bad})", flush=True)
         return r
 
@@ -260,9 +276,11 @@ class Scenario:
         note = f"{errors} errors/non-2xx" if errors else ""
         if len(self.runs) > 1:
             note = (note + "; " if note else "") + "runs: " + " / ".join(f"{r['rps']:.0f}" for r in self.runs)
+        cpus = [r["cpu_us"] for r in self.runs if "cpu_us" in r]
         return Result(self.name, statistics.median(r["rps"] for r in self.runs),
                       statistics.median(r["p50_us"] for r in self.runs),
-                      statistics.median(r["p99_us"] for r in self.runs), errors, note)
+                      statistics.median(r["p99_us"] for r in self.runs), errors, note,
+                      statistics.median(cpus) if cpus else None)
 
 
 def measure_interleaved(scenarios: list[Scenario], t: Timing) -> None:
@@ -418,11 +436,11 @@ def memory_run(procs: Procs, t: Timing, values: dict, body_file: str, rps_guess:
 # LiteLLM
 
 
-def start_litellm(procs: Procs, upstream_port: int, workdir: str) -> tuple[str | None, str]:
-    """Starts the LiteLLM proxy from .venv-bench; returns (chat URL or None, reason)."""
+def start_litellm(procs: Procs, upstream_port: int, workdir: str) -> tuple[str | None, str, int | None]:
+    """Starts the LiteLLM proxy from .venv-bench; returns (chat URL or None, reason, its pid)."""
     exe = os.path.join(ROOT, ".venv-bench", "bin", "litellm")
     if not os.access(exe, os.X_OK):
-        return None, "LiteLLM is not installed (.venv-bench/bin/litellm missing)"
+        return None, "LiteLLM is not installed (.venv-bench/bin/litellm missing)", None
     port, = free_ports(1)
     with open(os.path.join(HERE, "litellm.yaml"), encoding="utf-8") as f:
         text = string.Template(f.read()).substitute(OPENAI_PORT=upstream_port)
@@ -441,8 +459,8 @@ def start_litellm(procs: Procs, upstream_port: int, workdir: str) -> tuple[str |
                    "litellm", 120, proc, procs)
     except RuntimeError as e:
         procs.stop(proc)
-        return None, f"LiteLLM did not start: {str(e).splitlines()[0]}"
-    return url + CHAT_PATH, ""
+        return None, f"LiteLLM did not start: {str(e).splitlines()[0]}", None
+    return url + CHAT_PATH, "", proc.pid
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,20 +480,23 @@ def fmt(x: float | None, spec: str) -> str:
 def report(results: list[Result], c1: dict[str, Result], native: list[dict], wasm_size: int,
            memory: dict | None, litellm_note: str, t: Timing) -> tuple[str, list[tuple[str, str, str]]]:
     by = {r.name: r for r in results}
-    bare, minimal, weir, stream, litellm = (by.get(k) for k in
-                                            ("bare", "minimal-wasm", "weir", "weir-stream", "litellm"))
-    lines = ["| scenario | requests/s | p50 ms | p99 ms | note |", "|---|---:|---:|---:|---|"]
+    bare, minimal, wired, weir, stream, litellm = (
+        by.get(k) for k in ("bare", "minimal-wasm", "minimal-wired", "weir", "weir-stream", "litellm"))
+    lines = ["| scenario | requests/s | p50 ms | p99 ms | CPU µs/request | note |",
+             "|---|---:|---:|---:|---:|---|"]
     labels = {"bare": "1. bare Envoy (router only)",
               "minimal-wasm": "2. Envoy + minimal wasm filter",
+              "minimal-wired": "2b. minimal wasm filter wired like weir (downstream + upstream filter, retries)",
               "weir": "3. weir full pipeline (OpenAI client -> Anthropic)",
               "weir-stream": f"4. weir streaming ({STREAM_CHUNKS}-chunk Anthropic SSE -> OpenAI SSE)",
               "litellm": "5. LiteLLM proxy (1 worker, no DB)"}
     for key, label in labels.items():
         r = by.get(key)
         if r is None or r.rps is None:
-            lines.append(f"| {label} | n/a | n/a | n/a | {r.note if r else 'not run'} |")
+            lines.append(f"| {label} | n/a | n/a | n/a | n/a | {r.note if r else 'not run'} |")
         else:
-            lines.append(f"| {label} | {r.rps:.0f} | {r.p50_us / 1000:.2f} | {r.p99_us / 1000:.2f} | {r.note} |")
+            lines.append(f"| {label} | {r.rps:.0f} | {r.p50_us / 1000:.2f} | {r.p99_us / 1000:.2f} | "
+                         f"{fmt(r.cpu_us, '.0f')} | {r.note} |")
 
     added = None
     if c1.get("bare") and c1.get("weir"):
@@ -489,14 +510,17 @@ def report(results: list[Result], c1: dict[str, Result], native: list[dict], was
         rss_growth = last["rss"] - first["rss"]
 
     rs = {"weir/bare": ratio(weir, bare), "weir/minimal-wasm": ratio(weir, minimal),
+          "weir/minimal-wired": ratio(weir, wired), "minimal-wired/minimal-wasm": ratio(wired, minimal),
+          "minimal-wired/bare": ratio(wired, bare),
           "weir/litellm": ratio(weir, litellm), "weir-stream/bare": ratio(stream, bare)}
     text = ["", "| ratio (throughput, same run) | value |", "|---|---:|"]
     text += [f"| {k} | {fmt(v, '.2f')} |" for k, v in rs.items()]
-    text += ["", "| latency at 1 connection | p50 µs | p99 µs |", "|---|---:|---:|"]
+    text += ["", "| latency at 1 connection | p50 µs | p99 µs | CPU µs/request |", "|---|---:|---:|---:|"]
     for k in ("bare", "weir"):
         r = c1.get(k)
-        text.append(f"| {k} | {fmt(r.p50_us if r else None, '.0f')} | {fmt(r.p99_us if r else None, '.0f')} |")
-    text.append(f"| **weir added p50** | {fmt(added, '.0f')} | |")
+        text.append(f"| {k} | {fmt(r.p50_us if r else None, '.0f')} | {fmt(r.p99_us if r else None, '.0f')} | "
+                    f"{fmt(r.cpu_us if r else None, '.0f')} |")
+    text.append(f"| **weir added p50** | {fmt(added, '.0f')} | | |")
 
     def target(label: str, value: str, ok: bool | None) -> tuple[str, str, str]:
         return (label, value, "n/a" if ok is None else ("PASS" if ok else "MISS"))
@@ -608,33 +632,36 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
             f"{t.warm_s} s warm-up, then {t.rounds} x {t.measure_s} s per scenario, interleaved")
     bare = Envoy(procs, "bare", "bare.yaml", 1, UPSTREAM_PORT=up_ports[0])
     minimal = Envoy(procs, "minimal", "minimal.yaml", 1, UPSTREAM_PORT=up_ports[0], WASM=minimal_wasm)
+    wired = Envoy(procs, "minimal-wired", "minimal-wired.yaml", 1, UPSTREAM_PORT=up_ports[0], WASM=minimal_wasm)
     weir = Envoy(procs, "weir", "weir.yaml", 1, **weir_values)
     # One request each first, so a broken scenario is never measured as a fast one: the answer
     # is in OpenAI's shape and, through weir, has the canned answer's placeholders restored.
     check_json(bare.url(), files["request"], ["chat.completion"])
     check_json(minimal.url(), files["request"], ["chat.completion"])
+    check_json(wired.url(), files["request"], ["chat.completion"])
     check_json(weir.url(), files["request"], ["chat.completion", "jane.doe@example.com", "415-555-0132"])
     check_json(weir.url(), files["stream_request"], ["chat.completion.chunk", "jane.doe@example.com", "[DONE]"])
     n, s = t.connections, t.measure_s
-    main = [Scenario("bare", bare.url(), files["request"], n, s),
-            Scenario("minimal-wasm", minimal.url(), files["request"], n, s),
-            Scenario("weir", weir.url(), files["request"], n, s),
-            Scenario("weir-stream", weir.url(), files["stream_request"], n, s)]
+    main = [Scenario("bare", bare.url(), files["request"], n, s, pid=bare.proc.pid),
+            Scenario("minimal-wasm", minimal.url(), files["request"], n, s, pid=minimal.proc.pid),
+            Scenario("minimal-wired", wired.url(), files["request"], n, s, pid=wired.proc.pid),
+            Scenario("weir", weir.url(), files["request"], n, s, pid=weir.proc.pid),
+            Scenario("weir-stream", weir.url(), files["stream_request"], n, s, pid=weir.proc.pid)]
     measure_interleaved(main, t)
     section(f"added latency: 1 connection, {t.rounds} x {t.c1_s} s each, interleaved")
-    single = [Scenario("bare, 1 connection", bare.url(), files["request"], 1, t.c1_s),
-              Scenario("weir, 1 connection", weir.url(), files["request"], 1, t.c1_s)]
+    single = [Scenario("bare, 1 connection", bare.url(), files["request"], 1, t.c1_s, pid=bare.proc.pid),
+              Scenario("weir, 1 connection", weir.url(), files["request"], 1, t.c1_s, pid=weir.proc.pid)]
     measure_interleaved(single, t)
-    for e in (bare, minimal, weir):
+    for e in (bare, minimal, wired, weir):
         e.stop()
     results = [sc.result() for sc in main]
     c1 = {"bare": single[0].result(), "weir": single[1].result()}
 
     section("LiteLLM (.venv-bench, 1 worker, no database)")
-    litellm_url, litellm_note = start_litellm(procs, up_ports[0], workdir)
+    litellm_url, litellm_note, litellm_pid = start_litellm(procs, up_ports[0], workdir)
     if litellm_url:
         check_json(litellm_url, files["request"], ["chat.completion"])
-        lite = Scenario("litellm", litellm_url, files["request"], n, s)
+        lite = Scenario("litellm", litellm_url, files["request"], n, s, pid=litellm_pid)
         lite.run_once(warm=True, seconds=t.warm_s)
         lite.run_once()
         results.append(lite.result())
@@ -645,7 +672,8 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
         procs.stop(p)
 
     section(f"weir memory (fresh Envoy, {t.mem_points[0]:,} then {t.mem_points[1]:,} requests)")
-    memory = memory_run(procs, t, weir_values, files["request"], results[2].rps or 0)
+    weir_rps = next((r.rps for r in results if r.name == "weir"), None)
+    memory = memory_run(procs, t, weir_values, files["request"], weir_rps or 0)
     up.stop()
 
     md, targets = report(results, c1, native, wasm_size, memory, litellm_note, t)
@@ -669,7 +697,8 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
                 f"Envoy under test: `--concurrency 1`; fake upstream: a separate Envoy (2 workers) with "
                 f"direct_response; wrk 1 thread, {t.connections} connections, {t.warm_s} s warm-up, then "
                 f"{t.rounds} x {t.measure_s} s per scenario, interleaved, median kept; request: tests/bench/fixtures/request.json (4 KB, an email, "
-                f"a phone number, a card number).\n\n")
+                f"a phone number, a card number). CPU µs/request: user + system time of the process under "
+                f"test over the requests of a run.\n\n")
         with open(a.results, "w", encoding="utf-8") as f:
             f.write(head + md)
         print(f"wrote {a.results}")
