@@ -157,13 +157,13 @@ fn encode_message(chat: &ChatRequest, i: usize, m: &Message) -> Result<Value, Wi
         for (j, c) in m.tool_calls.iter().enumerate() {
             let arguments = args::object(&c.arguments).ok_or_else(|| {
                 must_be(
-                    &format!("{path}.tool_calls[{j}].function.arguments"),
+                    format!("{path}.tool_calls[{j}].function.arguments"),
                     "a JSON object",
                 )
             })?;
             // No `id`: Ollama's own request types (the `ollama` client's `Message.ToolCall`) have
             // none, results are matched by `tool_name`.
-            calls.push(json!({"function": {"name": c.name, "arguments": arguments}}));
+            calls.push(json!({"function": {"name": c.name, "arguments": arguments.to_value()}}));
         }
         obj.insert("tool_calls".into(), Value::Array(calls));
     }
