@@ -87,9 +87,14 @@ pub(crate) fn upstream(e: WireError) -> WireError {
     }
 }
 
-/// Parses a body into the tree.
+/// Parses a body into the tree. UTF-8 is checked once for the whole body rather than string by
+/// string; a body that fails the check is parsed as bytes, which gives serde's exact error.
 pub(crate) fn parse(body: &[u8]) -> R<Json<'_>> {
-    serde_json::from_slice(body).map_err(crate::wire::invalid_json)
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+    .map_err(crate::wire::invalid_json)
 }
 
 /// Parses a body that must be one JSON object. `what` names the body in the error ("the body",
@@ -355,5 +360,11 @@ mod tests {
             panic!("accepted broken JSON")
         };
         assert!(field.is_empty() && message.starts_with("invalid JSON body: "));
+        let bad = b"{\"a\": \"\xff\"}";
+        let Err(WireError::Invalid { message, .. }) = parse(bad) else {
+            panic!("accepted invalid UTF-8")
+        };
+        let serde = serde_json::from_slice::<Value>(bad).unwrap_err();
+        assert_eq!(message, format!("invalid JSON body: {serde}"));
     }
 }

@@ -222,6 +222,37 @@ fn needs_escape(w: u64) -> bool {
     (below(w, 0x20) | below(w ^ (ONES * 0x22), 1) | below(w ^ (ONES * 0x5C), 1)) != 0
 }
 
+/// The letter after `\` that escapes `b`, `u` for the `\u00xx` form; `None` if `b` stands as is.
+fn escape_of(b: u8) -> Option<u8> {
+    Some(match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x09 => b't',
+        0x0A => b'n',
+        0x0C => b'f',
+        0x0D => b'r',
+        0x00..=0x1F => b'u',
+        _ => return None,
+    })
+}
+
+/// How many leading bytes need no escape: whole words at a time, then byte by byte.
+fn clean_prefix(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for word in bytes.chunks_exact(8) {
+        // A failed conversion (never: the chunks are exact) reads as a word to escape.
+        if needs_escape(u64::from_le_bytes(
+            <[u8; 8]>::try_from(word).unwrap_or([0; 8]),
+        )) {
+            break;
+        }
+        n += 8;
+    }
+    let tail = bytes.get(n..).unwrap_or_default();
+    n + tail.iter().take_while(|&&b| escape_of(b).is_none()).count()
+}
+
 /// `s` as a JSON string, escaped exactly as serde_json does (short forms where JSON has them,
 /// `\u00xx` for other control characters, nothing else).
 fn push_escaped(buf: &mut Vec<u8>, s: &str) {
@@ -232,46 +263,27 @@ fn push_escaped(buf: &mut Vec<u8>, s: &str) {
 }
 
 fn push_escaped_contents(buf: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    buf.reserve(bytes.len());
-    let mut start = 0;
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if let Some(word) = bytes
-            .get(i..i + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        {
-            if !needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x09 => b't',
-            0x0A => b'n',
-            0x0C => b'f',
-            0x0D => b'r',
-            0x00..=0x1F => b'u',
-            _ => {
-                i += 1;
-                continue;
-            }
+    let mut rest = s.as_bytes();
+    loop {
+        // (The split cannot fail; if it did, the bytes would still go out one by one, escaped.)
+        let (run, tail) = rest
+            .split_at_checked(clean_prefix(rest))
+            .unwrap_or((&[], rest));
+        buf.extend_from_slice(run);
+        let Some((&b, tail)) = tail.split_first() else {
+            return;
         };
-        buf.extend_from_slice(bytes.get(start..i).unwrap_or_default());
-        if short == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let hex = |n: u8| HEX.get(usize::from(n & 0xF)).copied().unwrap_or(b'0');
-            buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b)]);
-        } else {
-            buf.extend_from_slice(&[b'\\', short]);
+        match escape_of(b) {
+            Some(b'u') => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hex = |n: u8| HEX.get(usize::from(n & 0xF)).copied().unwrap_or(b'0');
+                buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b)]);
+            }
+            Some(letter) => buf.extend_from_slice(&[b'\\', letter]),
+            None => buf.push(b),
         }
-        i += 1;
-        start = i;
+        rest = tail;
     }
-    buf.extend_from_slice(bytes.get(start..).unwrap_or_default());
 }
 
 #[cfg(test)]
