@@ -18,11 +18,11 @@ pub use provider::{decode_response, encode_request};
 pub use stream::{MessagesStreamDecoder, MessagesStreamEncoder};
 
 use super::json::{
-    as_obj, must_be, not_supported, parse_object, required, strings, to_bytes, Json, Obj, Path,
+    as_obj, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj, Path,
 };
 use super::{args, media, WireError};
 use crate::ir::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TOP_FIELDS: &[&str] = &[
     "model",
@@ -410,12 +410,14 @@ pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
 }
 
 /// IR usage in Anthropic's shape (see the module doc for the input-token convention).
-pub(crate) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input_tokens.saturating_sub(u.cached_input_tokens),
-        "output_tokens": u.output_tokens,
-        "cache_read_input_tokens": u.cached_input_tokens,
-    })
+pub(crate) fn write_usage(w: &mut JsonWriter, u: &Usage) {
+    w.begin_object();
+    w.key("input_tokens")
+        .u64(u.input_tokens.saturating_sub(u.cached_input_tokens));
+    w.key("output_tokens").u64(u.output_tokens);
+    w.key("cache_read_input_tokens")
+        .u64(u.cached_input_tokens)
+        .end_object();
 }
 
 /// Anthropic's usage counters as IR usage.
@@ -428,37 +430,46 @@ pub(crate) fn usage_from(input: u64, cache_read: u64, cache_write: u64, output: 
 }
 
 pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
-    let mut content = Vec::new();
-    let mut finish = FinishReason::Stop;
-    if let Some(choice) = r.choices.first() {
-        finish = choice.finish_reason;
+    let choice = r.choices.first();
+    let size: usize = choice.map_or(0, |c| {
+        let calls: usize = c.message.tool_calls.iter().map(|t| t.arguments.len()).sum();
+        c.message.joined_text().len() + calls
+    });
+    let mut w = JsonWriter::with_capacity(size + 512);
+    w.begin_object();
+    w.key("id").str(&r.id);
+    w.key("type").str("message");
+    w.key("role").str("assistant");
+    w.key("model").str(&r.model);
+    w.key("content").begin_array();
+    if let Some(choice) = choice {
         for part in &choice.message.content {
             if let Part::Text { text } = part {
                 if !text.is_empty() {
-                    content.push(json!({"type": "text", "text": text}));
+                    w.begin_object();
+                    w.key("type").str("text");
+                    w.key("text").str(text).end_object();
                 }
             }
         }
         for call in &choice.message.tool_calls {
-            content.push(json!({
-                "type": "tool_use",
-                "id": call.id,
-                "name": call.name,
-                "input": args::value(&call.arguments),
-            }));
+            w.begin_object();
+            w.key("type").str("tool_use");
+            w.key("id").str(&call.id);
+            w.key("name").str(&call.name);
+            w.key("input");
+            args::write(&mut w, &call.arguments);
+            w.end_object();
         }
     }
-    let body = json!({
-        "id": r.id,
-        "type": "message",
-        "role": "assistant",
-        "model": r.model,
-        "content": content,
-        "stop_reason": stop_reason(finish),
-        "stop_sequence": null,
-        "usage": usage_json(&r.usage.unwrap_or_default()),
-    });
-    to_bytes(&body)
+    w.end_array();
+    let finish = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
+    w.key("stop_reason").str(stop_reason(finish));
+    w.key("stop_sequence").null();
+    w.key("usage");
+    write_usage(&mut w, &r.usage.unwrap_or_default());
+    w.end_object();
+    w.into_bytes()
 }
 
 /// Anthropic's error type for an IR error.
@@ -492,17 +503,25 @@ pub(crate) fn error_status(error_type: &str) -> (u16, ErrorKind) {
     }
 }
 
-pub(crate) fn error_json(e: &ErrorInfo) -> Value {
-    json!({"type": "error", "error": {"type": error_type(e), "message": e.message}})
+pub(crate) fn write_error(w: &mut JsonWriter, e: &ErrorInfo) {
+    w.begin_object();
+    w.key("type").str("error");
+    w.key("error").begin_object();
+    w.key("type").str(error_type(e));
+    w.key("message").str(&e.message);
+    w.end_object().end_object();
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    to_bytes(&error_json(e))
+    let mut w = JsonWriter::with_capacity(e.message.len() + 96);
+    write_error(&mut w, e);
+    w.into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn decode(v: Value) -> Result<ChatRequest, WireError> {
         decode_messages_request(v.to_string().as_bytes())

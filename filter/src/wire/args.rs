@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::wire::json::{Json, Members};
+use crate::wire::json::{Json, JsonWriter, Members};
 use crate::wire::WireError;
 
 /// Arguments text as an object. Empty text is a call without arguments; anything but a JSON
@@ -28,11 +28,11 @@ pub(crate) fn object_at(text: &str, field: &str) -> Result<Value, WireError> {
 /// For client encoders, which cannot fail: arguments that are not an object (a provider's model
 /// produced broken JSON) go out as the raw string, so the client fails loudly instead of running
 /// the tool with made-up arguments.
-pub(crate) fn value(text: &str) -> Value {
+pub(crate) fn write(w: &mut JsonWriter, text: &str) {
     match object(text) {
-        Some(o) => o.to_value(),
-        None => Value::String(text.to_string()),
-    }
+        Some(o) => w.json(&o),
+        None => w.str(text),
+    };
 }
 
 /// Arguments a format sent as a value (an object, or text from lenient servers), as IR text.
@@ -64,6 +64,11 @@ mod tests {
             Some(Value::Object(serde_json::Map::new()))
         );
         assert!(object("[1]").is_none());
-        assert_eq!(value("{oops"), Value::String("{oops".into()));
+        let mut w = JsonWriter::with_capacity(0);
+        w.begin_array();
+        write(&mut w, "{oops");
+        write(&mut w, r#"{"b": 1, "a": [true]}"#);
+        w.end_array();
+        assert_eq!(w.into_string(), r#"["{oops",{"a":[true],"b":1}]"#);
     }
 }

@@ -18,7 +18,7 @@ pub use provider::{decode_response, encode_request};
 pub use stream::{ChatStreamDecoder, ChatStreamEncoder};
 
 use super::json::{
-    as_obj, as_str, must_be, not_supported, parse_object, required, strings, to_bytes, Json, Obj,
+    as_obj, as_str, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj,
 };
 use super::{args, media, time, WireError};
 use crate::ir::*;
@@ -423,67 +423,79 @@ pub(crate) fn done_reason(reason: FinishReason) -> &'static str {
 }
 
 /// Tool calls in Ollama's shape: arguments as objects.
-pub(crate) fn tool_calls_json(calls: &[ToolCall]) -> Value {
-    let list: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            json!({
-                "id": c.id,
-                "function": {"index": i, "name": c.name, "arguments": args::value(&c.arguments)},
-            })
-        })
-        .collect();
-    Value::Array(list)
+pub(crate) fn write_tool_calls(w: &mut JsonWriter, calls: &[ToolCall]) {
+    w.begin_array();
+    for (i, c) in calls.iter().enumerate() {
+        w.begin_object();
+        w.key("id").str(&c.id);
+        w.key("function").begin_object();
+        w.key("index").u64(i as u64);
+        w.key("name").str(&c.name);
+        w.key("arguments");
+        args::write(w, &c.arguments);
+        w.end_object().end_object();
+    }
+    w.end_array();
 }
 
 /// The final line / complete answer fields. Ollama's timings are unknown here and reported as 0.
-pub(crate) fn done_fields(out: &mut Map<String, Value>, reason: &str, usage: Option<&Usage>) {
+pub(crate) fn write_done(w: &mut JsonWriter, reason: &str, usage: Option<&Usage>) {
     let u = usage.copied().unwrap_or_default();
-    out.insert("done".into(), json!(true));
-    out.insert("done_reason".into(), json!(reason));
+    w.key("done").bool(true);
+    w.key("done_reason").str(reason);
     for key in [
         "total_duration",
         "load_duration",
         "prompt_eval_duration",
         "eval_duration",
     ] {
-        out.insert(key.into(), json!(0));
+        w.key(key).u64(0);
     }
-    out.insert("prompt_eval_count".into(), json!(u.input_tokens));
-    out.insert("eval_count".into(), json!(u.output_tokens));
+    w.key("prompt_eval_count").u64(u.input_tokens);
+    w.key("eval_count").u64(u.output_tokens);
 }
 
-/// A response object's head: model, created_at, and the text as `message` or `response`.
-pub(crate) fn head(model: &str, created: u64, text: &str, generate: bool) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("model".into(), json!(model));
-    m.insert("created_at".into(), json!(time::rfc3339(created)));
+/// Opens a response object and writes its head: model, created_at, and the text as `message`
+/// (with `calls`, if any) or `response`. The caller adds `done` and closes the object.
+pub(crate) fn write_head(
+    w: &mut JsonWriter,
+    model: &str,
+    created: u64,
+    text: &str,
+    generate: bool,
+    calls: &[ToolCall],
+) {
+    w.begin_object();
+    w.key("model").str(model);
+    w.key("created_at").str(&time::rfc3339(created));
     if generate {
-        m.insert("response".into(), json!(text));
+        w.key("response").str(text);
     } else {
-        m.insert(
-            "message".into(),
-            json!({"role": "assistant", "content": text}),
-        );
+        w.key("message").begin_object();
+        w.key("role").str("assistant");
+        w.key("content").str(text);
+        if !calls.is_empty() {
+            w.key("tool_calls");
+            write_tool_calls(w, calls);
+        }
+        w.end_object();
     }
-    m
 }
 
 fn encode_complete(r: &ChatResponse, generate: bool) -> Vec<u8> {
     let choice = r.choices.first();
     let text = choice.map(|c| c.message.joined_text()).unwrap_or_default();
-    let mut body = head(&r.model, r.created, &text, generate);
-    if let (Some(c), false) = (choice, generate) {
-        if !c.message.tool_calls.is_empty() {
-            if let Some(Value::Object(message)) = body.get_mut("message") {
-                message.insert("tool_calls".into(), tool_calls_json(&c.message.tool_calls));
-            }
-        }
-    }
+    // `/api/generate` has no tool calls to report.
+    let calls = match choice {
+        Some(c) if !generate => c.message.tool_calls.as_slice(),
+        _ => &[],
+    };
+    let mut w = JsonWriter::with_capacity(text.len() + 512);
+    write_head(&mut w, &r.model, r.created, &text, generate, calls);
     let reason = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
-    done_fields(&mut body, done_reason(reason), r.usage.as_ref());
-    to_bytes(&Value::Object(body))
+    write_done(&mut w, done_reason(reason), r.usage.as_ref());
+    w.end_object();
+    w.into_bytes()
 }
 
 pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
@@ -498,21 +510,43 @@ pub fn encode_generate_response(r: &ChatResponse) -> Vec<u8> {
 /// vector), which share an operation: the codec cannot tell them apart, and each client ignores
 /// the other's field.
 pub fn encode_embed_response(r: &EmbeddingsResponse) -> Vec<u8> {
-    let mut body = json!({
-        "model": r.model,
-        "embeddings": r.data,
-        "total_duration": 0,
-        "load_duration": 0,
-        "prompt_eval_count": r.usage.map_or(0, |u| u.input_tokens),
-    });
-    if let ([only], Some(obj)) = (r.data.as_slice(), body.as_object_mut()) {
-        obj.insert("embedding".into(), json!(only));
+    let vector = |w: &mut JsonWriter, v: &[f32]| {
+        w.begin_array();
+        for x in v {
+            w.f64(f64::from(*x));
+        }
+        w.end_array();
+    };
+    let floats: usize = r.data.iter().map(Vec::len).sum();
+    let mut w = JsonWriter::with_capacity(floats * 40 + 256);
+    w.begin_object();
+    w.key("model").str(&r.model);
+    w.key("embeddings").begin_array();
+    for v in &r.data {
+        vector(&mut w, v);
     }
-    to_bytes(&body)
+    w.end_array();
+    w.key("total_duration").u64(0);
+    w.key("load_duration").u64(0);
+    w.key("prompt_eval_count")
+        .u64(r.usage.map_or(0, |u| u.input_tokens));
+    if let [only] = r.data.as_slice() {
+        w.key("embedding");
+        vector(&mut w, only);
+    }
+    w.end_object();
+    w.into_bytes()
+}
+
+/// `{"error": message}`, the shape every Ollama error body and stream error line has.
+pub(crate) fn write_error(w: &mut JsonWriter, message: &str) {
+    w.begin_object().key("error").str(message).end_object();
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    to_bytes(&json!({"error": e.message}))
+    let mut w = JsonWriter::with_capacity(e.message.len() + 16);
+    write_error(&mut w, &e.message);
+    w.into_bytes()
 }
 
 #[cfg(test)]

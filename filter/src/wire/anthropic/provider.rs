@@ -78,8 +78,9 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
         w.end_array();
         encode_tool_choice(chat, &mut w);
     }
-    // Extras are Anthropic fields the IR has no place for, so none is named like a field
-    // written here; `output_config` is the one both fill, and is merged below.
+    // Extras are Anthropic fields the IR has no place for, so none should be named like a
+    // field written here; if one is, the field written here stands. `output_config` is the one
+    // both fill, and is merged below.
     for (key, value) in &chat.extra {
         if !OWN_FIELDS.contains(&key.as_str()) {
             w.key(key).value(value);
@@ -98,7 +99,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     })
 }
 
-/// The top-level fields [`encode_request`] writes itself.
+/// The top-level fields [`encode_request`] writes itself, which `extra` fields never replace.
 const OWN_FIELDS: &[&str] = &[
     "model",
     "max_tokens",
@@ -115,24 +116,18 @@ const OWN_FIELDS: &[&str] = &[
     "stream",
 ];
 
-/// `output_config`: a JSON schema's `format`, and whatever an Anthropic client sent in it
-/// (`effort`), the schema winning a clash.
+/// `output_config`: a JSON schema's `format`, and what an Anthropic client sent in it
+/// (`effort`), the schema winning a clash; left out when there is neither.
 fn encode_output_config(chat: &ChatRequest, w: &mut JsonWriter) {
     let schema = match &chat.response_format {
         Some(ResponseFormat::JsonSchema { schema, .. }) => Some(schema),
         _ => None,
     };
-    let extra = chat.extra.get("output_config");
-    let members = match extra {
-        Some(Value::Object(m)) => Some(m),
-        // Not an object: it stands as the client sent it unless there is a schema to send.
-        Some(other) if schema.is_none() => {
-            w.key("output_config").value(other);
-            return;
-        }
+    let extra = match chat.extra.get("output_config") {
+        Some(Value::Object(m)) if !m.is_empty() => Some(m),
         _ => None,
     };
-    if schema.is_none() && !members.is_some_and(|m| !m.is_empty()) {
+    if schema.is_none() && extra.is_none() {
         return;
     }
     w.key("output_config").begin_object();
@@ -141,7 +136,7 @@ fn encode_output_config(chat: &ChatRequest, w: &mut JsonWriter) {
         w.key("type").str("json_schema");
         w.key("schema").value(schema).end_object();
     }
-    for (k, v) in members.into_iter().flatten() {
+    for (k, v) in extra.into_iter().flatten() {
         if !(schema.is_some() && k == "format") {
             w.key(k).value(v);
         }

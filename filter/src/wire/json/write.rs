@@ -31,6 +31,10 @@ impl JsonWriter {
         String::from_utf8(self.buf).unwrap_or_default()
     }
 
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// The text so far. Only `str`s and ASCII are ever written, so it is always UTF-8.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf).unwrap_or_default()
