@@ -655,6 +655,41 @@ mod tests {
     }
 
     #[test]
+    fn tool_results_share_one_user_turn_across_system_turns() {
+        let req = ChatRequest {
+            model: "m".into(),
+            messages: vec![
+                tool_msg("a", "1"),
+                Message::text(Role::System, "s"),
+                tool_msg("b", ""),
+                Message::text(Role::Assistant, "ok"),
+                tool_msg("c", "3"),
+            ],
+            extra: [("output_config".to_string(), json!({"effort": "high"}))]
+                .into_iter()
+                .collect(),
+            extra_family: Some(Family::Anthropic),
+            ..Default::default()
+        };
+        let mut empty = req.clone();
+        if let Some(m) = empty.messages.get_mut(2) {
+            m.content.clear();
+        }
+        assert_eq!(
+            body_of(empty)["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": "1"},
+                    {"type": "tool_result", "tool_use_id": "b"}
+                ]},
+                {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "content": "3"}]}
+            ])
+        );
+        assert_eq!(body_of(req)["output_config"], json!({"effort": "high"}));
+    }
+
+    #[test]
     fn unsupported_fields_are_named_with_openai_names() {
         let base = || ChatRequest {
             model: "m".into(),
