@@ -18,11 +18,11 @@ pub use provider::{decode_response, encode_request};
 pub use stream::{MessagesStreamDecoder, MessagesStreamEncoder};
 
 use super::json::{
-    as_obj, index, must_be, not_supported, parse_object, required, strings, to_bytes, Obj,
+    as_obj, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj, Path,
 };
 use super::{args, media, WireError};
 use crate::ir::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TOP_FIELDS: &[&str] = &[
     "model",
@@ -62,18 +62,19 @@ pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
             .ok_or_else(|| required("max_tokens"))?,
     );
     if let Some(system) = root.get("system") {
-        let system = decode_system(system)?;
+        let system = decode_system(system, root.path("system"))?;
         // An empty system prompt says nothing, and some providers reject an empty one.
         if !system.joined_text().is_empty() {
             req.messages.push(system);
         }
     }
     let messages = root.arr("messages")?.ok_or_else(|| required("messages"))?;
+    let path = root.path("messages");
     for (i, m) in messages.iter().enumerate() {
-        decode_message(&as_obj(m, &index("messages", i))?, &mut req.messages)?;
+        decode_message(&as_obj(m, path.index(i))?, &mut req.messages)?;
     }
     if let Some(stops) = root.get("stop_sequences") {
-        req.stop = strings(stops, "stop_sequences")?;
+        req.stop = strings(stops, root.path("stop_sequences"))?;
     }
     req.temperature = root.f64("temperature")?;
     req.top_p = root.f64("top_p")?;
@@ -84,9 +85,9 @@ pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     }
     req.stream = root.bool("stream")?.unwrap_or(false);
     if let Some(tools) = root.arr("tools")? {
+        let path = root.path("tools");
         for (i, t) in tools.iter().enumerate() {
-            req.tools
-                .push(decode_tool(&as_obj(t, &index("tools", i))?)?);
+            req.tools.push(decode_tool(&as_obj(t, path.index(i))?)?);
         }
     }
     if let Some(choice) = root.obj("tool_choice")? {
@@ -97,7 +98,7 @@ pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     }
     for key in PASSTHROUGH {
         if let Some(v) = root.get(key) {
-            req.extra.insert((*key).to_string(), v.clone());
+            req.extra.insert((*key).to_string(), v.to_value());
         }
     }
     if !req.extra.is_empty() {
@@ -106,13 +107,15 @@ pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     Ok(req)
 }
 
-fn decode_system(v: &Value) -> Result<Message, WireError> {
+fn decode_system(v: &Json<'_>, path: Path<'_>) -> Result<Message, WireError> {
     let content = match v {
-        Value::String(s) => vec![Part::Text { text: s.clone() }],
-        Value::Array(blocks) => {
+        Json::Str(s) => vec![Part::Text {
+            text: s.to_string(),
+        }],
+        Json::Array(blocks) => {
             let mut parts = Vec::new();
             for (i, b) in blocks.iter().enumerate() {
-                let block = as_obj(b, &index("system", i))?;
+                let block = as_obj(b, path.index(i))?;
                 match block.req_str("type")? {
                     "text" => parts.push(decode_text(&block)?),
                     other => {
@@ -125,7 +128,7 @@ fn decode_system(v: &Value) -> Result<Message, WireError> {
             }
             parts
         }
-        _ => return Err(must_be("system", "a string or an array of text blocks")),
+        _ => return Err(must_be(path, "a string or an array of text blocks")),
     };
     Ok(Message {
         content,
@@ -133,23 +136,23 @@ fn decode_system(v: &Value) -> Result<Message, WireError> {
     })
 }
 
-fn decode_message(obj: &Obj<'_>, out: &mut Vec<Message>) -> Result<(), WireError> {
+fn decode_message(obj: &Obj<'_, '_>, out: &mut Vec<Message>) -> Result<(), WireError> {
     obj.reject_unknown(&["role", "content"])?;
     let role = match obj.req_str("role")? {
         "user" => Role::User,
         "assistant" => Role::Assistant,
-        _ => return Err(must_be(&obj.path("role"), "`user` or `assistant`")),
+        _ => return Err(must_be(obj.path("role"), "`user` or `assistant`")),
     };
     let content_path = obj.path("content");
     let blocks = match obj.req("content")? {
-        Value::String(s) => {
-            out.push(Message::text(role, s.clone()));
+        Json::Str(s) => {
+            out.push(Message::text(role, s.as_ref()));
             return Ok(());
         }
-        Value::Array(blocks) => blocks,
+        Json::Array(blocks) => blocks,
         _ => {
             return Err(must_be(
-                &content_path,
+                content_path,
                 "a string or an array of content blocks",
             ))
         }
@@ -160,7 +163,7 @@ fn decode_message(obj: &Obj<'_>, out: &mut Vec<Message>) -> Result<(), WireError
     };
     let mut emitted = false;
     for (j, b) in blocks.iter().enumerate() {
-        let block = as_obj(b, &index(&content_path, j))?;
+        let block = as_obj(b, content_path.index(j))?;
         match (role, block.req_str("type")?) {
             (_, "text") => msg.content.push(decode_text(&block)?),
             (_, "image") => msg.content.push(decode_image(&block)?),
@@ -195,11 +198,11 @@ fn decode_message(obj: &Obj<'_>, out: &mut Vec<Message>) -> Result<(), WireError
     Ok(())
 }
 
-fn decode_text(block: &Obj<'_>) -> Result<Part, WireError> {
+fn decode_text(block: &Obj<'_, '_>) -> Result<Part, WireError> {
     block.reject_unknown(&["type", "text", "cache_control", "citations"])?;
     let cited = match block.get("citations") {
         None => false,
-        Some(Value::Array(list)) => !list.is_empty(),
+        Some(Json::Array(list)) => !list.is_empty(),
         Some(_) => true,
     };
     if cited {
@@ -210,13 +213,13 @@ fn decode_text(block: &Obj<'_>) -> Result<Part, WireError> {
     })
 }
 
-fn decode_image(block: &Obj<'_>) -> Result<Part, WireError> {
+fn decode_image(block: &Obj<'_, '_>) -> Result<Part, WireError> {
     block.reject_unknown(&["type", "source", "cache_control"])?;
     let source = decode_source(block, &["base64", "url"])?;
     Ok(Part::Image { source })
 }
 
-fn decode_document(block: &Obj<'_>) -> Result<Part, WireError> {
+fn decode_document(block: &Obj<'_, '_>) -> Result<Part, WireError> {
     block.reject_unknown(&[
         "type",
         "source",
@@ -242,7 +245,7 @@ fn decode_document(block: &Obj<'_>) -> Result<Part, WireError> {
 
 /// An image or document `source`. Plain-text documents are carried as base64 `text/plain` so
 /// every provider sees a document, not loose prompt text.
-fn decode_source(block: &Obj<'_>, kinds: &[&str]) -> Result<Media, WireError> {
+fn decode_source(block: &Obj<'_, '_>, kinds: &[&str]) -> Result<Media, WireError> {
     let source = block.req_obj("source")?;
     let kind = source.req_str("type")?;
     if !kinds.contains(&kind) {
@@ -265,20 +268,20 @@ fn decode_source(block: &Obj<'_>, kinds: &[&str]) -> Result<Media, WireError> {
     Ok(Media::Base64 { media_type, data })
 }
 
-fn decode_tool_use(block: &Obj<'_>) -> Result<ToolCall, WireError> {
+fn decode_tool_use(block: &Obj<'_, '_>) -> Result<ToolCall, WireError> {
     block.reject_unknown(&["type", "id", "name", "input", "cache_control"])?;
     let input = block.req("input")?;
     if !input.is_object() {
-        return Err(must_be(&block.path("input"), "an object"));
+        return Err(must_be(block.path("input"), "an object"));
     }
     Ok(ToolCall {
         id: block.req_str("id")?.to_string(),
         name: block.req_str("name")?.to_string(),
-        arguments: input.to_string(),
+        arguments: input.to_text(),
     })
 }
 
-fn decode_tool_result(block: &Obj<'_>) -> Result<Message, WireError> {
+fn decode_tool_result(block: &Obj<'_, '_>) -> Result<Message, WireError> {
     block.reject_unknown(&[
         "type",
         "tool_use_id",
@@ -289,11 +292,13 @@ fn decode_tool_result(block: &Obj<'_>) -> Result<Message, WireError> {
     let mut content = Vec::new();
     match block.get("content") {
         None => {}
-        Some(Value::String(s)) => content.push(Part::Text { text: s.clone() }),
-        Some(Value::Array(blocks)) => {
+        Some(Json::Str(s)) => content.push(Part::Text {
+            text: s.to_string(),
+        }),
+        Some(Json::Array(blocks)) => {
             let cp = block.path("content");
             for (k, b) in blocks.iter().enumerate() {
-                let inner = as_obj(b, &index(&cp, k))?;
+                let inner = as_obj(b, cp.index(k))?;
                 content.push(match inner.req_str("type")? {
                     "text" => decode_text(&inner)?,
                     "image" => decode_image(&inner)?,
@@ -304,7 +309,7 @@ fn decode_tool_result(block: &Obj<'_>) -> Result<Message, WireError> {
         }
         Some(_) => {
             return Err(must_be(
-                &block.path("content"),
+                block.path("content"),
                 "a string or an array of content blocks",
             ))
         }
@@ -319,7 +324,7 @@ fn decode_tool_result(block: &Obj<'_>) -> Result<Message, WireError> {
     })
 }
 
-fn decode_tool(tool: &Obj<'_>) -> Result<Tool, WireError> {
+fn decode_tool(tool: &Obj<'_, '_>) -> Result<Tool, WireError> {
     // Server tools (web search, code execution, ...) run inside Anthropic; no other provider
     // can honour them, so they are refused before their own fields are judged unknown.
     if let Some(kind) = tool.str("type")? {
@@ -335,15 +340,15 @@ fn decode_tool(tool: &Obj<'_>) -> Result<Tool, WireError> {
         "cache_control",
     ])?;
     let schema = tool.req("input_schema")?;
-    as_obj(schema, &tool.path("input_schema"))?;
+    as_obj(schema, tool.path("input_schema"))?;
     Ok(Tool {
         name: tool.req_str("name")?.to_string(),
         description: tool.string("description")?,
-        parameters: schema.clone(),
+        parameters: schema.to_value(),
     })
 }
 
-fn decode_tool_choice(choice: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireError> {
+fn decode_tool_choice(choice: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(), WireError> {
     choice.reject_unknown(&["type", "name", "disable_parallel_tool_use"])?;
     req.tool_choice = Some(match choice.req_str("type")? {
         "auto" => ToolChoice::Auto,
@@ -352,7 +357,7 @@ fn decode_tool_choice(choice: &Obj<'_>, req: &mut ChatRequest) -> Result<(), Wir
         "tool" => ToolChoice::Tool(choice.req_str("name")?.to_string()),
         _ => {
             return Err(must_be(
-                &choice.path("type"),
+                choice.path("type"),
                 "`auto`, `any`, `tool` or `none`",
             ))
         }
@@ -363,7 +368,7 @@ fn decode_tool_choice(choice: &Obj<'_>, req: &mut ChatRequest) -> Result<(), Wir
     Ok(())
 }
 
-fn decode_output_config(config: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireError> {
+fn decode_output_config(config: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(), WireError> {
     config.reject_unknown(&["format", "effort"])?;
     if let Some(format) = config.obj("format")? {
         format.reject_unknown(&["type", "schema"])?;
@@ -371,10 +376,10 @@ fn decode_output_config(config: &Obj<'_>, req: &mut ChatRequest) -> Result<(), W
             return Err(not_supported(format.path("type")));
         }
         let schema = format.req("schema")?;
-        as_obj(schema, &format.path("schema"))?;
+        as_obj(schema, format.path("schema"))?;
         req.response_format = Some(ResponseFormat::JsonSchema {
             name: "response".to_string(),
-            schema: schema.clone(),
+            schema: schema.to_value(),
             strict: None,
         });
     }
@@ -405,12 +410,14 @@ pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
 }
 
 /// IR usage in Anthropic's shape (see the module doc for the input-token convention).
-pub(crate) fn usage_json(u: &Usage) -> Value {
-    json!({
-        "input_tokens": u.input_tokens.saturating_sub(u.cached_input_tokens),
-        "output_tokens": u.output_tokens,
-        "cache_read_input_tokens": u.cached_input_tokens,
-    })
+pub(crate) fn write_usage(w: &mut JsonWriter, u: &Usage) {
+    w.begin_object();
+    w.key("input_tokens")
+        .u64(u.input_tokens.saturating_sub(u.cached_input_tokens));
+    w.key("output_tokens").u64(u.output_tokens);
+    w.key("cache_read_input_tokens")
+        .u64(u.cached_input_tokens)
+        .end_object();
 }
 
 /// Anthropic's usage counters as IR usage.
@@ -423,37 +430,46 @@ pub(crate) fn usage_from(input: u64, cache_read: u64, cache_write: u64, output: 
 }
 
 pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
-    let mut content = Vec::new();
-    let mut finish = FinishReason::Stop;
-    if let Some(choice) = r.choices.first() {
-        finish = choice.finish_reason;
+    let choice = r.choices.first();
+    let size: usize = choice.map_or(0, |c| {
+        let calls: usize = c.message.tool_calls.iter().map(|t| t.arguments.len()).sum();
+        c.message.joined_text().len() + calls
+    });
+    let mut w = JsonWriter::with_capacity(size + 512);
+    w.begin_object();
+    w.key("id").str(&r.id);
+    w.key("type").str("message");
+    w.key("role").str("assistant");
+    w.key("model").str(&r.model);
+    w.key("content").begin_array();
+    if let Some(choice) = choice {
         for part in &choice.message.content {
             if let Part::Text { text } = part {
                 if !text.is_empty() {
-                    content.push(json!({"type": "text", "text": text}));
+                    w.begin_object();
+                    w.key("type").str("text");
+                    w.key("text").str(text).end_object();
                 }
             }
         }
         for call in &choice.message.tool_calls {
-            content.push(json!({
-                "type": "tool_use",
-                "id": call.id,
-                "name": call.name,
-                "input": args::value(&call.arguments),
-            }));
+            w.begin_object();
+            w.key("type").str("tool_use");
+            w.key("id").str(&call.id);
+            w.key("name").str(&call.name);
+            w.key("input");
+            args::write(&mut w, &call.arguments);
+            w.end_object();
         }
     }
-    let body = json!({
-        "id": r.id,
-        "type": "message",
-        "role": "assistant",
-        "model": r.model,
-        "content": content,
-        "stop_reason": stop_reason(finish),
-        "stop_sequence": null,
-        "usage": usage_json(&r.usage.unwrap_or_default()),
-    });
-    to_bytes(&body)
+    w.end_array();
+    let finish = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
+    w.key("stop_reason").str(stop_reason(finish));
+    w.key("stop_sequence").null();
+    w.key("usage");
+    write_usage(&mut w, &r.usage.unwrap_or_default());
+    w.end_object();
+    w.into_bytes()
 }
 
 /// Anthropic's error type for an IR error.
@@ -487,17 +503,25 @@ pub(crate) fn error_status(error_type: &str) -> (u16, ErrorKind) {
     }
 }
 
-pub(crate) fn error_json(e: &ErrorInfo) -> Value {
-    json!({"type": "error", "error": {"type": error_type(e), "message": e.message}})
+pub(crate) fn write_error(w: &mut JsonWriter, e: &ErrorInfo) {
+    w.begin_object();
+    w.key("type").str("error");
+    w.key("error").begin_object();
+    w.key("type").str(error_type(e));
+    w.key("message").str(&e.message);
+    w.end_object().end_object();
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    to_bytes(&error_json(e))
+    let mut w = JsonWriter::with_capacity(e.message.len() + 96);
+    write_error(&mut w, e);
+    w.into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn decode(v: Value) -> Result<ChatRequest, WireError> {
         decode_messages_request(v.to_string().as_bytes())

@@ -1,5 +1,19 @@
-//! Inline media bytes: the base64 codec the formats share and the magic-byte sniffing that
-//! names an image's type when a format sends bare base64 without one.
+//! Inline media bytes: the base64 codec the formats share, the magic-byte sniffing that names an
+//! image's type when a format sends bare base64 without one, and data URLs.
+
+use crate::ir::Media;
+use crate::wire::json::JsonWriter;
+
+/// [`Media::to_url`] written straight into a body: base64 payloads can be megabytes, and the
+/// URL would be one more copy of them.
+pub(crate) fn write_url(w: &mut JsonWriter, media: &Media) {
+    match media {
+        Media::Base64 { media_type, data } => {
+            w.str_concat(&["data:", media_type, ";base64,", data])
+        }
+        Media::Url { url } => w.str(url),
+    };
+}
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -393,6 +393,29 @@ pub fn system_text(req: &ChatRequest) -> Option<String> {
     }
 }
 
+/// About how many bytes a provider body for `req` takes, to size the buffer it is written into
+/// once: the text and media that make up most of it, plus room for the JSON around them.
+pub(crate) fn body_size_hint(req: &ChatRequest) -> usize {
+    use crate::ir::{Media, Part};
+    let part = |p: &Part| match p {
+        Part::Text { text } => text.len(),
+        Part::Image { source } | Part::Document { source, .. } => match source {
+            Media::Base64 { data, .. } => data.len(),
+            Media::Url { url } => url.len(),
+        },
+    };
+    let messages: usize = req
+        .messages
+        .iter()
+        .map(|m| {
+            let calls: usize = m.tool_calls.iter().map(|c| c.arguments.len() + 64).sum();
+            m.content.iter().map(part).sum::<usize>() + calls + 64
+        })
+        .sum();
+    // Tool schemas are serialised from values: a guess per tool is as good as measuring.
+    messages + req.tools.len() * 512 + 256
+}
+
 /// The name of the tool call `id` answers, searched in earlier assistant turns (Gemini's
 /// `functionResponse` and Ollama's `tool_name` need names, not ids).
 pub fn tool_name_for(req: &ChatRequest, id: &str) -> Option<String> {
@@ -418,12 +441,9 @@ pub fn reject_foreign_extra(
     }
 }
 
-/// Parses a JSON body into `T`, naming the field at fault the way serde reports it.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        WireError::invalid("", format!("invalid JSON body: {msg}"))
-    })
+/// A body that is not JSON at all: a 400 quoting serde's account of where it breaks.
+pub(crate) fn invalid_json(e: serde_json::Error) -> WireError {
+    WireError::invalid("", format!("invalid JSON body: {e}"))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub use provider::{decode_response, encode_request};
 pub use stream::{ChatStreamDecoder, ChatStreamEncoder};
 
 use super::json::{
-    as_obj, as_str, index, must_be, not_supported, parse_object, required, strings, to_bytes, Obj,
+    as_obj, as_str, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj,
 };
 use super::{args, media, time, WireError};
 use crate::ir::*;
@@ -75,15 +75,16 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     let mut req = decode_common(&root)?;
     let mut calls = CallIds::default();
     if let Some(messages) = root.arr("messages")? {
+        let path = root.path("messages");
         for (i, m) in messages.iter().enumerate() {
-            let msg = decode_message(&as_obj(m, &index("messages", i))?, &mut calls)?;
+            let msg = decode_message(&as_obj(m, path.index(i))?, &mut calls)?;
             req.messages.push(msg);
         }
     }
     if let Some(tools) = root.arr("tools")? {
+        let path = root.path("tools");
         for (i, t) in tools.iter().enumerate() {
-            req.tools
-                .push(decode_tool(&as_obj(t, &index("tools", i))?)?);
+            req.tools.push(decode_tool(&as_obj(t, path.index(i))?)?);
         }
     }
     Ok(req)
@@ -142,11 +143,11 @@ pub fn decode_embed_request(body: &[u8]) -> Result<EmbeddingsRequest, WireError>
         "dimensions",
     ])?;
     let input = match (root.get("input"), root.get("prompt")) {
-        (Some(Value::String(s)), _) => vec![s.clone()],
-        (Some(v @ Value::Array(_)), _) => strings(v, "input")?,
+        (Some(Json::Str(s)), _) => vec![s.to_string()],
+        (Some(v @ Json::Array(_)), _) => strings(v, root.path("input"))?,
         (Some(_), _) => return Err(must_be("input", "a string or an array of strings")),
         // The older `/api/embeddings` takes one `prompt`.
-        (None, Some(p)) => vec![as_str(p, "prompt")?.to_string()],
+        (None, Some(p)) => vec![as_str(p, root.path("prompt"))?.to_string()],
         (None, None) => return Err(required("input")),
     };
     // Without truncation an over-long input must fail, which no other provider promises.
@@ -163,23 +164,21 @@ pub fn decode_embed_request(body: &[u8]) -> Result<EmbeddingsRequest, WireError>
     })
 }
 
-fn decode_common(root: &Obj<'_>) -> Result<ChatRequest, WireError> {
+fn decode_common(root: &Obj<'_, '_>) -> Result<ChatRequest, WireError> {
     let mut req = ChatRequest {
         model: root.req_str("model")?.to_string(),
         stream: root.bool("stream")?.unwrap_or(true),
-        keep_alive: root.get("keep_alive").cloned(),
+        keep_alive: root.get("keep_alive").map(Json::to_value),
         ..Default::default()
     };
     match root.get("format") {
         None => {}
-        Some(Value::String(s)) if s.is_empty() => {}
-        Some(Value::String(s)) if s == "json" => {
-            req.response_format = Some(ResponseFormat::JsonObject)
-        }
-        Some(schema @ Value::Object(_)) => {
+        Some(Json::Str(s)) if s.is_empty() => {}
+        Some(Json::Str(s)) if s == "json" => req.response_format = Some(ResponseFormat::JsonObject),
+        Some(schema @ Json::Object(_)) => {
             req.response_format = Some(ResponseFormat::JsonSchema {
                 name: "response".to_string(),
-                schema: schema.clone(),
+                schema: schema.to_value(),
                 strict: None,
             })
         }
@@ -187,7 +186,7 @@ fn decode_common(root: &Obj<'_>) -> Result<ChatRequest, WireError> {
     }
     // Thinking output has no place in the IR; `false` asks for nothing and is fine.
     match root.get("think") {
-        None | Some(Value::Bool(false)) => {}
+        None | Some(Json::Bool(false)) => {}
         Some(_) => return Err(not_supported("think")),
     }
     if root.bool("logprobs")? == Some(true) {
@@ -205,7 +204,7 @@ fn decode_common(root: &Obj<'_>) -> Result<ChatRequest, WireError> {
     Ok(req)
 }
 
-fn decode_options(options: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireError> {
+fn decode_options(options: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(), WireError> {
     req.temperature = options.f64("temperature")?;
     req.top_p = options.f64("top_p")?;
     req.top_k = options.whole_u32("top_k")?;
@@ -226,10 +225,10 @@ fn decode_options(options: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireEr
         };
     }
     if let Some(stop) = options.get("stop") {
-        req.stop = strings(stop, &options.path("stop"))?;
+        req.stop = strings(stop, options.path("stop"))?;
     }
     let mut passthrough = Map::new();
-    for (key, value) in options.map {
+    for (key, value) in options.map.iter() {
         let known = [
             "temperature",
             "top_p",
@@ -240,18 +239,15 @@ fn decode_options(options: &Obj<'_>, req: &mut ChatRequest) -> Result<(), WireEr
             "num_predict",
             "stop",
         ];
-        if known.contains(&key.as_str()) || RUNTIME_HINTS.contains(&key.as_str()) || value.is_null()
-        {
+        if known.contains(&key) || RUNTIME_HINTS.contains(&key) || value.is_null() {
             continue;
         }
-        if !SAMPLING_OPTIONS.contains(&key.as_str()) {
-            let field = options.path(key);
-            return Err(WireError::invalid(
-                field.clone(),
-                format!("unknown option `{field}`"),
-            ));
+        if !SAMPLING_OPTIONS.contains(&key) {
+            let field = options.path(key).to_string();
+            let message = format!("unknown option `{field}`");
+            return Err(WireError::invalid(field, message));
         }
-        passthrough.insert(key.clone(), value.clone());
+        passthrough.insert(key.to_string(), value.to_value());
     }
     if !passthrough.is_empty() {
         req.extra
@@ -291,7 +287,7 @@ impl CallIds {
     }
 }
 
-fn decode_message(obj: &Obj<'_>, calls: &mut CallIds) -> Result<Message, WireError> {
+fn decode_message(obj: &Obj<'_, '_>, calls: &mut CallIds) -> Result<Message, WireError> {
     obj.reject_unknown(&[
         "role",
         "content",
@@ -308,7 +304,7 @@ fn decode_message(obj: &Obj<'_>, calls: &mut CallIds) -> Result<Message, WireErr
         "tool" => Role::Tool,
         _ => {
             return Err(must_be(
-                &obj.path("role"),
+                obj.path("role"),
                 "`system`, `user`, `assistant` or `tool`",
             ))
         }
@@ -328,14 +324,13 @@ fn decode_message(obj: &Obj<'_>, calls: &mut CallIds) -> Result<Message, WireErr
     if let Some(list) = obj.arr("tool_calls")? {
         let list_path = obj.path("tool_calls");
         if role != Role::Assistant && !list.is_empty() {
-            return Err(WireError::invalid(
-                list_path.clone(),
-                format!("`{list_path}` is only allowed on assistant messages"),
-            ));
+            let field = list_path.to_string();
+            let message = format!("`{field}` is only allowed on assistant messages");
+            return Err(WireError::invalid(field, message));
         }
         calls.pending.clear();
         for (j, c) in list.iter().enumerate() {
-            let call = as_obj(c, &index(&list_path, j))?;
+            let call = as_obj(c, list_path.index(j))?;
             msg.tool_calls.push(decode_tool_call(&call, calls)?);
         }
     }
@@ -348,17 +343,17 @@ fn decode_message(obj: &Obj<'_>, calls: &mut CallIds) -> Result<Message, WireErr
     Ok(msg)
 }
 
-fn decode_tool_call(obj: &Obj<'_>, calls: &mut CallIds) -> Result<ToolCall, WireError> {
+fn decode_tool_call(obj: &Obj<'_, '_>, calls: &mut CallIds) -> Result<ToolCall, WireError> {
     obj.reject_unknown(&["id", "type", "function"])?;
     let function = obj.req_obj("function")?;
     function.reject_unknown(&["name", "arguments", "index"])?;
     let name = function.req_str("name")?;
     let arguments = match function.get("arguments") {
         None => "{}".to_string(),
-        Some(v @ Value::Object(_)) => v.to_string(),
+        Some(v @ Json::Object(_)) => v.to_text(),
         // Some clients send OpenAI-style JSON text; it must still be an object.
-        Some(Value::String(s)) if args::object(s).is_some() => s.clone(),
-        Some(_) => return Err(must_be(&function.path("arguments"), "an object")),
+        Some(Json::Str(s)) if args::object(s).is_some() => s.to_string(),
+        Some(_) => return Err(must_be(function.path("arguments"), "an object")),
     };
     let id = calls.call(obj.str("id")?, name);
     Ok(ToolCall {
@@ -368,23 +363,22 @@ fn decode_tool_call(obj: &Obj<'_>, calls: &mut CallIds) -> Result<ToolCall, Wire
     })
 }
 
-fn decode_images(obj: &Obj<'_>) -> Result<Vec<Part>, WireError> {
+fn decode_images(obj: &Obj<'_, '_>) -> Result<Vec<Part>, WireError> {
     let Some(images) = obj.arr("images")? else {
         return Ok(Vec::new());
     };
     let list_path = obj.path("images");
     let mut parts = Vec::new();
     for (k, img) in images.iter().enumerate() {
-        let ip = index(&list_path, k);
-        let data = as_str(img, &ip)?;
+        let ip = list_path.index(k);
+        let data = as_str(img, ip)?;
         let source = if data.starts_with("data:") {
             Media::from_url(data)
         } else {
             let media_type = media::sniff_image(data).ok_or_else(|| {
-                WireError::invalid(
-                    ip.clone(),
-                    format!("`{ip}` is not a base64 PNG, JPEG, GIF or WebP image"),
-                )
+                let field = ip.to_string();
+                let message = format!("`{field}` is not a base64 PNG, JPEG, GIF or WebP image");
+                WireError::invalid(field, message)
             })?;
             Media::Base64 {
                 media_type: media_type.to_string(),
@@ -396,7 +390,7 @@ fn decode_images(obj: &Obj<'_>) -> Result<Vec<Part>, WireError> {
     Ok(parts)
 }
 
-fn decode_tool(tool: &Obj<'_>) -> Result<Tool, WireError> {
+fn decode_tool(tool: &Obj<'_, '_>) -> Result<Tool, WireError> {
     tool.reject_unknown(&["type", "function"])?;
     if let Some(kind) = tool.str("type")? {
         if kind != "function" {
@@ -407,8 +401,8 @@ fn decode_tool(tool: &Obj<'_>) -> Result<Tool, WireError> {
     function.reject_unknown(&["name", "description", "parameters"])?;
     let parameters = match function.get("parameters") {
         Some(p) => {
-            as_obj(p, &function.path("parameters"))?;
-            p.clone()
+            as_obj(p, function.path("parameters"))?;
+            p.to_value()
         }
         None => json!({"type": "object", "properties": {}}),
     };
@@ -429,67 +423,79 @@ pub(crate) fn done_reason(reason: FinishReason) -> &'static str {
 }
 
 /// Tool calls in Ollama's shape: arguments as objects.
-pub(crate) fn tool_calls_json(calls: &[ToolCall]) -> Value {
-    let list: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            json!({
-                "id": c.id,
-                "function": {"index": i, "name": c.name, "arguments": args::value(&c.arguments)},
-            })
-        })
-        .collect();
-    Value::Array(list)
+pub(crate) fn write_tool_calls(w: &mut JsonWriter, calls: &[ToolCall]) {
+    w.begin_array();
+    for (i, c) in calls.iter().enumerate() {
+        w.begin_object();
+        w.key("id").str(&c.id);
+        w.key("function").begin_object();
+        w.key("index").u64(i as u64);
+        w.key("name").str(&c.name);
+        w.key("arguments");
+        args::write(w, &c.arguments);
+        w.end_object().end_object();
+    }
+    w.end_array();
 }
 
 /// The final line / complete answer fields. Ollama's timings are unknown here and reported as 0.
-pub(crate) fn done_fields(out: &mut Map<String, Value>, reason: &str, usage: Option<&Usage>) {
+pub(crate) fn write_done(w: &mut JsonWriter, reason: &str, usage: Option<&Usage>) {
     let u = usage.copied().unwrap_or_default();
-    out.insert("done".into(), json!(true));
-    out.insert("done_reason".into(), json!(reason));
+    w.key("done").bool(true);
+    w.key("done_reason").str(reason);
     for key in [
         "total_duration",
         "load_duration",
         "prompt_eval_duration",
         "eval_duration",
     ] {
-        out.insert(key.into(), json!(0));
+        w.key(key).u64(0);
     }
-    out.insert("prompt_eval_count".into(), json!(u.input_tokens));
-    out.insert("eval_count".into(), json!(u.output_tokens));
+    w.key("prompt_eval_count").u64(u.input_tokens);
+    w.key("eval_count").u64(u.output_tokens);
 }
 
-/// A response object's head: model, created_at, and the text as `message` or `response`.
-pub(crate) fn head(model: &str, created: u64, text: &str, generate: bool) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("model".into(), json!(model));
-    m.insert("created_at".into(), json!(time::rfc3339(created)));
+/// Opens a response object and writes its head: model, created_at, and the text as `message`
+/// (with `calls`, if any) or `response`. The caller adds `done` and closes the object.
+pub(crate) fn write_head(
+    w: &mut JsonWriter,
+    model: &str,
+    created: u64,
+    text: &str,
+    generate: bool,
+    calls: &[ToolCall],
+) {
+    w.begin_object();
+    w.key("model").str(model);
+    w.key("created_at").str(&time::rfc3339(created));
     if generate {
-        m.insert("response".into(), json!(text));
+        w.key("response").str(text);
     } else {
-        m.insert(
-            "message".into(),
-            json!({"role": "assistant", "content": text}),
-        );
+        w.key("message").begin_object();
+        w.key("role").str("assistant");
+        w.key("content").str(text);
+        if !calls.is_empty() {
+            w.key("tool_calls");
+            write_tool_calls(w, calls);
+        }
+        w.end_object();
     }
-    m
 }
 
 fn encode_complete(r: &ChatResponse, generate: bool) -> Vec<u8> {
     let choice = r.choices.first();
     let text = choice.map(|c| c.message.joined_text()).unwrap_or_default();
-    let mut body = head(&r.model, r.created, &text, generate);
-    if let (Some(c), false) = (choice, generate) {
-        if !c.message.tool_calls.is_empty() {
-            if let Some(Value::Object(message)) = body.get_mut("message") {
-                message.insert("tool_calls".into(), tool_calls_json(&c.message.tool_calls));
-            }
-        }
-    }
+    // `/api/generate` has no tool calls to report.
+    let calls = match choice {
+        Some(c) if !generate => c.message.tool_calls.as_slice(),
+        _ => &[],
+    };
+    let mut w = JsonWriter::with_capacity(text.len() + 512);
+    write_head(&mut w, &r.model, r.created, &text, generate, calls);
     let reason = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
-    done_fields(&mut body, done_reason(reason), r.usage.as_ref());
-    to_bytes(&Value::Object(body))
+    write_done(&mut w, done_reason(reason), r.usage.as_ref());
+    w.end_object();
+    w.into_bytes()
 }
 
 pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
@@ -504,21 +510,43 @@ pub fn encode_generate_response(r: &ChatResponse) -> Vec<u8> {
 /// vector), which share an operation: the codec cannot tell them apart, and each client ignores
 /// the other's field.
 pub fn encode_embed_response(r: &EmbeddingsResponse) -> Vec<u8> {
-    let mut body = json!({
-        "model": r.model,
-        "embeddings": r.data,
-        "total_duration": 0,
-        "load_duration": 0,
-        "prompt_eval_count": r.usage.map_or(0, |u| u.input_tokens),
-    });
-    if let ([only], Some(obj)) = (r.data.as_slice(), body.as_object_mut()) {
-        obj.insert("embedding".into(), json!(only));
+    let vector = |w: &mut JsonWriter, v: &[f32]| {
+        w.begin_array();
+        for x in v {
+            w.f64(f64::from(*x));
+        }
+        w.end_array();
+    };
+    let floats: usize = r.data.iter().map(Vec::len).sum();
+    let mut w = JsonWriter::with_capacity(floats * 40 + 256);
+    w.begin_object();
+    w.key("model").str(&r.model);
+    w.key("embeddings").begin_array();
+    for v in &r.data {
+        vector(&mut w, v);
     }
-    to_bytes(&body)
+    w.end_array();
+    w.key("total_duration").u64(0);
+    w.key("load_duration").u64(0);
+    w.key("prompt_eval_count")
+        .u64(r.usage.map_or(0, |u| u.input_tokens));
+    if let [only] = r.data.as_slice() {
+        w.key("embedding");
+        vector(&mut w, only);
+    }
+    w.end_object();
+    w.into_bytes()
+}
+
+/// `{"error": message}`, the shape every Ollama error body and stream error line has.
+pub(crate) fn write_error(w: &mut JsonWriter, message: &str) {
+    w.begin_object().key("error").str(message).end_object();
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    to_bytes(&json!({"error": e.message}))
+    let mut w = JsonWriter::with_capacity(e.message.len() + 16);
+    write_error(&mut w, &e.message);
+    w.into_bytes()
 }
 
 #[cfg(test)]

@@ -3,12 +3,13 @@
 
 use super::{finish_reason, usage_from};
 use crate::ir::*;
-use crate::wire::json::{must_be, required, set, to_bytes};
+use crate::wire::json::{must_be, required, JsonWriter, Path};
 use crate::wire::{
-    args, media, reject_foreign_extra, system_text, Outgoing, ProviderSpec, WireError,
+    args, body_size_hint, media, reject_foreign_extra, system_text, Outgoing, ProviderSpec,
+    WireError,
 };
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 const TARGET: &str = "anthropic";
 
@@ -39,212 +40,307 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
         return Err(WireError::unsupported(*field, TARGET));
     }
 
-    let mut body = Map::new();
-    body.insert("model".into(), json!(chat.model));
-    body.insert(
-        "max_tokens".into(),
-        json!(chat.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-    );
+    let mut w = JsonWriter::with_capacity(body_size_hint(chat));
+    w.begin_object();
+    w.key("model").str(&chat.model);
+    w.key("max_tokens")
+        .u64(chat.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into());
     if let Some(system) = system_text(chat) {
-        body.insert("system".into(), json!(system));
+        w.key("system").str(&system);
     }
-    body.insert("messages".into(), Value::Array(encode_messages(chat)?));
+    w.key("messages");
+    encode_messages(chat, &mut w)?;
     if !chat.stop.is_empty() {
-        body.insert("stop_sequences".into(), json!(chat.stop));
+        w.key("stop_sequences").begin_array();
+        for s in &chat.stop {
+            w.str(s);
+        }
+        w.end_array();
     }
     if let Some(t) = chat.temperature {
-        body.insert("temperature".into(), json!(t));
+        w.key("temperature").f64(t);
     }
     if let Some(p) = chat.top_p {
-        body.insert("top_p".into(), json!(p));
+        w.key("top_p").f64(p);
     }
     if let Some(k) = chat.top_k {
-        body.insert("top_k".into(), json!(k));
+        w.key("top_k").u64(k.into());
     }
     if let Some(user) = &chat.user {
-        body.insert("metadata".into(), json!({ "user_id": user }));
+        w.key("metadata").begin_object();
+        w.key("user_id").str(user).end_object();
     }
     if !chat.tools.is_empty() {
-        let tools: Vec<Value> = chat.tools.iter().map(encode_tool).collect();
-        body.insert("tools".into(), Value::Array(tools));
-        if let Some(choice) = encode_tool_choice(chat) {
-            body.insert("tool_choice".into(), choice);
+        w.key("tools").begin_array();
+        for tool in &chat.tools {
+            encode_tool(tool, &mut w);
         }
+        w.end_array();
+        encode_tool_choice(chat, &mut w);
     }
-    let mut output_config = Map::new();
-    if let Some(ResponseFormat::JsonSchema { schema, .. }) = &chat.response_format {
-        output_config.insert(
-            "format".into(),
-            json!({"type": "json_schema", "schema": schema}),
-        );
-    }
+    // Extras are Anthropic fields the IR has no place for, so none should be named like a
+    // field written here; if one is, the field written here stands. `output_config` is the one
+    // both fill, and is merged below.
     for (key, value) in &chat.extra {
-        match (key.as_str(), value) {
-            ("output_config", Value::Object(extra)) => {
-                for (k, v) in extra {
-                    output_config.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-            _ => {
-                body.insert(key.clone(), value.clone());
-            }
+        if !OWN_FIELDS.contains(&key.as_str()) {
+            w.key(key).value(value);
         }
     }
-    if !output_config.is_empty() {
-        body.insert("output_config".into(), Value::Object(output_config));
-    }
-    body.insert("stream".into(), json!(chat.stream));
+    encode_output_config(chat, &mut w);
+    w.key("stream").bool(chat.stream);
+    w.end_object();
     Ok(Outgoing {
         path: format!("{}/v1/messages", spec.base_path),
         headers: vec![
             ("anthropic-version".into(), spec.anthropic_version.clone()),
             ("content-type".into(), "application/json".into()),
         ],
-        body: to_bytes(&Value::Object(body)),
+        body: w.into_bytes(),
     })
 }
 
-fn encode_tool(tool: &Tool) -> Value {
-    let schema = if tool.parameters.is_object() {
-        tool.parameters.clone()
+/// The top-level fields [`encode_request`] writes itself, which `extra` fields never replace.
+const OWN_FIELDS: &[&str] = &[
+    "model",
+    "max_tokens",
+    "system",
+    "messages",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "top_k",
+    "metadata",
+    "tools",
+    "tool_choice",
+    "output_config",
+    "stream",
+];
+
+/// `output_config`: a JSON schema's `format`, and what an Anthropic client sent in it
+/// (`effort`), the schema winning a clash; left out when there is neither.
+fn encode_output_config(chat: &ChatRequest, w: &mut JsonWriter) {
+    let schema = match &chat.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => Some(schema),
+        _ => None,
+    };
+    let extra = match chat.extra.get("output_config") {
+        Some(Value::Object(m)) if !m.is_empty() => Some(m),
+        _ => None,
+    };
+    if schema.is_none() && extra.is_none() {
+        return;
+    }
+    w.key("output_config").begin_object();
+    if let Some(schema) = schema {
+        w.key("format").begin_object();
+        w.key("type").str("json_schema");
+        w.key("schema").value(schema).end_object();
+    }
+    for (k, v) in extra.into_iter().flatten() {
+        if !(schema.is_some() && k == "format") {
+            w.key(k).value(v);
+        }
+    }
+    w.end_object();
+}
+
+fn encode_tool(tool: &Tool, w: &mut JsonWriter) {
+    w.begin_object();
+    w.key("name").str(&tool.name);
+    if let Some(d) = &tool.description {
+        w.key("description").str(d);
+    }
+    w.key("input_schema");
+    if tool.parameters.is_object() {
+        w.value(&tool.parameters);
     } else {
         // OpenAI lets a function omit its parameters; Anthropic requires a schema.
-        json!({"type": "object", "properties": {}})
-    };
-    let mut t = json!({"name": tool.name, "input_schema": schema});
-    if let Some(d) = &tool.description {
-        set(&mut t, "description", json!(d));
+        w.begin_object();
+        w.key("type").str("object");
+        w.key("properties").begin_object().end_object();
+        w.end_object();
     }
-    t
+    w.end_object();
 }
 
-fn encode_tool_choice(chat: &ChatRequest) -> Option<Value> {
-    let mut choice = match &chat.tool_choice {
-        None | Some(ToolChoice::Auto) => json!({"type": "auto"}),
-        Some(ToolChoice::Required) => json!({"type": "any"}),
-        // `none` has no parallelism switch.
-        Some(ToolChoice::None) => return Some(json!({"type": "none"})),
-        Some(ToolChoice::Tool(name)) => json!({"type": "tool", "name": name}),
+fn encode_tool_choice(chat: &ChatRequest, w: &mut JsonWriter) {
+    let (kind, name) = match &chat.tool_choice {
+        None | Some(ToolChoice::Auto) => ("auto", None),
+        Some(ToolChoice::Required) => ("any", None),
+        Some(ToolChoice::None) => ("none", None),
+        Some(ToolChoice::Tool(name)) => ("tool", Some(name)),
     };
-    if chat.parallel_tool_calls == Some(false) {
-        set(&mut choice, "disable_parallel_tool_use", json!(true));
-    } else if chat.tool_choice.is_none() {
-        return None;
+    // `none` has no parallelism switch; an unset choice is worth sending only to turn it off.
+    let serial = chat.parallel_tool_calls == Some(false) && kind != "none";
+    if chat.tool_choice.is_none() && !serial {
+        return;
     }
-    Some(choice)
+    w.key("tool_choice").begin_object();
+    w.key("type").str(kind);
+    if let Some(name) = name {
+        w.key("name").str(name);
+    }
+    if serial {
+        w.key("disable_parallel_tool_use").bool(true);
+    }
+    w.end_object();
 }
 
-fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {
-    let mut out: Vec<Value> = Vec::new();
-    // Whether the last message pushed is a user turn holding only tool results, which the next
-    // tool turn joins: Anthropic wants all results for one assistant turn in one user turn.
+fn encode_messages(chat: &ChatRequest, w: &mut JsonWriter) -> Result<(), WireError> {
+    let messages = Path::field("messages");
+    w.begin_array();
+    // Whether the turn written last is a user turn of tool results still open for more:
+    // Anthropic wants all results for one assistant turn in one user turn.
     let mut open_results = false;
     for (i, m) in chat.messages.iter().enumerate() {
-        let path = format!("messages[{i}]");
+        let path = messages.index(i);
+        if matches!(m.role, Role::User | Role::Assistant) && open_results {
+            w.end_array().end_object();
+            open_results = false;
+        }
         match m.role {
             Role::System | Role::Developer => continue,
             Role::User => {
-                out.push(json!({"role": "user", "content": encode_content(&m.content, &path)?}));
-                open_results = false;
+                w.begin_object();
+                w.key("role").str("user");
+                w.key("content");
+                encode_content(&m.content, path, w)?;
+                w.end_object();
             }
             Role::Assistant => {
-                let mut blocks = encode_blocks(&m.content, &path)?;
+                w.begin_object();
+                w.key("role").str("assistant");
+                w.key("content").begin_array();
+                encode_blocks(&m.content, path, w)?;
                 for (j, call) in m.tool_calls.iter().enumerate() {
                     let input = args::object(&call.arguments).ok_or_else(|| {
-                        must_be(
-                            &format!("{path}.tool_calls[{j}].function.arguments"),
-                            "a JSON object",
-                        )
+                        let calls = path.key("tool_calls");
+                        let function = calls.index(j);
+                        must_be(function.key("function").key("arguments"), "a JSON object")
                     })?;
-                    blocks.push(json!({
-                        "type": "tool_use", "id": call.id, "name": call.name, "input": input,
-                    }));
+                    w.begin_object();
+                    w.key("type").str("tool_use");
+                    w.key("id").str(&call.id);
+                    w.key("name").str(&call.name);
+                    w.key("input").json(&input).end_object();
                 }
-                out.push(json!({"role": "assistant", "content": blocks}));
-                open_results = false;
+                w.end_array().end_object();
             }
             Role::Tool => {
                 let id = m
                     .tool_call_id
                     .as_deref()
-                    .ok_or_else(|| required(&format!("{path}.tool_call_id")))?;
-                let mut result = json!({"type": "tool_result", "tool_use_id": id});
+                    .ok_or_else(|| required(path.key("tool_call_id")))?;
+                if !open_results {
+                    w.begin_object();
+                    w.key("role").str("user");
+                    w.key("content").begin_array();
+                    open_results = true;
+                }
+                w.begin_object();
+                w.key("type").str("tool_result");
+                w.key("tool_use_id").str(id);
                 if !m.content.is_empty() {
-                    set(&mut result, "content", encode_content(&m.content, &path)?);
+                    w.key("content");
+                    encode_content(&m.content, path, w)?;
                 }
                 if m.is_error {
-                    set(&mut result, "is_error", json!(true));
+                    w.key("is_error").bool(true);
                 }
-                let joined = open_results
-                    && out
-                        .last_mut()
-                        .and_then(|last| last.get_mut("content"))
-                        .and_then(Value::as_array_mut)
-                        .map(|blocks| blocks.push(result.clone()))
-                        .is_some();
-                if !joined {
-                    out.push(json!({"role": "user", "content": [result]}));
-                }
-                open_results = true;
+                w.end_object();
             }
         }
     }
-    Ok(out)
+    if open_results {
+        w.end_array().end_object();
+    }
+    w.end_array();
+    Ok(())
 }
 
 /// A lone text part goes as a plain string, the shape Anthropic documents first.
-fn encode_content(parts: &[Part], path: &str) -> Result<Value, WireError> {
+fn encode_content(parts: &[Part], path: Path<'_>, w: &mut JsonWriter) -> Result<(), WireError> {
     if let [Part::Text { text }] = parts {
-        return Ok(json!(text));
+        w.str(text);
+        return Ok(());
     }
-    Ok(Value::Array(encode_blocks(parts, path)?))
+    w.begin_array();
+    encode_blocks(parts, path, w)?;
+    w.end_array();
+    Ok(())
 }
 
-fn encode_blocks(parts: &[Part], path: &str) -> Result<Vec<Value>, WireError> {
-    let mut blocks = Vec::new();
+/// The content blocks of `parts`, into an array the caller opened.
+fn encode_blocks(parts: &[Part], path: Path<'_>, w: &mut JsonWriter) -> Result<(), WireError> {
+    let content = path.key("content");
     for (k, part) in parts.iter().enumerate() {
-        let field = format!("{path}.content[{k}]");
-        blocks.push(match part {
+        match part {
             // Anthropic rejects empty text blocks; an empty part says nothing anyway.
             Part::Text { text } if text.is_empty() => continue,
-            Part::Text { text } => json!({"type": "text", "text": text}),
-            Part::Image { source } => json!({"type": "image", "source": encode_source(source)}),
+            Part::Text { text } => {
+                w.begin_object();
+                w.key("type").str("text");
+                w.key("text").str(text).end_object();
+            }
+            Part::Image { source } => {
+                w.begin_object();
+                w.key("type").str("image");
+                w.key("source");
+                encode_source(source, w);
+                w.end_object();
+            }
             Part::Document { source, title } => {
-                let source = match source {
-                    Media::Base64 { media_type, data } if media_type == "text/plain" => {
-                        let text = media::base64_decode(data.as_bytes())
+                let field = content.index(k);
+                let text = match source {
+                    Media::Base64 { media_type, data } if media_type == "text/plain" => Some(
+                        media::base64_decode(data.as_bytes())
                             .and_then(|b| String::from_utf8(b).ok())
                             .ok_or_else(|| {
-                                WireError::invalid(
-                                    field.clone(),
-                                    format!("`{field}` is not valid base64 UTF-8 text"),
-                                )
-                            })?;
-                        json!({"type": "text", "media_type": "text/plain", "data": text})
-                    }
+                                let message = format!("`{field}` is not valid base64 UTF-8 text");
+                                WireError::invalid(field, message)
+                            })?,
+                    ),
                     Media::Base64 { media_type, .. } if media_type != "application/pdf" => {
                         return Err(WireError::unsupported(field, TARGET));
                     }
-                    other => encode_source(other),
+                    _ => None,
                 };
-                let mut doc = json!({"type": "document", "source": source});
-                if let Some(t) = title {
-                    set(&mut doc, "title", json!(t));
+                w.begin_object();
+                w.key("type").str("document");
+                w.key("source");
+                match text {
+                    Some(text) => {
+                        w.begin_object();
+                        w.key("type").str("text");
+                        w.key("media_type").str("text/plain");
+                        w.key("data").str(&text).end_object();
+                    }
+                    None => encode_source(source, w),
                 }
-                doc
+                if let Some(t) = title {
+                    w.key("title").str(t);
+                }
+                w.end_object();
             }
-        });
+        }
     }
-    Ok(blocks)
+    Ok(())
 }
 
-fn encode_source(media: &Media) -> Value {
+fn encode_source(media: &Media, w: &mut JsonWriter) {
+    w.begin_object();
     match media {
         Media::Base64 { media_type, data } => {
-            json!({"type": "base64", "media_type": media_type, "data": data})
+            w.key("type").str("base64");
+            w.key("media_type").str(media_type);
+            w.key("data").str(data);
         }
-        Media::Url { url } => json!({"type": "url", "url": url}),
+        Media::Url { url } => {
+            w.key("type").str("url");
+            w.key("url").str(url);
+        }
     }
+    w.end_object();
 }
 
 #[derive(Deserialize)]
@@ -364,6 +460,7 @@ fn error_from_body(status: u16, body: &[u8]) -> ErrorInfo {
 mod tests {
     use super::*;
     use crate::wire::ProviderKind;
+    use serde_json::json;
 
     fn spec() -> ProviderSpec {
         ProviderSpec {
@@ -555,6 +652,41 @@ mod tests {
         });
         let ir = super::super::decode_messages_request(original.to_string().as_bytes()).unwrap();
         assert_eq!(body_of(ir), original);
+    }
+
+    #[test]
+    fn tool_results_share_one_user_turn_across_system_turns() {
+        let req = ChatRequest {
+            model: "m".into(),
+            messages: vec![
+                tool_msg("a", "1"),
+                Message::text(Role::System, "s"),
+                tool_msg("b", ""),
+                Message::text(Role::Assistant, "ok"),
+                tool_msg("c", "3"),
+            ],
+            extra: [("output_config".to_string(), json!({"effort": "high"}))]
+                .into_iter()
+                .collect(),
+            extra_family: Some(Family::Anthropic),
+            ..Default::default()
+        };
+        let mut empty = req.clone();
+        if let Some(m) = empty.messages.get_mut(2) {
+            m.content.clear();
+        }
+        assert_eq!(
+            body_of(empty)["messages"],
+            json!([
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": "1"},
+                    {"type": "tool_result", "tool_use_id": "b"}
+                ]},
+                {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c", "content": "3"}]}
+            ])
+        );
+        assert_eq!(body_of(req)["output_config"], json!({"effort": "high"}));
     }
 
     #[test]

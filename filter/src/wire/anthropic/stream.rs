@@ -2,12 +2,13 @@
 //! Anthropic clients, and an Anthropic provider's SSE back to IR events.
 
 use super::provider::{WireBlock, WireErrorObject, WireUsage};
-use super::{error_json, error_status, finish_reason, stop_reason, usage_from};
+use super::{error_status, finish_reason, stop_reason, usage_from, write_error};
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
+use crate::wire::json::JsonWriter;
 use crate::wire::{StreamDecoder, StreamEncoder, WireError};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The block the encoder has open: text, or the tool call with this IR index.
 #[derive(Clone, Copy, PartialEq)]
@@ -28,6 +29,20 @@ pub struct MessagesStreamEncoder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     done: bool,
+    /// Each event's JSON, before it is framed; kept to reuse its allocation.
+    json: JsonWriter,
+}
+
+/// Writes one event whose data `write` produces.
+fn emit(json: &mut JsonWriter, name: &str, out: &mut Vec<u8>, write: impl FnOnce(&mut JsonWriter)) {
+    json.clear();
+    write(json);
+    write_event(Some(name), json.as_str(), out);
+}
+
+/// An event whose data is only its type.
+fn emit_bare(name: &str, out: &mut Vec<u8>) {
+    write_event(Some(name), &format!(r#"{{"type":"{name}"}}"#), out);
 }
 
 impl MessagesStreamEncoder {
@@ -41,11 +56,8 @@ impl MessagesStreamEncoder {
             finish: None,
             usage: None,
             done: false,
+            json: JsonWriter::with_capacity(256),
         }
-    }
-
-    fn emit(name: &str, data: &Value, out: &mut Vec<u8>) {
-        write_event(Some(name), &data.to_string(), out);
     }
 
     fn start(&mut self, id: &str, model: &str, out: &mut Vec<u8>) {
@@ -54,31 +66,39 @@ impl MessagesStreamEncoder {
         }
         self.started = true;
         let model = if model.is_empty() { &self.model } else { model };
-        let message = json!({
-            "type": "message_start",
-            "message": {
-                "id": id, "type": "message", "role": "assistant", "model": model,
-                "content": [], "stop_reason": null, "stop_sequence": null,
-                // The IR's Start carries no usage; the real counts follow in message_delta.
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            }
+        emit(&mut self.json, "message_start", out, |w| {
+            w.begin_object();
+            w.key("type").str("message_start");
+            w.key("message").begin_object();
+            w.key("id").str(id);
+            w.key("type").str("message");
+            w.key("role").str("assistant");
+            w.key("model").str(model);
+            w.key("content").begin_array().end_array();
+            w.key("stop_reason").null();
+            w.key("stop_sequence").null();
+            // The IR's Start carries no usage; the real counts follow in message_delta.
+            w.key("usage").begin_object();
+            w.key("input_tokens").u64(0);
+            w.key("output_tokens").u64(0);
+            w.end_object().end_object().end_object();
         });
-        Self::emit("message_start", &message, out);
-        Self::emit("ping", &json!({"type": "ping"}), out);
+        emit_bare("ping", out);
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
         if let Some((_, index)) = self.open.take() {
-            Self::emit(
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-                out,
-            );
+            emit(&mut self.json, "content_block_stop", out, |w| {
+                w.begin_object();
+                w.key("type").str("content_block_stop");
+                w.key("index").u64(index.into()).end_object();
+            });
         }
     }
 
-    /// Opens a block of `kind` unless it is the open one; returns its index.
-    fn open(&mut self, kind: Open, block: Value, out: &mut Vec<u8>) -> u32 {
+    /// Opens a block of `kind` unless it is the open one; returns its index. `block` writes the
+    /// block's opening shape.
+    fn open(&mut self, kind: Open, out: &mut Vec<u8>, block: impl FnOnce(&mut JsonWriter)) -> u32 {
         if let Some((open, index)) = self.open {
             if open == kind {
                 return index;
@@ -91,39 +111,56 @@ impl MessagesStreamEncoder {
         if let Open::Tool(tool) = kind {
             self.tool_blocks.push((tool, index));
         }
-        Self::emit(
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
-            out,
-        );
+        emit(&mut self.json, "content_block_start", out, |w| {
+            w.begin_object();
+            w.key("type").str("content_block_start");
+            w.key("index").u64(index.into());
+            w.key("content_block");
+            block(w);
+            w.end_object();
+        });
         index
     }
 
-    fn delta(index: u32, delta: Value, out: &mut Vec<u8>) {
-        Self::emit(
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-            out,
-        );
+    /// A `content_block_delta` of `kind` whose one payload field is `field`.
+    fn delta(&mut self, index: u32, kind: &str, field: &str, value: &str, out: &mut Vec<u8>) {
+        emit(&mut self.json, "content_block_delta", out, |w| {
+            w.begin_object();
+            w.key("type").str("content_block_delta");
+            w.key("index").u64(index.into());
+            w.key("delta").begin_object();
+            w.key("type").str(kind);
+            w.key(field).str(value);
+            w.end_object().end_object();
+        });
     }
 
     fn finish_message(&mut self, out: &mut Vec<u8>) {
         let Some(reason) = self.finish else { return };
-        let mut usage = json!({"output_tokens": 0});
-        if let Some(u) = &self.usage {
-            // The SDK takes input and cache counts from message_delta when present.
-            usage = super::usage_json(u);
-        }
-        Self::emit(
-            "message_delta",
-            &json!({
-                "type": "message_delta",
-                "delta": {"stop_reason": stop_reason(reason), "stop_sequence": null},
-                "usage": usage,
-            }),
-            out,
-        );
-        Self::emit("message_stop", &json!({"type": "message_stop"}), out);
+        let usage = self.usage;
+        emit(&mut self.json, "message_delta", out, |w| {
+            w.begin_object();
+            w.key("type").str("message_delta");
+            w.key("delta").begin_object();
+            w.key("stop_reason").str(stop_reason(reason));
+            w.key("stop_sequence").null();
+            w.end_object();
+            w.key("usage");
+            match &usage {
+                // The SDK takes input and cache counts from message_delta when present.
+                Some(u) => super::write_usage(w, u),
+                None => {
+                    w.begin_object().key("output_tokens").u64(0).end_object();
+                }
+            }
+            w.end_object();
+        });
+        emit_bare("message_stop", out);
+        self.done = true;
+    }
+
+    fn error(&mut self, e: &ErrorInfo, out: &mut Vec<u8>) {
+        emit(&mut self.json, "error", out, |w| write_error(w, e));
         self.done = true;
     }
 }
@@ -149,14 +186,23 @@ impl StreamEncoder for MessagesStreamEncoder {
                 if text.is_empty() {
                     return;
                 }
-                let index = self.open(Open::Text, json!({"type": "text", "text": ""}), out);
-                Self::delta(index, json!({"type": "text_delta", "text": text}), out);
+                let index = self.open(Open::Text, out, |w| {
+                    w.begin_object();
+                    w.key("type").str("text");
+                    w.key("text").str("").end_object();
+                });
+                self.delta(index, "text_delta", "text", text, out);
             }
             StreamEvent::ToolCallStart {
                 index, id, name, ..
             } => {
-                let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
-                self.open(Open::Tool(*index), block, out);
+                self.open(Open::Tool(*index), out, |w| {
+                    w.begin_object();
+                    w.key("type").str("tool_use");
+                    w.key("id").str(id);
+                    w.key("name").str(name);
+                    w.key("input").begin_object().end_object().end_object();
+                });
             }
             StreamEvent::ToolCallDelta {
                 index, arguments, ..
@@ -170,8 +216,7 @@ impl StreamEncoder for MessagesStreamEncoder {
                         .map(|(_, block)| *block),
                 };
                 if let Some(block) = block {
-                    let delta = json!({"type": "input_json_delta", "partial_json": arguments});
-                    Self::delta(block, delta, out);
+                    self.delta(block, "input_json_delta", "partial_json", arguments, out);
                 }
             }
             StreamEvent::Finish { reason, .. } => {
@@ -185,10 +230,7 @@ impl StreamEncoder for MessagesStreamEncoder {
                 self.usage = Some(*u);
                 self.finish_message(out);
             }
-            StreamEvent::Error(e) => {
-                Self::emit("error", &error_json(e), out);
-                self.done = true;
-            }
+            StreamEvent::Error(e) => self.error(e, out),
         }
     }
 
@@ -204,8 +246,7 @@ impl StreamEncoder for MessagesStreamEncoder {
                 ErrorKind::Upstream,
                 "the provider's stream ended before the answer was complete",
             );
-            Self::emit("error", &error_json(&e), out);
-            self.done = true;
+            self.error(&e, out);
         }
     }
 }
@@ -458,6 +499,7 @@ impl StreamDecoder for MessagesStreamDecoder {
 mod tests {
     use super::*;
     use crate::stream::testutil::splits;
+    use serde_json::json;
 
     /// A real-shaped Anthropic stream: text, a tool call with split JSON, thinking noise, pings.
     const RECORDED: &str = concat!(

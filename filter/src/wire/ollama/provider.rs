@@ -2,38 +2,68 @@
 //! Ollama's complete answers and `{"error"}` bodies back to IR.
 
 use crate::ir::*;
-use crate::wire::json::{must_be, set, to_bytes};
-use crate::wire::{args, reject_foreign_extra, time, Outgoing, ProviderSpec, WireError};
+use crate::wire::json::{must_be, JsonWriter, Path};
+use crate::wire::{
+    args, body_size_hint, reject_foreign_extra, time, Outgoing, ProviderSpec, WireError,
+};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 const TARGET: &str = "ollama";
 
 pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, WireError> {
-    let body = match req {
-        Request::Chat(chat) => encode_chat(chat)?,
+    let (op, body) = match req {
+        Request::Chat(chat) => ("chat", encode_chat(chat)?),
         Request::Embeddings(e) => {
             // `user` only labels the request for the vendor's abuse tracking; Ollama has none.
-            let mut body = json!({"model": e.model, "input": e.input});
-            if let Some(d) = e.dimensions {
-                set(&mut body, "dimensions", json!(d));
+            let input: usize = e.input.iter().map(|s| s.len() + 4).sum();
+            let mut w = JsonWriter::with_capacity(input + 64);
+            w.begin_object();
+            w.key("model").str(&e.model);
+            w.key("input").begin_array();
+            for s in &e.input {
+                w.str(s);
             }
-            body
+            w.end_array();
+            if let Some(d) = e.dimensions {
+                w.key("dimensions").u64(d.into());
+            }
+            w.end_object();
+            ("embed", w.into_bytes())
         }
-    };
-    let op = if matches!(req, Request::Chat(_)) {
-        "chat"
-    } else {
-        "embed"
     };
     Ok(Outgoing {
         path: format!("{}/api/{op}", spec.base_path),
         headers: vec![("content-type".into(), "application/json".into())],
-        body: to_bytes(&body),
+        body,
     })
 }
 
-fn encode_chat(chat: &ChatRequest) -> Result<Value, WireError> {
+/// The top-level fields [`encode_chat`] writes itself; `extra` fields never replace them, and
+/// an `extra.options` object is merged into `options`.
+const OWN_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "tools",
+    "format",
+    "options",
+    "keep_alive",
+    "stream",
+];
+
+/// The `options` [`encode_chat`] fills from IR fields.
+const OWN_OPTIONS: &[&str] = &[
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "num_predict",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+];
+
+fn encode_chat(chat: &ChatRequest) -> Result<Vec<u8>, WireError> {
     reject_foreign_extra(chat, Family::Ollama, TARGET)?;
     if chat.n.is_some_and(|n| n > 1) {
         return Err(WireError::unsupported("n", TARGET));
@@ -48,151 +78,197 @@ fn encode_chat(chat: &ChatRequest) -> Result<Value, WireError> {
     if chat.parallel_tool_calls == Some(false) {
         return Err(WireError::unsupported("parallel_tool_calls", TARGET));
     }
-    let mut body = Map::new();
-    body.insert("model".into(), json!(chat.model));
-    let mut messages = Vec::new();
+    let mut w = JsonWriter::with_capacity(body_size_hint(chat));
+    w.begin_object();
+    w.key("model").str(&chat.model);
+    w.key("messages").begin_array();
+    let messages = Path::field("messages");
     for (i, m) in chat.messages.iter().enumerate() {
-        messages.push(encode_message(chat, i, m)?);
+        encode_message(chat, i, m, messages.index(i), &mut w)?;
     }
-    body.insert("messages".into(), Value::Array(messages));
+    w.end_array();
     if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
-        let tools: Vec<Value> = chat
-            .tools
-            .iter()
-            .map(|t| {
-                let mut function = json!({"name": t.name, "parameters": t.parameters});
-                if let Some(d) = &t.description {
-                    set(&mut function, "description", json!(d));
-                }
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
+        w.key("tools").begin_array();
+        for t in &chat.tools {
+            w.begin_object();
+            w.key("type").str("function");
+            w.key("function").begin_object();
+            w.key("name").str(&t.name);
+            if let Some(d) = &t.description {
+                w.key("description").str(d);
+            }
+            w.key("parameters").value(&t.parameters);
+            w.end_object().end_object();
+        }
+        w.end_array();
     }
     match &chat.response_format {
         None | Some(ResponseFormat::Text) => {}
         Some(ResponseFormat::JsonObject) => {
-            body.insert("format".into(), json!("json"));
+            w.key("format").str("json");
         }
         Some(ResponseFormat::JsonSchema { schema, .. }) => {
-            body.insert("format".into(), schema.clone());
+            w.key("format").value(schema);
         }
-    }
-    let mut options = Map::new();
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(v) = value {
-            options.insert(key.to_string(), v);
-        }
-    };
-    put("temperature", chat.temperature.map(|v| json!(v)));
-    put("top_p", chat.top_p.map(|v| json!(v)));
-    put("top_k", chat.top_k.map(|v| json!(v)));
-    put("seed", chat.seed.map(|v| json!(v)));
-    put("num_predict", chat.max_tokens.map(|v| json!(v)));
-    put("presence_penalty", chat.presence_penalty.map(|v| json!(v)));
-    put(
-        "frequency_penalty",
-        chat.frequency_penalty.map(|v| json!(v)),
-    );
-    if !chat.stop.is_empty() {
-        put("stop", Some(json!(chat.stop)));
     }
     for (key, value) in &chat.extra {
-        match (key.as_str(), value) {
-            ("options", Value::Object(extra)) => {
-                for (k, v) in extra {
-                    options.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-            _ => {
-                body.insert(key.clone(), value.clone());
-            }
+        if !OWN_FIELDS.contains(&key.as_str()) {
+            w.key(key).value(value);
         }
     }
-    if !options.is_empty() {
-        body.insert("options".into(), Value::Object(options));
-    }
+    encode_options(chat, &mut w);
     if let Some(keep_alive) = &chat.keep_alive {
-        body.insert("keep_alive".into(), keep_alive.clone());
+        w.key("keep_alive").value(keep_alive);
     }
     // Ollama streams unless told otherwise, so the choice is always spelled out. `user` is not
     // sent: it only labels the request for a vendor's abuse tracking, which Ollama has not.
-    body.insert("stream".into(), json!(chat.stream));
-    Ok(Value::Object(body))
+    w.key("stream").bool(chat.stream);
+    w.end_object();
+    Ok(w.into_bytes())
 }
 
-fn encode_message(chat: &ChatRequest, i: usize, m: &Message) -> Result<Value, WireError> {
-    let path = format!("messages[{i}]");
+/// `options`: the sampling fields, then the sampling options an Ollama client passed through;
+/// left out when there are none.
+fn encode_options(chat: &ChatRequest, w: &mut JsonWriter) {
+    let mut opened = false;
+    let mut key = |w: &mut JsonWriter, name: &str| {
+        if !opened {
+            w.key("options").begin_object();
+            opened = true;
+        }
+        w.key(name);
+    };
+    for (name, v) in [("temperature", chat.temperature), ("top_p", chat.top_p)] {
+        if let Some(v) = v {
+            key(w, name);
+            w.f64(v);
+        }
+    }
+    if let Some(k) = chat.top_k {
+        key(w, "top_k");
+        w.u64(k.into());
+    }
+    if let Some(seed) = chat.seed {
+        key(w, "seed");
+        w.i64(seed);
+    }
+    if let Some(n) = chat.max_tokens {
+        key(w, "num_predict");
+        w.u64(n.into());
+    }
+    for (name, v) in [
+        ("presence_penalty", chat.presence_penalty),
+        ("frequency_penalty", chat.frequency_penalty),
+    ] {
+        if let Some(v) = v {
+            key(w, name);
+            w.f64(v);
+        }
+    }
+    if !chat.stop.is_empty() {
+        key(w, "stop");
+        w.begin_array();
+        for s in &chat.stop {
+            w.str(s);
+        }
+        w.end_array();
+    }
+    if let Some(Value::Object(extra)) = chat.extra.get("options") {
+        for (name, v) in extra {
+            if !OWN_OPTIONS.contains(&name.as_str()) {
+                key(w, name);
+                w.value(v);
+            }
+        }
+    }
+    if opened {
+        w.end_object();
+    }
+}
+
+fn encode_message(
+    chat: &ChatRequest,
+    i: usize,
+    m: &Message,
+    path: Path<'_>,
+    w: &mut JsonWriter,
+) -> Result<(), WireError> {
     let role = match m.role {
         Role::System | Role::Developer => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
         Role::Tool => "tool",
     };
-    let mut images = Vec::new();
+    w.begin_object();
+    w.key("role").str(role);
+    w.key("content").str(&m.joined_text());
+    let mut images = false;
     for (k, part) in m.content.iter().enumerate() {
         match part {
             Part::Text { .. } => {}
             // Ollama takes bare base64 and sniffs the type itself.
             Part::Image {
                 source: Media::Base64 { data, .. },
-            } => images.push(json!(data)),
+            } => {
+                if !images {
+                    w.key("images").begin_array();
+                    images = true;
+                }
+                w.str(data);
+            }
             Part::Image { .. } | Part::Document { .. } => {
-                return Err(WireError::unsupported(
-                    format!("{path}.content[{k}]"),
-                    TARGET,
-                ))
+                return Err(WireError::unsupported(path.key("content").index(k), TARGET))
             }
         }
     }
-    let mut msg = json!({"role": role, "content": m.joined_text()});
-    let Some(obj) = msg.as_object_mut() else {
-        return Ok(msg);
-    };
-    if !images.is_empty() {
-        obj.insert("images".into(), Value::Array(images));
+    if images {
+        w.end_array();
     }
     if !m.tool_calls.is_empty() {
-        let mut calls = Vec::new();
+        w.key("tool_calls").begin_array();
         for (j, c) in m.tool_calls.iter().enumerate() {
             let arguments = args::object(&c.arguments).ok_or_else(|| {
-                must_be(
-                    &format!("{path}.tool_calls[{j}].function.arguments"),
-                    "a JSON object",
-                )
+                let calls = path.key("tool_calls");
+                let call = calls.index(j);
+                must_be(call.key("function").key("arguments"), "a JSON object")
             })?;
             // No `id`: Ollama's own request types (the `ollama` client's `Message.ToolCall`) have
             // none, results are matched by `tool_name`.
-            calls.push(json!({"function": {"name": c.name, "arguments": arguments}}));
+            w.begin_object();
+            w.key("function").begin_object();
+            w.key("name").str(&c.name);
+            w.key("arguments").json(&arguments);
+            w.end_object().end_object();
         }
-        obj.insert("tool_calls".into(), Value::Array(calls));
+        w.end_array();
     }
     if m.role == Role::Tool {
         // Ollama matches results to calls by function name; `is_error` has no Ollama form, and
         // the result text is what tells the model what went wrong.
-        let name = m.name.clone().or_else(|| {
+        let name = m.name.as_deref().or_else(|| {
             m.tool_call_id
                 .as_deref()
                 .and_then(|id| call_name(chat, i, id))
         });
         if let Some(name) = name {
-            obj.insert("tool_name".into(), json!(name));
+            w.key("tool_name").str(name);
         }
     }
-    Ok(msg)
+    w.end_object();
+    Ok(())
 }
 
 /// The name of call `id` in the nearest assistant turn before message `i`. Searching backwards
 /// (unlike `wire::tool_name_for`) picks the right call when ids repeat across turns, as
 /// id-less formats' generated ids do.
-fn call_name(chat: &ChatRequest, i: usize, id: &str) -> Option<String> {
+fn call_name<'c>(chat: &'c ChatRequest, i: usize, id: &str) -> Option<&'c str> {
     chat.messages
         .get(..i)?
         .iter()
         .rev()
         .flat_map(|m| m.tool_calls.iter())
         .find(|c| c.id == id)
-        .map(|c| c.name.clone())
+        .map(|c| c.name.as_str())
 }
 
 #[derive(Deserialize, Default)]
@@ -368,6 +444,7 @@ pub fn decode_response(
 mod tests {
     use super::*;
     use crate::wire::ProviderKind;
+    use serde_json::json;
 
     fn spec() -> ProviderSpec {
         ProviderSpec {

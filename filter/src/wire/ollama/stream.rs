@@ -2,12 +2,11 @@
 //! lines for Ollama clients, and an Ollama provider's `/api/chat` lines back to IR events.
 
 use super::provider::{call_id, created_of, error_message, finish_of, usage_of, WireChat};
-use super::{done_fields, done_reason, head, tool_calls_json};
+use super::{done_reason, write_done, write_error, write_head};
 use crate::ir::*;
 use crate::stream::ndjson::NdjsonFramer;
-use crate::wire::json::set;
+use crate::wire::json::JsonWriter;
 use crate::wire::{args, StreamDecoder, StreamEncoder, WireError};
-use serde_json::{json, Value};
 
 /// IR events to Ollama NDJSON. Ollama sends each tool call whole, with its arguments as an
 /// object, so calls are buffered until the choice finishes; the `done` line waits for usage.
@@ -18,6 +17,8 @@ pub struct ChatStreamEncoder {
     calls: Vec<ToolCall>,
     finish: Option<FinishReason>,
     done: bool,
+    /// Each line's JSON; kept to reuse its allocation.
+    json: JsonWriter,
 }
 
 impl ChatStreamEncoder {
@@ -29,25 +30,53 @@ impl ChatStreamEncoder {
             calls: Vec::new(),
             finish: None,
             done: false,
+            json: JsonWriter::with_capacity(256),
         }
     }
 
-    fn line(value: &Value, out: &mut Vec<u8>) {
-        out.extend_from_slice(value.to_string().as_bytes());
+    /// Ends the line written into `self.json`.
+    fn push_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.json.as_bytes());
         out.push(b'\n');
     }
 
+    /// A line with the head and `done: false`.
+    fn progress_line(&mut self, text: &str, calls: &[ToolCall], out: &mut Vec<u8>) {
+        self.json.clear();
+        write_head(
+            &mut self.json,
+            &self.model,
+            self.created,
+            text,
+            self.generate,
+            calls,
+        );
+        self.json.key("done").bool(false).end_object();
+        self.push_line(out);
+    }
+
     fn done_line(&mut self, usage: Option<&Usage>, out: &mut Vec<u8>) {
-        let mut body = head(&self.model, self.created, "", self.generate);
         let reason = self.finish.unwrap_or(FinishReason::Stop);
-        done_fields(&mut body, done_reason(reason), usage);
-        Self::line(&Value::Object(body), out);
+        self.json.clear();
+        write_head(
+            &mut self.json,
+            &self.model,
+            self.created,
+            "",
+            self.generate,
+            &[],
+        );
+        write_done(&mut self.json, done_reason(reason), usage);
+        self.json.end_object();
+        self.push_line(out);
         self.done = true;
     }
 
     fn error_line(&mut self, message: &str, out: &mut Vec<u8>) {
         // The ollama client raises ResponseError on any line with an `error` key.
-        Self::line(&json!({"error": message}), out);
+        self.json.clear();
+        write_error(&mut self.json, message);
+        self.push_line(out);
         self.done = true;
     }
 }
@@ -72,10 +101,7 @@ impl StreamEncoder for ChatStreamEncoder {
                 if *choice != 0 => {}
             StreamEvent::TextDelta { text, .. } => {
                 if !text.is_empty() {
-                    let body = head(&self.model, self.created, text, self.generate);
-                    let mut body = Value::Object(body);
-                    set(&mut body, "done", json!(false));
-                    Self::line(&body, out);
+                    self.progress_line(text, &[], out);
                 }
             }
             StreamEvent::ToolCallStart {
@@ -109,12 +135,7 @@ impl StreamEncoder for ChatStreamEncoder {
                 // `/api/generate` has no tool calls to report.
                 let calls = std::mem::take(&mut self.calls);
                 if !calls.is_empty() && !self.generate {
-                    let mut body = head(&self.model, self.created, "", false);
-                    if let Some(Value::Object(message)) = body.get_mut("message") {
-                        message.insert("tool_calls".into(), tool_calls_json(&calls));
-                    }
-                    body.insert("done".into(), json!(false));
-                    Self::line(&Value::Object(body), out);
+                    self.progress_line("", &calls, out);
                 }
             }
             StreamEvent::Usage(u) => {
@@ -247,6 +268,7 @@ impl StreamDecoder for ChatStreamDecoder {
 mod tests {
     use super::*;
     use crate::stream::testutil::splits;
+    use serde_json::{json, Value};
 
     /// Real-shaped `/api/chat` stream lines: text, a whole tool call, then the done line.
     const RECORDED: &str = concat!(

@@ -5,11 +5,13 @@
 //! deprecated one (`functions`, `function_call`). Inside messages, unknown keys are ignored,
 //! because SDK users echo response messages back verbatim (`refusal`, `annotations`, ...).
 
+use std::fmt;
+
 use serde_json::{json, Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{
-    as_obj, as_str, index, must_be, parse_object, required, set, to_bytes, Obj, R,
+    as_obj, as_str, must_be, parse_object, required, Json, JsonWriter, Obj, Path, R,
 };
 use crate::wire::WireError;
 
@@ -53,34 +55,35 @@ const CHAT_FIELDS: &[&str] = &[
     "stream_options",
 ];
 
-fn deprecated(field: &str, instead: &str) -> WireError {
-    WireError::invalid(
-        field,
-        format!("`{field}` is deprecated and not supported; use `{instead}`"),
-    )
+fn deprecated(field: impl fmt::Display, instead: &str) -> WireError {
+    let field = field.to_string();
+    let message = format!("`{field}` is deprecated and not supported; use `{instead}`");
+    WireError::invalid(field, message)
 }
 
-fn unsupported(field: &str, what: &str) -> WireError {
-    WireError::invalid(field, format!("{what} (`{field}`) is not supported"))
+fn unsupported(field: impl fmt::Display, what: &str) -> WireError {
+    let field = field.to_string();
+    let message = format!("{what} (`{field}`) is not supported");
+    WireError::invalid(field, message)
 }
 
 pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     let map = parse_object(body, "the body")?;
     let o = Obj::root(&map);
     let mut req = ChatRequest::default();
-    for (name, value) in &map {
-        if value.is_null() || CHAT_FIELDS.contains(&name.as_str()) {
+    for (name, value) in map.iter() {
+        if value.is_null() || CHAT_FIELDS.contains(&name) {
             continue;
         }
-        if EXTRA_FIELDS.contains(&name.as_str()) {
-            req.extra.insert(name.clone(), value.clone());
+        if EXTRA_FIELDS.contains(&name) {
+            req.extra.insert(name.to_string(), value.to_value());
             continue;
         }
-        return Err(match name.as_str() {
+        return Err(match name {
             "functions" => deprecated(name, "tools"),
             "function_call" => deprecated(name, "tool_choice"),
             _ => WireError::invalid(
-                name.as_str(),
+                name,
                 format!("Unrecognized request argument supplied: {name}"),
             ),
         });
@@ -97,22 +100,24 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     if messages.is_empty() {
         return Err(must_be("messages", "a non-empty array"));
     }
+    let path = o.path("messages");
     req.messages = messages
         .iter()
         .enumerate()
-        .map(|(i, m)| decode_message(m, &index("messages", i)))
+        .map(|(i, m)| decode_message(m, path.index(i)))
         .collect::<R<_>>()?;
 
     if let Some(tools) = o.arr("tools")? {
+        let path = o.path("tools");
         req.tools = tools
             .iter()
             .enumerate()
-            .map(|(i, t)| decode_tool(t, &index("tools", i)))
+            .map(|(i, t)| decode_tool(t, path.index(i)))
             .collect::<R<_>>()?;
     }
     req.tool_choice = o
         .get("tool_choice")
-        .map(|v| decode_tool_choice(v, "tool_choice"))
+        .map(|v| decode_tool_choice(v, o.path("tool_choice")))
         .transpose()?;
     req.parallel_tool_calls = o.bool("parallel_tool_calls")?;
     req.response_format = o
@@ -121,11 +126,11 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
         .transpose()?;
     req.stop = match o.get("stop") {
         None => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
+        Some(Json::Str(s)) => vec![s.to_string()],
+        Some(Json::Array(items)) => items
             .iter()
             .enumerate()
-            .map(|(i, s)| as_str(s, &index("stop", i)).map(str::to_string))
+            .map(|(i, s)| as_str(s, o.path("stop").index(i)).map(str::to_string))
             .collect::<R<_>>()?,
         Some(_) => return Err(must_be("stop", "a string or an array of strings")),
     };
@@ -154,7 +159,7 @@ enum Parts {
     User,
 }
 
-fn decode_message(v: &Value, path: &str) -> R<Message> {
+fn decode_message(v: &Json<'_>, path: Path<'_>) -> R<Message> {
     let o = as_obj(v, path)?;
     let role = match o.req_str("role")? {
         "system" => Role::System,
@@ -162,7 +167,7 @@ fn decode_message(v: &Value, path: &str) -> R<Message> {
         "user" => Role::User,
         "assistant" => Role::Assistant,
         "tool" => Role::Tool,
-        "function" => return Err(deprecated(&o.path("role"), "the `tool` role")),
+        "function" => return Err(deprecated(o.path("role"), "the `tool` role")),
         other => {
             return Err(WireError::invalid(
                 o.path("role"),
@@ -175,11 +180,10 @@ fn decode_message(v: &Value, path: &str) -> R<Message> {
         Role::Assistant => Parts::Assistant,
         _ => Parts::TextOnly,
     };
-    let content_path = o.path("content");
     let content = match o.get("content") {
         None if matches!(role, Role::Assistant) => Vec::new(),
-        None => return Err(required(&content_path)),
-        Some(c) => decode_content(c, &content_path, parts)?,
+        None => return Err(required(o.path("content"))),
+        Some(c) => decode_content(c, o.path("content"), parts)?,
     };
     let mut msg = Message {
         role,
@@ -192,10 +196,10 @@ fn decode_message(v: &Value, path: &str) -> R<Message> {
     match role {
         Role::Assistant => {
             if o.get("function_call").is_some() {
-                return Err(deprecated(&o.path("function_call"), "tool_calls"));
+                return Err(deprecated(o.path("function_call"), "tool_calls"));
             }
             if o.get("audio").is_some() {
-                return Err(unsupported(&o.path("audio"), "audio output"));
+                return Err(unsupported(o.path("audio"), "audio output"));
             }
             // A refusal echoed back from a response is what the model said; keep it as text.
             if let Some(refusal) = o.str("refusal")? {
@@ -210,7 +214,7 @@ fn decode_message(v: &Value, path: &str) -> R<Message> {
                 msg.tool_calls = calls
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| decode_tool_call(c, &index(&base, i)))
+                    .map(|(i, c)| decode_tool_call(c, base.index(i)))
                     .collect::<R<_>>()?;
             }
         }
@@ -230,19 +234,19 @@ fn text_vec(s: &str) -> Vec<Part> {
     }
 }
 
-fn decode_content(v: &Value, path: &str, parts: Parts) -> R<Vec<Part>> {
+fn decode_content(v: &Json<'_>, path: Path<'_>, parts: Parts) -> R<Vec<Part>> {
     match v {
-        Value::String(s) => Ok(text_vec(s)),
-        Value::Array(items) => items
+        Json::Str(s) => Ok(text_vec(s)),
+        Json::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, p)| decode_part(p, &index(path, i), parts))
+            .map(|(i, p)| decode_part(p, path.index(i), parts))
             .collect(),
         _ => Err(must_be(path, "a string or an array of content parts")),
     }
 }
 
-fn decode_part(v: &Value, path: &str, parts: Parts) -> R<Part> {
+fn decode_part(v: &Json<'_>, path: Path<'_>, parts: Parts) -> R<Part> {
     let o = as_obj(v, path)?;
     match (o.req_str("type")?, parts) {
         ("text", _) => Ok(Part::Text {
@@ -254,17 +258,17 @@ fn decode_part(v: &Value, path: &str, parts: Parts) -> R<Part> {
         ("image_url", Parts::User) => {
             // Mistral and vLLM clients send the URL bare; OpenAI nests it with `detail`.
             let url = match o.get("image_url") {
-                Some(Value::String(url)) => url.as_str(),
+                Some(Json::Str(url)) => url.as_ref(),
                 Some(img) => {
-                    let img = as_obj(img, &o.path("image_url"))?;
+                    let img = as_obj(img, o.path("image_url"))?;
                     if let Some(detail) = img.str("detail")? {
                         if !matches!(detail, "auto" | "low" | "high") {
-                            return Err(must_be(&img.path("detail"), "`auto`, `low` or `high`"));
+                            return Err(must_be(img.path("detail"), "`auto`, `low` or `high`"));
                         }
                     }
                     img.req_str("url")?
                 }
-                None => return Err(required(&o.path("image_url"))),
+                None => return Err(required(o.path("image_url"))),
             };
             Ok(Part::Image {
                 source: Media::from_url(url),
@@ -274,7 +278,7 @@ fn decode_part(v: &Value, path: &str, parts: Parts) -> R<Part> {
             let file = o.req_obj("file")?;
             if file.get("file_id").is_some() {
                 return Err(unsupported(
-                    &file.path("file_id"),
+                    file.path("file_id"),
                     "a reference to an uploaded file",
                 ));
             }
@@ -302,11 +306,11 @@ fn decode_part(v: &Value, path: &str, parts: Parts) -> R<Part> {
     }
 }
 
-fn decode_tool_call(v: &Value, path: &str) -> R<ToolCall> {
+fn decode_tool_call(v: &Json<'_>, path: Path<'_>) -> R<ToolCall> {
     let o = as_obj(v, path)?;
     if let Some(ty) = o.str("type")? {
         if ty != "function" {
-            return Err(unsupported(&o.path("type"), "a non-function tool call"));
+            return Err(unsupported(o.path("type"), "a non-function tool call"));
         }
     }
     let f = o.req_obj("function")?;
@@ -317,19 +321,19 @@ fn decode_tool_call(v: &Value, path: &str) -> R<ToolCall> {
     })
 }
 
-fn decode_tool(v: &Value, path: &str) -> R<Tool> {
+fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
     let o = as_obj(v, path)?;
     let ty = o.req_str("type")?;
     if ty != "function" {
-        return Err(unsupported(&o.path("type"), "a non-function tool"));
+        return Err(unsupported(o.path("type"), "a non-function tool"));
     }
     let f = o.req_obj("function")?;
     // `strict`, like image `detail` and schema `description`, is a hint with no IR field: it is
     // type-checked and dropped, since refusing it would turn away ordinary SDK requests.
     f.bool("strict")?;
     let parameters = match f.get("parameters") {
-        Some(p @ Value::Object(_)) => p.clone(),
-        Some(_) => return Err(must_be(&f.path("parameters"), "a JSON Schema object")),
+        Some(p @ Json::Object(_)) => p.to_value(),
+        Some(_) => return Err(must_be(f.path("parameters"), "a JSON Schema object")),
         // OpenAI: omitting `parameters` defines a function with an empty parameter list.
         None => json!({"type": "object", "properties": {}}),
     };
@@ -340,9 +344,9 @@ fn decode_tool(v: &Value, path: &str) -> R<Tool> {
     })
 }
 
-fn decode_tool_choice(v: &Value, path: &str) -> R<ToolChoice> {
+fn decode_tool_choice(v: &Json<'_>, path: Path<'_>) -> R<ToolChoice> {
     match v {
-        Value::String(s) => match s.as_str() {
+        Json::Str(s) => match s.as_ref() {
             "auto" => Ok(ToolChoice::Auto),
             "none" => Ok(ToolChoice::None),
             "required" => Ok(ToolChoice::Required),
@@ -358,7 +362,7 @@ fn decode_tool_choice(v: &Value, path: &str) -> R<ToolChoice> {
                     o.req_obj("function")?.req_str("name")?.to_string(),
                 )),
                 other => Err(unsupported(
-                    &o.path("type"),
+                    o.path("type"),
                     &format!("tool choice type `{other}`"),
                 )),
             }
@@ -366,7 +370,7 @@ fn decode_tool_choice(v: &Value, path: &str) -> R<ToolChoice> {
     }
 }
 
-fn decode_response_format(o: Obj<'_>) -> R<ResponseFormat> {
+fn decode_response_format(o: Obj<'_, '_>) -> R<ResponseFormat> {
     match o.req_str("type")? {
         "text" => Ok(ResponseFormat::Text),
         "json_object" => Ok(ResponseFormat::JsonObject),
@@ -374,8 +378,8 @@ fn decode_response_format(o: Obj<'_>) -> R<ResponseFormat> {
             let s = o.req_obj("json_schema")?;
             s.str("description")?; // a hint with no IR field, like `strict` on tools
             let schema = match s.get("schema") {
-                Some(v @ Value::Object(_)) => v.clone(),
-                Some(_) => return Err(must_be(&s.path("schema"), "a JSON Schema object")),
+                Some(v @ Json::Object(_)) => v.to_value(),
+                Some(_) => return Err(must_be(s.path("schema"), "a JSON Schema object")),
                 None => Value::Object(Map::new()),
             };
             Ok(ResponseFormat::JsonSchema {
@@ -385,7 +389,7 @@ fn decode_response_format(o: Obj<'_>) -> R<ResponseFormat> {
             })
         }
         _ => Err(must_be(
-            &o.path("type"),
+            o.path("type"),
             "`text`, `json_object` or `json_schema`",
         )),
     }
@@ -396,12 +400,12 @@ pub fn decode_embeddings_request(body: &[u8]) -> Result<EmbeddingsRequest, WireE
     let o = Obj::root(&map);
     if let Some(name) = map.keys().find(|k| {
         !matches!(
-            k.as_str(),
+            *k,
             "model" | "input" | "dimensions" | "user" | "encoding_format"
         )
     }) {
         return Err(WireError::invalid(
-            name.as_str(),
+            name,
             format!("Unrecognized request argument supplied: {name}"),
         ));
     }
@@ -411,16 +415,16 @@ pub fn decode_embeddings_request(body: &[u8]) -> Result<EmbeddingsRequest, WireE
     }
     let input = match o.get("input") {
         None => return Err(required("input")),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() => items
+        Some(Json::Str(s)) => vec![s.to_string()],
+        Some(Json::Array(items)) if !items.is_empty() => items
             .iter()
             .enumerate()
             .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Number(_) | Value::Array(_) => {
-                    Err(unsupported(&index("input", i), "token-array input"))
+                Json::Str(s) => Ok(s.to_string()),
+                Json::Number(_) | Json::Array(_) => {
+                    Err(unsupported(o.path("input").index(i), "token-array input"))
                 }
-                _ => Err(must_be(&index("input", i), "a string")),
+                _ => Err(must_be(o.path("input").index(i), "a string")),
             })
             .collect::<R<_>>()?,
         Some(_) => return Err(must_be("input", "a string or a non-empty array of strings")),
@@ -448,90 +452,114 @@ pub(super) fn finish_reason_str(r: FinishReason) -> &'static str {
     }
 }
 
-pub(super) fn usage_json(u: &Usage) -> Value {
-    let mut v = json!({
-        "prompt_tokens": u.input_tokens,
-        "completion_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens.saturating_add(u.output_tokens),
-    });
+pub(super) fn write_usage(w: &mut JsonWriter, u: &Usage) {
+    w.begin_object();
+    w.key("prompt_tokens").u64(u.input_tokens);
+    w.key("completion_tokens").u64(u.output_tokens);
+    w.key("total_tokens")
+        .u64(u.input_tokens.saturating_add(u.output_tokens));
     if u.cached_input_tokens != 0 {
-        set(
-            &mut v,
-            "prompt_tokens_details",
-            json!({"cached_tokens": u.cached_input_tokens}),
-        );
+        w.key("prompt_tokens_details").begin_object();
+        w.key("cached_tokens")
+            .u64(u.cached_input_tokens)
+            .end_object();
     }
-    v
+    w.end_object();
 }
 
-pub(super) fn tool_call_json(c: &ToolCall) -> Value {
-    json!({
-        "id": c.id,
-        "type": "function",
-        "function": {"name": c.name, "arguments": c.arguments},
-    })
+pub(super) fn write_tool_call(w: &mut JsonWriter, id: &str, name: &str, arguments: &str) {
+    w.begin_object();
+    w.key("id").str(id);
+    w.key("type").str("function");
+    w.key("function").begin_object();
+    w.key("name").str(name);
+    w.key("arguments").str(arguments);
+    w.end_object().end_object();
 }
 
 pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
-    let choices: Vec<Value> = r
+    let text_len: usize = r
         .choices
         .iter()
-        .map(|c| {
-            let text = c.message.joined_text();
-            let mut message = json!({"role": "assistant", "content": text});
-            if !c.message.tool_calls.is_empty() {
-                if text.is_empty() {
-                    set(&mut message, "content", Value::Null);
-                }
-                set(
-                    &mut message,
-                    "tool_calls",
-                    c.message.tool_calls.iter().map(tool_call_json).collect(),
-                );
-            }
-            json!({
-                "index": c.index,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": finish_reason_str(c.finish_reason),
-            })
+        .flat_map(|c| &c.message.content)
+        .map(|p| match p {
+            Part::Text { text } => text.len(),
+            _ => 0,
         })
-        .collect();
-    let mut body = json!({
-        "id": r.id,
-        "object": "chat.completion",
-        "created": r.created,
-        "model": r.model,
-        "choices": choices,
-    });
-    if let Some(u) = &r.usage {
-        set(&mut body, "usage", usage_json(u));
+        .sum();
+    let mut w = JsonWriter::with_capacity(text_len + 256 * (r.choices.len() + 1));
+    w.begin_object();
+    w.key("id").str(&r.id);
+    w.key("object").str("chat.completion");
+    w.key("created").u64(r.created);
+    w.key("model").str(&r.model);
+    w.key("choices").begin_array();
+    for c in &r.choices {
+        let text = c.message.joined_text();
+        w.begin_object();
+        w.key("index").u64(c.index.into());
+        w.key("message").begin_object();
+        w.key("role").str("assistant");
+        w.key("content");
+        if text.is_empty() && !c.message.tool_calls.is_empty() {
+            w.null();
+        } else {
+            w.str(&text);
+        }
+        if !c.message.tool_calls.is_empty() {
+            w.key("tool_calls").begin_array();
+            for call in &c.message.tool_calls {
+                write_tool_call(&mut w, &call.id, &call.name, &call.arguments);
+            }
+            w.end_array();
+        }
+        w.end_object();
+        w.key("logprobs").null();
+        w.key("finish_reason")
+            .str(finish_reason_str(c.finish_reason))
+            .end_object();
     }
-    to_bytes(&body)
+    w.end_array();
+    if let Some(u) = &r.usage {
+        w.key("usage");
+        write_usage(&mut w, u);
+    }
+    w.end_object();
+    w.into_bytes()
 }
 
 pub fn encode_embeddings_response(r: &EmbeddingsResponse) -> Vec<u8> {
-    let data: Vec<Value> = r
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, e)| json!({"object": "embedding", "index": i, "embedding": e}))
-        .collect();
+    let floats: usize = r.data.iter().map(Vec::len).sum();
+    let mut w = JsonWriter::with_capacity(floats * 20 + 128 * (r.data.len() + 1));
+    w.begin_object();
+    w.key("object").str("list");
+    w.key("data").begin_array();
+    for (i, e) in r.data.iter().enumerate() {
+        w.begin_object();
+        w.key("object").str("embedding");
+        w.key("index").u64(i as u64);
+        w.key("embedding").begin_array();
+        for x in e {
+            w.f64(f64::from(*x));
+        }
+        w.end_array().end_object();
+    }
+    w.end_array();
+    w.key("model").str(&r.model);
     // The SDK's response type requires `usage`; embeddings have no output tokens.
     let u = r.usage.unwrap_or_default();
-    to_bytes(&json!({
-        "object": "list",
-        "data": data,
-        "model": r.model,
-        "usage": {"prompt_tokens": u.input_tokens, "total_tokens": u.input_tokens},
-    }))
+    w.key("usage").begin_object();
+    w.key("prompt_tokens").u64(u.input_tokens);
+    w.key("total_tokens").u64(u.input_tokens);
+    w.end_object().end_object();
+    w.into_bytes()
 }
 
 /// `{"error": {...}}` as OpenAI sends it. `type` and `code` follow what the API really returns
 /// per status (`invalid_request_error` for 4xx with `invalid_api_key` on 401, `requests` +
 /// `rate_limit_exceeded` on 429, `server_error` for 5xx); the SDK picks its exception class
 /// from the HTTP status, and mid-stream from the mere presence of `error`.
-pub(super) fn error_json(e: &ErrorInfo) -> Value {
+pub(super) fn write_error(w: &mut JsonWriter, e: &ErrorInfo) {
     let (ty, code) = match e.kind {
         ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
         ErrorKind::RateLimited => ("requests", Some("rate_limit_exceeded")),
@@ -543,32 +571,40 @@ pub(super) fn error_json(e: &ErrorInfo) -> Value {
             ("server_error", None)
         }
     };
-    json!({"error": {"message": e.message, "type": ty, "param": e.field, "code": code}})
+    w.begin_object();
+    w.key("error").begin_object();
+    w.key("message").str(&e.message);
+    w.key("type").str(ty);
+    w.key("param").opt_str(e.field.as_deref());
+    w.key("code").opt_str(code);
+    w.end_object().end_object();
 }
 
 pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
-    to_bytes(&error_json(e))
+    let mut w = JsonWriter::with_capacity(e.message.len() + 128);
+    write_error(&mut w, e);
+    w.into_bytes()
 }
 
 /// The text a provider put in its error body, in any of the shapes OpenAI-style servers use:
 /// `{"error": {"message"}}` (OpenAI, Azure), `{"error": "..."}`, `{"message"}` (Mistral,
 /// older vLLM) or FastAPI's `{"detail"}`.
-pub(super) fn provider_error_message(v: &Value) -> Option<String> {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+pub(super) fn provider_error_message(v: &Json<'_>) -> Option<String> {
+    let text = |v: Option<&Json<'_>>| v.and_then(Json::as_str).map(str::to_string);
     match v.get("error") {
-        Some(Value::String(s)) => return Some(s.clone()),
-        Some(e @ Value::Object(_)) => return text(e.get("message")),
+        Some(Json::Str(s)) => return Some(s.to_string()),
+        Some(e @ Json::Object(_)) => return text(e.get("message")),
         _ => {}
     }
     if let Some(m) = text(v.get("message")) {
         return Some(m);
     }
     match v.get("detail") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(items)) => {
+        Some(Json::Str(s)) => Some(s.to_string()),
+        Some(Json::Array(items)) => {
             let msgs: Vec<&str> = items
                 .iter()
-                .filter_map(|i| i.get("msg").and_then(Value::as_str))
+                .filter_map(|i| i.get("msg").and_then(Json::as_str))
                 .collect();
             (!msgs.is_empty()).then(|| msgs.join("; "))
         }

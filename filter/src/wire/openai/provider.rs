@@ -14,16 +14,17 @@
 //! Streams always ask for usage (`stream_options.include_usage`, except Mistral), because limits
 //! and metrics need it whether or not the client asked.
 
-use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::client::{provider_error_message, tool_call_json};
+use super::client::{provider_error_message, write_tool_call};
 use crate::ir::*;
-use crate::wire::args;
 use crate::wire::json::{
-    as_obj, index, key, must_be, parse_object, required, set, to_bytes, upstream, Obj, R,
+    as_obj, must_be, parse, parse_object, required, upstream, Json, JsonWriter, Obj, Path, R,
 };
-use crate::wire::{reject_foreign_extra, Outgoing, ProviderKind, ProviderSpec, WireError};
+use crate::wire::{
+    args, body_size_hint, media, reject_foreign_extra, Outgoing, ProviderKind, ProviderSpec,
+    WireError,
+};
 
 /// Extras Mistral accepts with OpenAI's meaning.
 const MISTRAL_EXTRA: &[&str] = &["metadata", "prediction"];
@@ -51,7 +52,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     Ok(Outgoing {
         path,
         headers: vec![("content-type".into(), "application/json".into())],
-        body: to_bytes(&Value::Object(body)),
+        body,
     })
 }
 
@@ -69,99 +70,156 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-fn put<T: serde::Serialize>(body: &mut Map<String, Value>, name: &str, v: Option<T>) {
-    if let Some(v) = v {
-        body.insert(name.to_string(), json!(v));
-    }
-}
+/// The top-level fields [`chat_body`] writes itself, which `extra` fields never replace.
+const OWN_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "max_completion_tokens",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "random_seed",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "user",
+    "response_format",
+    "stream",
+    "stream_options",
+];
 
-fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Map<String, Value>> {
+fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
     let target = kind.name();
     let mistral = kind == ProviderKind::Mistral;
     let modern = matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi);
-    let mut b = Map::new();
+    let mut w = JsonWriter::with_capacity(body_size_hint(c));
+    w.begin_object();
     if kind != ProviderKind::AzureOpenAi {
-        b.insert("model".into(), json!(c.model));
+        w.key("model").str(&c.model);
     }
-    let messages = c
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| encode_message(kind, m, &index("messages", i)))
-        .collect::<R<Vec<_>>>()?;
-    b.insert("messages".into(), Value::Array(messages));
+    w.key("messages").begin_array();
+    let messages = Path::field("messages");
+    for (i, m) in c.messages.iter().enumerate() {
+        encode_message(kind, m, messages.index(i), &mut w)?;
+    }
+    w.end_array();
     if !c.tools.is_empty() {
-        let tools: Vec<Value> = c
-            .tools
-            .iter()
-            .map(|t| {
-                let mut f = json!({"name": t.name, "parameters": t.parameters});
-                if let Some(d) = &t.description {
-                    set(&mut f, "description", json!(d));
-                }
-                json!({"type": "function", "function": f})
-            })
-            .collect();
-        b.insert("tools".into(), Value::Array(tools));
+        w.key("tools").begin_array();
+        for t in &c.tools {
+            w.begin_object();
+            w.key("type").str("function");
+            w.key("function").begin_object();
+            w.key("name").str(&t.name);
+            if let Some(d) = &t.description {
+                w.key("description").str(d);
+            }
+            w.key("parameters").value(&t.parameters);
+            w.end_object().end_object();
+        }
+        w.end_array();
     }
-    put(
-        &mut b,
-        "tool_choice",
-        c.tool_choice.as_ref().map(|tc| match tc {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required if mistral => json!("any"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-        }),
-    );
-    put(&mut b, "parallel_tool_calls", c.parallel_tool_calls);
-    let max_key = if modern {
-        "max_completion_tokens"
-    } else {
-        "max_tokens"
-    };
-    put(&mut b, max_key, c.max_tokens);
-    put(&mut b, "temperature", c.temperature);
-    put(&mut b, "top_p", c.top_p);
-    if c.top_k.is_some() && kind != ProviderKind::OpenAiCompatible {
-        return Err(WireError::unsupported("top_k", target));
+    if let Some(tc) = &c.tool_choice {
+        w.key("tool_choice");
+        match tc {
+            ToolChoice::Auto => w.str("auto"),
+            ToolChoice::None => w.str("none"),
+            ToolChoice::Required if mistral => w.str("any"),
+            ToolChoice::Required => w.str("required"),
+            ToolChoice::Tool(name) => {
+                w.begin_object();
+                w.key("type").str("function");
+                w.key("function").begin_object();
+                w.key("name").str(name);
+                w.end_object().end_object()
+            }
+        };
     }
-    put(&mut b, "top_k", c.top_k);
+    if let Some(p) = c.parallel_tool_calls {
+        w.key("parallel_tool_calls").bool(p);
+    }
+    if let Some(n) = c.max_tokens {
+        let max_key = if modern {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        w.key(max_key).u64(n.into());
+    }
+    if let Some(t) = c.temperature {
+        w.key("temperature").f64(t);
+    }
+    if let Some(p) = c.top_p {
+        w.key("top_p").f64(p);
+    }
+    if let Some(k) = c.top_k {
+        if kind != ProviderKind::OpenAiCompatible {
+            return Err(WireError::unsupported("top_k", target));
+        }
+        w.key("top_k").u64(k.into());
+    }
     if !c.stop.is_empty() {
-        b.insert("stop".into(), json!(c.stop));
+        w.key("stop").begin_array();
+        for s in &c.stop {
+            w.str(s);
+        }
+        w.end_array();
     }
-    put(&mut b, if mistral { "random_seed" } else { "seed" }, c.seed);
-    put(&mut b, "n", c.n);
-    put(&mut b, "presence_penalty", c.presence_penalty);
-    put(&mut b, "frequency_penalty", c.frequency_penalty);
-    if c.user.is_some() && mistral {
-        return Err(WireError::unsupported("user", target));
+    if let Some(seed) = c.seed {
+        w.key(if mistral { "random_seed" } else { "seed" })
+            .i64(seed);
     }
-    put(&mut b, "user", c.user.as_ref());
-    put(
-        &mut b,
-        "response_format",
-        c.response_format.as_ref().map(|f| match f {
-            ResponseFormat::Text => json!({"type": "text"}),
-            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+    if let Some(n) = c.n {
+        w.key("n").u64(n.into());
+    }
+    if let Some(p) = c.presence_penalty {
+        w.key("presence_penalty").f64(p);
+    }
+    if let Some(p) = c.frequency_penalty {
+        w.key("frequency_penalty").f64(p);
+    }
+    if let Some(user) = &c.user {
+        if mistral {
+            return Err(WireError::unsupported("user", target));
+        }
+        w.key("user").str(user);
+    }
+    if let Some(f) = &c.response_format {
+        w.key("response_format").begin_object();
+        match f {
+            ResponseFormat::Text => {
+                w.key("type").str("text");
+            }
+            ResponseFormat::JsonObject => {
+                w.key("type").str("json_object");
+            }
             ResponseFormat::JsonSchema {
                 name,
                 schema,
                 strict,
             } => {
-                let mut s = json!({"name": name, "schema": schema});
+                w.key("type").str("json_schema");
+                w.key("json_schema").begin_object();
+                w.key("name").str(name);
+                w.key("schema").value(schema);
                 if let Some(strict) = strict {
-                    set(&mut s, "strict", json!(strict));
+                    w.key("strict").bool(*strict);
                 }
-                json!({"type": "json_schema", "json_schema": s})
+                w.end_object();
             }
-        }),
-    );
+        }
+        w.end_object();
+    }
     if c.stream {
-        b.insert("stream".into(), json!(true));
+        w.key("stream").bool(true);
         if !mistral {
-            b.insert("stream_options".into(), json!({"include_usage": true}));
+            w.key("stream_options").begin_object();
+            w.key("include_usage").bool(true).end_object();
         }
     }
     // `keep_alive` is an Ollama model-residency hint, not part of the answer: other kinds skip it.
@@ -170,12 +228,15 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Map<String, Value>> {
         if mistral && !MISTRAL_EXTRA.contains(&name.as_str()) {
             return Err(WireError::unsupported(name.clone(), target));
         }
-        b.entry(name.clone()).or_insert_with(|| v.clone());
+        if !OWN_FIELDS.contains(&name.as_str()) {
+            w.key(name).value(v);
+        }
     }
-    Ok(b)
+    w.end_object();
+    Ok(w.into_bytes())
 }
 
-fn encode_message(kind: ProviderKind, m: &Message, path: &str) -> R<Value> {
+fn encode_message(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWriter) -> R<()> {
     let target = kind.name();
     let mistral = kind == ProviderKind::Mistral;
     let role = match m.role {
@@ -188,47 +249,42 @@ fn encode_message(kind: ProviderKind, m: &Message, path: &str) -> R<Value> {
         Role::Assistant => "assistant",
         Role::Tool => "tool",
     };
-    let mut o = json!({"role": role});
+    w.begin_object();
+    w.key("role").str(role);
     match m.role {
-        Role::User => set(&mut o, "content", user_content(kind, m, path)?),
+        Role::User => {
+            w.key("content");
+            user_content(kind, m, path, w)?;
+        }
         Role::Assistant => {
             let text = text_only(m, path, target)?;
-            let content = if text.is_empty() && !m.tool_calls.is_empty() {
-                Value::Null
+            w.key("content");
+            if text.is_empty() && !m.tool_calls.is_empty() {
+                w.null();
             } else {
-                json!(text)
-            };
-            set(&mut o, "content", content);
+                w.str(&text);
+            }
             if !m.tool_calls.is_empty() {
-                let calls = m
-                    .tool_calls
-                    .iter()
-                    .map(|c| {
-                        tool_call_json(&ToolCall {
-                            id: tool_call_id(kind, &c.id),
-                            name: c.name.clone(),
-                            // Some servers parse the text as JSON; an argument-less call is `{}`.
-                            arguments: if c.arguments.is_empty() {
-                                "{}".into()
-                            } else {
-                                c.arguments.clone()
-                            },
-                        })
-                    })
-                    .collect();
-                set(&mut o, "tool_calls", calls);
+                w.key("tool_calls").begin_array();
+                for c in &m.tool_calls {
+                    // Some servers parse the text as JSON; an argument-less call is `{}`.
+                    let arguments = if c.arguments.is_empty() {
+                        "{}"
+                    } else {
+                        &c.arguments
+                    };
+                    write_tool_call(w, &tool_call_id(kind, &c.id), &c.name, arguments);
+                }
+                w.end_array();
             }
         }
         Role::Tool => {
-            set(
-                &mut o,
-                "tool_call_id",
-                json!(tool_call_id(kind, m.tool_call_id.as_deref().unwrap_or(""))),
-            );
-            set(&mut o, "content", json!(text_only(m, path, target)?));
+            let id = tool_call_id(kind, m.tool_call_id.as_deref().unwrap_or(""));
+            w.key("tool_call_id").str(&id);
+            w.key("content").str(&text_only(m, path, target)?);
         }
         Role::System | Role::Developer => {
-            set(&mut o, "content", json!(text_only(m, path, target)?))
+            w.key("content").str(&text_only(m, path, target)?);
         }
     }
     // OpenAI-style tool results carry no error flag (`is_error`); the result text itself says
@@ -237,60 +293,85 @@ fn encode_message(kind: ProviderKind, m: &Message, path: &str) -> R<Value> {
         match m.role {
             // OpenAI's tool messages have no `name` (the id links the call); Mistral's do.
             Role::Tool if !mistral => {}
-            Role::Tool => set(&mut o, "name", json!(name)),
-            _ if mistral => return Err(WireError::unsupported(key(path, "name"), target)),
-            _ => set(&mut o, "name", json!(name)),
+            Role::Tool => {
+                w.key("name").str(name);
+            }
+            _ if mistral => return Err(WireError::unsupported(path.key("name"), target)),
+            _ => {
+                w.key("name").str(name);
+            }
         }
     }
-    Ok(o)
+    w.end_object();
+    Ok(())
 }
 
 /// The text of a turn that can only hold text.
-fn text_only(m: &Message, path: &str, target: &'static str) -> R<String> {
+fn text_only(m: &Message, path: Path<'_>, target: &'static str) -> R<String> {
     if m.content.iter().any(|p| !matches!(p, Part::Text { .. })) {
-        return Err(WireError::unsupported(key(path, "content"), target));
+        return Err(WireError::unsupported(path.key("content"), target));
     }
     Ok(m.joined_text())
 }
 
-fn user_content(kind: ProviderKind, m: &Message, path: &str) -> R<Value> {
+fn user_content(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWriter) -> R<()> {
     match m.content.as_slice() {
-        [] => return Ok(json!("")),
-        [Part::Text { text }] => return Ok(json!(text)),
+        [] => {
+            w.str("");
+            return Ok(());
+        }
+        [Part::Text { text }] => {
+            w.str(text);
+            return Ok(());
+        }
         _ => {}
     }
-    let base = key(path, "content");
-    let parts = m.content.iter().enumerate().map(|(j, p)| {
-        Ok(match p {
-            Part::Text { text } => json!({"type": "text", "text": text}),
+    let base = path.key("content");
+    w.begin_array();
+    for (j, p) in m.content.iter().enumerate() {
+        w.begin_object();
+        match p {
+            Part::Text { text } => {
+                w.key("type").str("text");
+                w.key("text").str(text);
+            }
             Part::Image { source } => {
-                json!({"type": "image_url", "image_url": {"url": source.to_url()}})
+                w.key("type").str("image_url");
+                w.key("image_url").begin_object().key("url");
+                media::write_url(w, source);
+                w.end_object();
             }
             Part::Document { source, title } if kind == ProviderKind::Mistral => {
-                let mut d = json!({"type": "document_url", "document_url": source.to_url()});
+                w.key("type").str("document_url");
+                w.key("document_url");
+                media::write_url(w, source);
                 if let Some(t) = title {
-                    set(&mut d, "document_name", json!(t));
+                    w.key("document_name").str(t);
                 }
-                d
             }
             // OpenAI's `file` part takes inline data only.
             Part::Document {
                 source: Media::Url { .. },
                 ..
-            } => return Err(WireError::unsupported(index(&base, j), kind.name())),
+            } => return Err(WireError::unsupported(base.index(j), kind.name())),
             Part::Document { source, title } => {
                 let filename = match (title, source) {
-                    (Some(t), _) => t.clone(),
+                    (Some(t), _) => t.as_str(),
                     (None, Media::Base64 { media_type, .. }) if media_type == "application/pdf" => {
-                        "document.pdf".into()
+                        "document.pdf"
                     }
-                    (None, _) => "document".into(),
+                    (None, _) => "document",
                 };
-                json!({"type": "file", "file": {"file_data": source.to_url(), "filename": filename}})
+                w.key("type").str("file");
+                w.key("file").begin_object().key("file_data");
+                media::write_url(w, source);
+                w.key("filename").str(filename).end_object();
             }
-        })
-    });
-    Ok(Value::Array(parts.collect::<R<_>>()?))
+        }
+        w.end_object();
+    }
+    w.end_array();
+    Ok(())
 }
 
 /// Mistral rejects tool-call ids that are not exactly 9 ASCII alphanumerics, which ids minted by
@@ -311,28 +392,41 @@ fn tool_call_id(kind: ProviderKind, id: &str) -> String {
         .collect()
 }
 
-fn embeddings_body(kind: ProviderKind, e: &EmbeddingsRequest) -> R<Map<String, Value>> {
-    let mut b = Map::new();
+fn embeddings_body(kind: ProviderKind, e: &EmbeddingsRequest) -> R<Vec<u8>> {
+    let input: usize = e.input.iter().map(|s| s.len() + 4).sum();
+    let mut w = JsonWriter::with_capacity(input + 128);
+    w.begin_object();
     if kind != ProviderKind::AzureOpenAi {
-        b.insert("model".into(), json!(e.model));
+        w.key("model").str(&e.model);
     }
-    b.insert("input".into(), json!(e.input));
+    w.key("input").begin_array();
+    for s in &e.input {
+        w.str(s);
+    }
+    w.end_array();
     match kind {
         ProviderKind::Mistral => {
             if e.user.is_some() {
                 return Err(WireError::unsupported("user", kind.name()));
             }
-            put(&mut b, "output_dimension", e.dimensions);
+            if let Some(d) = e.dimensions {
+                w.key("output_dimension").u64(d.into());
+            }
         }
         _ => {
-            put(&mut b, "dimensions", e.dimensions);
-            put(&mut b, "user", e.user.as_ref());
+            if let Some(d) = e.dimensions {
+                w.key("dimensions").u64(d.into());
+            }
+            if let Some(user) = &e.user {
+                w.key("user").str(user);
+            }
             if kind != ProviderKind::OpenAiCompatible {
-                b.insert("encoding_format".into(), json!("float"));
+                w.key("encoding_format").str("float");
             }
         }
     }
-    Ok(b)
+    w.end_object();
+    Ok(w.into_bytes())
 }
 
 pub fn decode_response(
@@ -357,7 +451,7 @@ pub fn decode_response(
 
 /// A non-2xx answer, with the provider's own message when it gave one.
 pub(super) fn provider_error(status: u16, body: &[u8]) -> ErrorInfo {
-    let message = serde_json::from_slice::<Value>(body)
+    let message = parse(body)
         .ok()
         .and_then(|v| provider_error_message(&v))
         .filter(|m| !m.is_empty())
@@ -384,7 +478,7 @@ pub(super) fn generation_failed() -> ErrorInfo {
     )
 }
 
-pub(super) fn decode_usage(o: &Obj<'_>) -> R<Usage> {
+pub(super) fn decode_usage(o: &Obj<'_, '_>) -> R<Usage> {
     let cached = match o.obj("prompt_tokens_details")? {
         Some(d) => d.u64("cached_tokens")?.unwrap_or(0),
         None => 0,
@@ -398,16 +492,16 @@ pub(super) fn decode_usage(o: &Obj<'_>) -> R<Usage> {
 
 /// Message text: a string, or (Mistral) an array of chunks of which only `text` ones are the
 /// answer; a refusal stands in for absent content.
-pub(super) fn message_text(o: &Obj<'_>) -> R<String> {
+pub(super) fn message_text(o: &Obj<'_, '_>) -> R<String> {
     let mut text = match o.get("content") {
         None => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(chunks)) => chunks
+        Some(Json::Str(s)) => s.to_string(),
+        Some(Json::Array(chunks)) => chunks
             .iter()
-            .filter(|c| c.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|c| c.get("text").and_then(Value::as_str))
+            .filter(|c| c.get("type").and_then(Json::as_str) == Some("text"))
+            .filter_map(|c| c.get("text").and_then(Json::as_str))
             .collect(),
-        Some(_) => return Err(must_be(&o.path("content"), "a string")),
+        Some(_) => return Err(must_be(o.path("content"), "a string")),
     };
     if text.is_empty() {
         text = o.string("refusal")?.unwrap_or_default();
@@ -415,11 +509,12 @@ pub(super) fn message_text(o: &Obj<'_>) -> R<String> {
     Ok(text)
 }
 
-fn decode_chat(req: &ChatRequest, o: &Obj<'_>) -> R<Response> {
+fn decode_chat(req: &ChatRequest, o: &Obj<'_, '_>) -> R<Response> {
     let choices = o.arr("choices")?.ok_or_else(|| required("choices"))?;
     let mut out = Vec::with_capacity(choices.len());
+    let path = o.path("choices");
     for (i, c) in choices.iter().enumerate() {
-        let c = as_obj(c, &index("choices", i))?;
+        let c = as_obj(c, path.index(i))?;
         let msg = c.req_obj("message")?;
         let reason = match c.str("finish_reason")? {
             Some(r) => match finish_reason(r) {
@@ -429,16 +524,17 @@ fn decode_chat(req: &ChatRequest, o: &Obj<'_>) -> R<Response> {
             None => FinishReason::Stop,
         };
         let mut tool_calls = Vec::new();
+        let calls_path = msg.path("tool_calls");
         for (j, t) in msg
             .arr("tool_calls")?
             .unwrap_or_default()
             .iter()
             .enumerate()
         {
-            let t = as_obj(t, &index(&msg.path("tool_calls"), j))?;
+            let t = as_obj(t, calls_path.index(j))?;
             let f = t.req_obj("function")?;
             // Some compatible servers send the object itself rather than its text.
-            let arguments = args::text(f.get("arguments").unwrap_or(&Value::Null));
+            let arguments = args::json_text(f.get("arguments").unwrap_or(&Json::Null));
             tool_calls.push(ToolCall {
                 id: t.string("id")?.unwrap_or_default(),
                 name: f.req_str("name")?.to_string(),
@@ -471,22 +567,23 @@ fn decode_chat(req: &ChatRequest, o: &Obj<'_>) -> R<Response> {
     }))
 }
 
-fn decode_embeddings(req: &EmbeddingsRequest, o: &Obj<'_>) -> R<Response> {
+fn decode_embeddings(req: &EmbeddingsRequest, o: &Obj<'_, '_>) -> R<Response> {
     let data = o.arr("data")?.ok_or_else(|| required("data"))?;
     let mut rows = Vec::with_capacity(data.len());
+    let data_path = o.path("data");
     for (i, d) in data.iter().enumerate() {
-        let d = as_obj(d, &index("data", i))?;
+        let d = as_obj(d, data_path.index(i))?;
         let path = d.path("embedding");
         let vector = d
             .arr("embedding")?
-            .ok_or_else(|| required(&path))?
+            .ok_or_else(|| required(path))?
             .iter()
             .map(|x| {
                 // Embeddings are f32 on every provider; the narrowing is the format's own.
                 #[allow(clippy::cast_possible_truncation)]
                 x.as_f64()
                     .map(|x| x as f32)
-                    .ok_or_else(|| must_be(&path, "an array of numbers"))
+                    .ok_or_else(|| must_be(path, "an array of numbers"))
             })
             .collect::<R<Vec<f32>>>()?;
         rows.push((d.u64("index")?.unwrap_or(i as u64), vector));

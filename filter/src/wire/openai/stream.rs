@@ -10,13 +10,11 @@
 //!   alone after the last choice (OpenAI), next to it (Mistral, vLLM) or on every chunk; an
 //!   `error` payload or a Mistral `error` finish ends the stream as `StreamEvent::Error`.
 
-use serde_json::{json, Value};
-
-use super::client::{error_json, finish_reason_str, usage_json};
+use super::client::{finish_reason_str, write_error, write_usage};
 use super::provider::{decode_usage, finish_reason, generation_failed, message_text};
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
-use crate::wire::json::{as_obj, index, set, upstream, Obj, R};
+use crate::wire::json::{as_obj, upstream, Json, JsonWriter, Obj, Path, R};
 use crate::wire::{StreamDecoder, StreamEncoder, WireError};
 
 pub struct ChatStreamEncoder {
@@ -29,6 +27,60 @@ pub struct ChatStreamEncoder {
     finished: bool,
     /// An error was written or the stream ended: nothing more may follow.
     closed: bool,
+    /// Each chunk's JSON, before it is framed; kept to reuse its allocation.
+    json: JsonWriter,
+}
+
+/// What one chunk's choice says.
+enum Delta<'a> {
+    /// The choice's opening: the assistant role and empty content.
+    Open,
+    Text(&'a str),
+    ToolCallStart {
+        index: u32,
+        id: &'a str,
+        name: &'a str,
+    },
+    ToolCallArguments {
+        index: u32,
+        arguments: &'a str,
+    },
+    /// Nothing new: the chunk carries the finish reason.
+    Empty,
+}
+
+impl Delta<'_> {
+    fn write(&self, w: &mut JsonWriter) {
+        w.begin_object();
+        match *self {
+            Delta::Open => {
+                w.key("role").str("assistant");
+                w.key("content").str("");
+            }
+            Delta::Text(text) => {
+                w.key("content").str(text);
+            }
+            Delta::ToolCallStart { index, id, name } => {
+                w.key("tool_calls").begin_array().begin_object();
+                w.key("index").u64(index.into());
+                w.key("id").str(id);
+                w.key("type").str("function");
+                w.key("function").begin_object();
+                w.key("name").str(name);
+                w.key("arguments").str("");
+                w.end_object().end_object().end_array();
+            }
+            Delta::ToolCallArguments { index, arguments } => {
+                w.key("tool_calls").begin_array().begin_object();
+                w.key("index").u64(index.into());
+                w.key("function").begin_object();
+                w.key("arguments").str(arguments);
+                w.end_object().end_object().end_array();
+            }
+            Delta::Empty => {}
+        }
+        w.end_object();
+    }
 }
 
 impl ChatStreamEncoder {
@@ -41,59 +93,67 @@ impl ChatStreamEncoder {
             opened: Vec::new(),
             finished: false,
             closed: false,
+            json: JsonWriter::with_capacity(256),
         }
     }
 
-    fn chunk(&self, choices: Value, usage: Option<Value>, out: &mut Vec<u8>) {
-        let mut c = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        });
+    /// Writes one chunk: `choice` is the choice's delta (none for the usage chunk).
+    fn chunk(
+        &mut self,
+        choice: Option<(u32, Delta<'_>, Option<FinishReason>)>,
+        usage: Option<&Usage>,
+        out: &mut Vec<u8>,
+    ) {
+        let w = &mut self.json;
+        w.clear();
+        w.begin_object();
+        w.key("id").str(&self.id);
+        w.key("object").str("chat.completion.chunk");
+        w.key("created").u64(self.created);
+        w.key("model").str(&self.model);
+        w.key("choices").begin_array();
+        if let Some((index, delta, finish)) = choice {
+            w.begin_object();
+            w.key("index").u64(index.into());
+            w.key("delta");
+            delta.write(w);
+            w.key("logprobs").null();
+            w.key("finish_reason")
+                .opt_str(finish.map(finish_reason_str))
+                .end_object();
+        }
+        w.end_array();
         if let Some(u) = usage {
-            set(&mut c, "usage", u);
+            w.key("usage");
+            write_usage(w, u);
         }
-        write_event(None, &c.to_string(), out);
-    }
-
-    fn choice(&self, choice: u32, delta: Value, finish: Option<FinishReason>, out: &mut Vec<u8>) {
-        let c = json!({
-            "index": choice,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish.map(finish_reason_str),
-        });
-        self.chunk(json!([c]), None, out);
+        w.end_object();
+        write_event(None, w.as_str(), out);
     }
 
     fn open(&mut self, choice: u32, out: &mut Vec<u8>) {
         if !self.opened.contains(&choice) {
             self.opened.push(choice);
-            self.choice(
-                choice,
-                json!({"role": "assistant", "content": ""}),
-                None,
-                out,
-            );
+            self.chunk(Some((choice, Delta::Open, None)), None, out);
         }
     }
 
     fn delta(
         &mut self,
         choice: u32,
-        delta: Value,
+        delta: Delta<'_>,
         finish: Option<FinishReason>,
         out: &mut Vec<u8>,
     ) {
         self.open(choice, out);
-        self.choice(choice, delta, finish, out);
+        self.chunk(Some((choice, delta, finish)), None, out);
     }
 
     fn error(&mut self, e: &ErrorInfo, out: &mut Vec<u8>) {
         self.closed = true;
-        write_event(None, &error_json(e).to_string(), out);
+        self.json.clear();
+        write_error(&mut self.json, e);
+        write_event(None, self.json.as_str(), out);
     }
 }
 
@@ -112,7 +172,7 @@ impl StreamEncoder for ChatStreamEncoder {
                 self.open(0, out);
             }
             StreamEvent::TextDelta { choice, text } => {
-                self.delta(*choice, json!({"content": text}), None, out)
+                self.delta(*choice, Delta::Text(text), None, out)
             }
             StreamEvent::ToolCallStart {
                 choice,
@@ -120,25 +180,31 @@ impl StreamEncoder for ChatStreamEncoder {
                 id,
                 name,
             } => {
-                let call = json!({"index": index, "id": id, "type": "function",
-                    "function": {"name": name, "arguments": ""}});
-                self.delta(*choice, json!({"tool_calls": [call]}), None, out)
+                let delta = Delta::ToolCallStart {
+                    index: *index,
+                    id,
+                    name,
+                };
+                self.delta(*choice, delta, None, out)
             }
             StreamEvent::ToolCallDelta {
                 choice,
                 index,
                 arguments,
             } => {
-                let call = json!({"index": index, "function": {"arguments": arguments}});
-                self.delta(*choice, json!({"tool_calls": [call]}), None, out)
+                let delta = Delta::ToolCallArguments {
+                    index: *index,
+                    arguments,
+                };
+                self.delta(*choice, delta, None, out)
             }
             StreamEvent::Finish { choice, reason } => {
                 self.finished = true;
-                self.delta(*choice, json!({}), Some(*reason), out)
+                self.delta(*choice, Delta::Empty, Some(*reason), out)
             }
             StreamEvent::Usage(u) => {
                 if self.include_usage {
-                    self.chunk(json!([]), Some(usage_json(u)), out);
+                    self.chunk(None, Some(u), out);
                 }
             }
             StreamEvent::Error(e) => self.error(e, out),
@@ -208,7 +274,7 @@ impl ChatStreamDecoder {
                 self.done = true;
                 self.flush_usage(out);
             } else if !data.is_empty() {
-                let v: Value = serde_json::from_str(data).map_err(|e| {
+                let v: Json<'_> = serde_json::from_str(data).map_err(|e| {
                     WireError::upstream(format!("a stream chunk is not valid JSON: {e}"))
                 })?;
                 self.chunk(&v, out).map_err(upstream)?;
@@ -229,14 +295,14 @@ impl ChatStreamDecoder {
         out.push(StreamEvent::Error(e));
     }
 
-    fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> R<()> {
-        let Value::Object(map) = v else {
+    fn chunk(&mut self, v: &Json<'_>, out: &mut Vec<StreamEvent>) -> R<()> {
+        let Json::Object(map) = v else {
             return Err(WireError::upstream("a stream chunk is not a JSON object"));
         };
         if let Some(err) = map.get("error").filter(|e| !e.is_null()) {
             let status = err
                 .get("code")
-                .and_then(Value::as_u64)
+                .and_then(Json::as_u64)
                 .and_then(|c| u16::try_from(c).ok())
                 .filter(|c| (400..=599).contains(c))
                 .unwrap_or(502);
@@ -263,8 +329,9 @@ impl ChatStreamDecoder {
                 created: o.u64("created")?.unwrap_or(0),
             });
         }
+        let path = Path::field("choices");
         for (i, c) in choices.iter().enumerate() {
-            self.choice(&as_obj(c, &index("choices", i))?, out)?;
+            self.choice(&as_obj(c, path.index(i))?, out)?;
             if self.done {
                 return Ok(());
             }
@@ -275,25 +342,21 @@ impl ChatStreamDecoder {
         Ok(())
     }
 
-    fn choice(&mut self, c: &Obj<'_>, out: &mut Vec<StreamEvent>) -> R<()> {
+    fn choice(&mut self, c: &Obj<'_, '_>, out: &mut Vec<StreamEvent>) -> R<()> {
         let choice = c.u32("index")?.unwrap_or(0);
         if let Some(delta) = c.obj("delta")? {
             let text = message_text(&delta)?;
             if !text.is_empty() {
                 out.push(StreamEvent::TextDelta { choice, text });
             }
+            let calls_path = delta.path("tool_calls");
             for (j, t) in delta
                 .arr("tool_calls")?
                 .unwrap_or_default()
                 .iter()
                 .enumerate()
             {
-                self.tool_call(
-                    choice,
-                    &as_obj(t, &index(&delta.path("tool_calls"), j))?,
-                    j,
-                    out,
-                )?;
+                self.tool_call(choice, &as_obj(t, calls_path.index(j))?, j, out)?;
             }
         }
         match c.str("finish_reason")?.map(finish_reason) {
@@ -307,7 +370,7 @@ impl ChatStreamDecoder {
     fn tool_call(
         &mut self,
         choice: u32,
-        t: &Obj<'_>,
+        t: &Obj<'_, '_>,
         position: usize,
         out: &mut Vec<StreamEvent>,
     ) -> R<()> {

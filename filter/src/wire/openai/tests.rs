@@ -431,6 +431,24 @@ fn every_invalid_request_names_its_field() {
 }
 
 #[test]
+fn the_first_bad_field_in_key_order_is_named_and_repeated_keys_keep_the_last() {
+    // Keys are judged in sorted order, whatever order the client sent them in.
+    let body = br#"{"zzz": 1, "model": "m", "functions": [], "aaa": 2, "messages": []}"#;
+    assert_eq!(invalid_field(decode_chat_request(body)), "aaa");
+    let body = br#"{"model": 5, "messages": [{"role": "user", "content": "x"}], "model": "m"}"#;
+    assert_eq!(decode_chat_request(body).unwrap().model, "m");
+    // Paths are spelled the same however deep they are built.
+    let r = chat(json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "a", "function": {"name": "f"}}]}
+    ]}));
+    assert_eq!(
+        invalid_field(r),
+        "messages[1].tool_calls[0].function.arguments"
+    );
+}
+
+#[test]
 fn hostile_input_is_an_error_not_a_panic() {
     let deep = format!(
         "{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":{}{}}}]}}",
