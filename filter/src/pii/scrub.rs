@@ -1,14 +1,18 @@
-//! The one-pass matcher: every active detector (custom first, then built-ins in priority order)
-//! is one named group of a single regex compiled once; a request walks each text once with it.
+//! The one-pass matcher: every alternative of every active detector (custom first, then built-ins
+//! in priority order) is one pattern of a single multi-pattern regex compiled once; a request
+//! walks each text once with it. The lazy DFA reports which pattern matched, so no capture
+//! groups are ever resolved.
 //!
 //! Overlaps are resolved by the regex itself: the earliest start wins, and at one start the
-//! alternative listed first. A candidate its validator rejects is skipped as a whole (the scan
+//! pattern listed first. A candidate its validator rejects is skipped as a whole (the scan
 //! resumes at its end), so a failed card number never yields a "phone" from its middle; the
 //! price is that a lower-priority detector matching at exactly the same start is not retried.
 //! Replacements are built from ASCII labels, digits and `*`, plus (for `mask`) a kept part of
 //! the value; JSON texts are scrubbed through their parsed values (`walk.rs`), never raw.
 
-use regex::{CaptureLocations, Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind};
 use sha2::{Digest, Sha256};
 
 use super::detectors::{self, MaskKind, Validator};
@@ -37,9 +41,8 @@ pub(crate) struct Detector {
     pub mask: MaskKind,
 }
 
+/// One pattern of the combined regex, indexed by its pattern ID.
 struct Alt {
-    /// Capture-group index in the combined regex.
-    group: usize,
     detector: usize,
     validate: Validator,
 }
@@ -121,7 +124,7 @@ impl Engine {
                 ));
             }
             let action = parse_action(&format!("{field}.action"), &c.action)?;
-            let re = build(&c.regex).map_err(|e| field_err(format!("{field}.regex"), e))?;
+            let re = build(&[&c.regex]).map_err(|e| field_err(format!("{field}.regex"), e))?;
             if re.is_match("") {
                 return Err(field_err(
                     format!("{field}.regex"),
@@ -172,29 +175,15 @@ impl Engine {
         let (re, alts) = if parts.is_empty() || !cfg.enabled {
             (None, Vec::new())
         } else {
-            let pattern = parts
+            let patterns: Vec<&str> = parts.iter().map(|(p, _, _)| p.as_str()).collect();
+            let re = build(&patterns).map_err(|e| field_err("pii", e))?;
+            let alts = parts
                 .iter()
-                .enumerate()
-                .map(|(i, (p, _, _))| format!("(?P<weir_pii_{i}>{p})"))
-                .collect::<Vec<_>>()
-                .join("|");
-            let re = build(&pattern).map_err(|e| field_err("pii", e))?;
-            let mut alts = Vec::with_capacity(parts.len());
-            for (group, name) in re.capture_names().enumerate() {
-                let Some(idx) = name
-                    .and_then(|n| n.strip_prefix("weir_pii_"))
-                    .and_then(|n| n.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                if let Some((_, detector, validate)) = parts.get(idx) {
-                    alts.push(Alt {
-                        group,
-                        detector: *detector,
-                        validate: *validate,
-                    });
-                }
-            }
+                .map(|(_, detector, validate)| Alt {
+                    detector: *detector,
+                    validate: *validate,
+                })
+                .collect();
             (Some(re), alts)
         };
 
@@ -222,22 +211,9 @@ impl Engine {
         let Some(re) = &self.re else {
             return Ok(None);
         };
-        let mut locs = st.locs.take().unwrap_or_else(|| re.capture_locations());
-        let result = self.scan(re, &mut locs, text, st);
-        st.locs = Some(locs);
-        result
-    }
-
-    fn scan(
-        &self,
-        re: &Regex,
-        locs: &mut CaptureLocations,
-        text: &str,
-        st: &mut State<'_>,
-    ) -> Result<Option<String>, Blocked> {
         let mut out: Option<String> = None;
         let mut copied = 0;
-        self.for_each_hit(re, locs, text, |idx, s, e| {
+        self.for_each_hit(re, text, |idx, s, e| {
             let (Some(det), Some(value)) = (self.detectors.get(idx), text.get(s..e)) else {
                 return Ok(());
             };
@@ -258,8 +234,7 @@ impl Engine {
     pub(crate) fn spans(&self, text: &str) -> Vec<Span> {
         let mut spans = Vec::new();
         if let Some(re) = &self.re {
-            let mut locs = re.capture_locations();
-            let _ = self.for_each_hit(re, &mut locs, text, |idx, start, end| {
+            let _ = self.for_each_hit(re, text, |idx, start, end| {
                 if let Some(det) = self.detectors.get(idx) {
                     spans.push(Span {
                         detector: det.name.clone(),
@@ -277,14 +252,15 @@ impl Engine {
     fn for_each_hit(
         &self,
         re: &Regex,
-        locs: &mut CaptureLocations,
         text: &str,
         mut hit: impl FnMut(usize, usize, usize) -> Result<(), Blocked>,
     ) -> Result<(), Blocked> {
+        let mut input = Input::new(text);
         let mut done = 0;
         let mut pos = 0;
         while pos <= text.len() {
-            let Some(m) = re.captures_read_at(locs, text, pos) else {
+            input.set_start(pos);
+            let Some(m) = re.search(&input) else {
                 break;
             };
             let (ms, me) = (m.start(), m.end());
@@ -293,7 +269,7 @@ impl Engine {
                 continue;
             }
             pos = me;
-            let Some(alt) = self.alts.iter().find(|a| locs.get(a.group).is_some()) else {
+            let Some(alt) = self.alts.get(m.pattern().as_usize()) else {
                 continue;
             };
             let Some((s, e)) = (alt.validate)(text, ms, me) else {
@@ -356,15 +332,22 @@ impl Engine {
     }
 }
 
-fn build(pattern: &str) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(DFA_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::Syntax(s) => format!("invalid regex: {s}"),
-            regex::Error::CompiledTooBig(n) => format!("regex too large (limit {n} bytes)"),
-            other => format!("invalid regex: {other}"),
+/// One regex over `patterns` (pattern ID = index) with the `regex` crate's semantics for `&str`:
+/// leftmost-first, Unicode, never an empty match inside a UTF-8 sequence.
+fn build<P: AsRef<str>>(patterns: &[P]) -> Result<Regex, String> {
+    let config = meta::Config::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .utf8_empty(true)
+        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+        .hybrid_cache_capacity(DFA_SIZE_LIMIT);
+    meta::Builder::new()
+        .configure(config)
+        .syntax(syntax::Config::new().utf8(true))
+        .build_many(patterns)
+        .map_err(|e| match (e.size_limit(), e.syntax_error()) {
+            (Some(n), _) => format!("regex too large (limit {n} bytes)"),
+            (None, Some(s)) => format!("invalid regex: {s}"),
+            (None, None) => format!("invalid regex: {e}"),
         })
 }
 
@@ -374,7 +357,7 @@ fn compile_allow(entries: &[String]) -> Result<Allow, ConfigError> {
     for (i, a) in entries.iter().enumerate() {
         match a.strip_prefix("re:") {
             Some(p) => {
-                build(p).map_err(|e| field_err(format!("pii.allow[{i}]"), e))?;
+                build(&[p]).map_err(|e| field_err(format!("pii.allow[{i}]"), e))?;
                 pats.push(format!("(?:{p})"));
             }
             None => exact.push(a.to_ascii_lowercase()),
@@ -384,7 +367,7 @@ fn compile_allow(entries: &[String]) -> Result<Allow, ConfigError> {
         None
     } else {
         let joined = format!("^(?:{})$", pats.join("|"));
-        Some(build(&joined).map_err(|e| field_err("pii.allow", e))?)
+        Some(build(&[joined]).map_err(|e| field_err("pii.allow", e))?)
     };
     Ok(Allow { exact, re })
 }
@@ -425,13 +408,12 @@ fn hmac_key(cfg: &PiiConfig, hash_field: Option<&str>) -> Result<Option<Vec<u8>>
     Ok(key)
 }
 
-/// Per-request scrubbing state: the vault, counts per detector, and reusable match slots.
+/// Per-request scrubbing state: the vault and counts per detector.
 pub(crate) struct State<'v> {
     vault: &'v mut Vault,
     counts: Vec<u32>,
     fallback: u32,
     names: Vec<String>,
-    locs: Option<CaptureLocations>,
 }
 
 impl<'v> State<'v> {
@@ -441,7 +423,6 @@ impl<'v> State<'v> {
             counts: vec![0; engine.detectors.len()],
             fallback: 0,
             names: engine.detectors.iter().map(|d| d.name.clone()).collect(),
-            locs: None,
         }
     }
 
