@@ -57,7 +57,7 @@ struct Allow {
 
 impl Allow {
     fn permits(&self, value: &str) -> bool {
-        (!self.exact.is_empty() && self.exact.contains(&value.to_ascii_lowercase()))
+        self.exact.iter().any(|e| e.eq_ignore_ascii_case(value))
             || self.re.as_ref().is_some_and(|re| re.is_match(value))
     }
 }
@@ -217,10 +217,9 @@ impl Engine {
             let (Some(det), Some(value)) = (self.detectors.get(idx), text.get(s..e)) else {
                 return Ok(());
             };
-            let replacement = self.replace(idx, det, value, st)?;
             let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
             buf.push_str(text.get(copied..s).unwrap_or(""));
-            buf.push_str(&replacement);
+            self.replace(idx, det, value, st, buf)?;
             copied = e;
             Ok(())
         })?;
@@ -291,44 +290,48 @@ impl Engine {
         Ok(())
     }
 
+    /// Appends the replacement of `value` (a hit of detector `idx`) to `out`.
     fn replace(
         &self,
         idx: usize,
         det: &Detector,
         value: &str,
         st: &mut State<'_>,
-    ) -> Result<String, Blocked> {
-        if let Some(c) = st.counts.get_mut(idx) {
-            *c = c.saturating_add(1);
-        }
-        Ok(match det.action {
+        out: &mut String,
+    ) -> Result<(), Blocked> {
+        st.count(idx);
+        match det.action {
             Action::Block => {
                 return Err(Blocked {
                     detector: det.name.clone(),
                 })
             }
-            Action::Redact | Action::Off => redact(det),
-            Action::Mask => mask(det, value),
+            Action::Redact | Action::Off => redact(det, out),
+            Action::Mask => mask(det, value, out),
             Action::Hash => match &self.hmac_key {
                 Some(key) => {
                     let mac = hmac_sha256(key, value.as_bytes());
-                    let mut hex = String::with_capacity(8);
+                    out.push('[');
+                    out.push_str(&det.label);
+                    out.push(':');
                     for b in mac.iter().take(4) {
-                        hex.push_str(&format!("{b:02x}"));
+                        out.push(hex_digit(b >> 4));
+                        out.push(hex_digit(b & 0xf));
                     }
-                    format!("[{}:{hex}]", det.label)
+                    out.push(']');
                 }
                 // Unreachable by construction (compile requires a key); fail closed.
-                None => redact(det),
+                None => redact(det, out),
             },
             Action::Placeholder => match st.vault.placeholder(&det.label, value) {
-                Some(p) => p,
+                Some(p) => out.push_str(p),
                 None => {
                     st.fallback = st.fallback.saturating_add(1);
-                    redact(det)
+                    redact(det, out);
                 }
             },
-        })
+        }
+        Ok(())
     }
 }
 
@@ -408,30 +411,40 @@ fn hmac_key(cfg: &PiiConfig, hash_field: Option<&str>) -> Result<Option<Vec<u8>>
     Ok(key)
 }
 
-/// Per-request scrubbing state: the vault and counts per detector.
-pub(crate) struct State<'v> {
-    vault: &'v mut Vault,
+/// Per-request scrubbing state: the vault and counts per detector (allocated at the first hit).
+pub(crate) struct State<'a> {
+    detectors: &'a [Detector],
+    vault: &'a mut Vault,
     counts: Vec<u32>,
     fallback: u32,
-    names: Vec<String>,
 }
 
-impl<'v> State<'v> {
-    pub(crate) fn new(engine: &Engine, vault: &'v mut Vault) -> Self {
+impl<'a> State<'a> {
+    pub(crate) fn new(engine: &'a Engine, vault: &'a mut Vault) -> Self {
         State {
+            detectors: &engine.detectors,
             vault,
-            counts: vec![0; engine.detectors.len()],
+            counts: Vec::new(),
             fallback: 0,
-            names: engine.detectors.iter().map(|d| d.name.clone()).collect(),
+        }
+    }
+
+    fn count(&mut self, idx: usize) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; self.detectors.len()];
+        }
+        if let Some(c) = self.counts.get_mut(idx) {
+            *c = c.saturating_add(1);
         }
     }
 
     pub(crate) fn finish(self) -> Detections {
         let mut counts: Vec<(String, u32)> = self
-            .names
-            .into_iter()
+            .detectors
+            .iter()
             .zip(self.counts)
             .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| (d.name.clone(), n))
             .collect();
         counts.sort();
         Detections {
@@ -449,80 +462,91 @@ fn next_boundary(text: &str, at: usize) -> usize {
     i
 }
 
-fn redact(det: &Detector) -> String {
-    format!("[{}]", det.label)
+fn redact(det: &Detector, out: &mut String) {
+    out.push('[');
+    out.push_str(&det.label);
+    out.push(']');
+}
+
+fn hex_digit(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble), 16).unwrap_or('0')
 }
 
 /// Partial display per kind. Every kind hides at least all but the last 4 significant chars.
-fn mask(det: &Detector, value: &str) -> String {
+fn mask(det: &Detector, value: &str, out: &mut String) {
     match det.mask {
         MaskKind::Email => match value.split_once('@') {
             Some((local, domain)) => {
-                let first: String = local.chars().take(1).collect();
-                format!("{first}***@{domain}")
+                out.extend(local.chars().take(1));
+                out.push_str("***@");
+                out.push_str(domain);
             }
-            None => redact(det),
+            None => redact(det, out),
         },
         MaskKind::Card => {
-            let ds: Vec<char> = value.chars().filter(char::is_ascii_digit).collect();
-            let keep = ds.len().saturating_sub(4);
-            ds.iter()
-                .enumerate()
-                .map(|(i, c)| if i < keep { '*' } else { *c })
-                .collect()
+            let n = value.chars().filter(char::is_ascii_digit).count();
+            let keep = n.saturating_sub(4);
+            out.extend(
+                value
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .enumerate()
+                    .map(|(i, c)| if i < keep { '*' } else { c }),
+            );
         }
-        MaskKind::Phone => mask_digits_keep_last(value, 2),
-        MaskKind::Ssn => mask_digits_keep_last(value, 4),
+        MaskKind::Phone => mask_digits_keep_last(value, 2, out),
+        MaskKind::Ssn => mask_digits_keep_last(value, 4, out),
         MaskKind::Iban => {
-            let compact: Vec<char> = value.chars().filter(|c| *c != ' ').collect();
-            let n = compact.len();
-            compact
-                .iter()
-                .enumerate()
-                .map(|(i, c)| if i < 2 || i + 4 >= n { *c } else { '*' })
-                .collect()
+            let n = value.chars().filter(|c| *c != ' ').count();
+            out.extend(
+                value
+                    .chars()
+                    .filter(|c| *c != ' ')
+                    .enumerate()
+                    .map(|(i, c)| if i < 2 || i + 4 >= n { c } else { '*' }),
+            );
         }
         MaskKind::Ip => {
             let sep = if value.contains(':') { ':' } else { '.' };
             match value.split(sep).find(|g| !g.is_empty()) {
-                Some(first) if value.starts_with(first) => format!("{first}{sep}*"),
-                _ => format!("{sep}{sep}*"),
+                Some(first) if value.starts_with(first) => out.push_str(first),
+                _ => out.push(sep),
             }
+            out.push(sep);
+            out.push('*');
         }
         MaskKind::Secret => {
             let keep = (value.chars().count() / 4).min(4);
-            let head: String = value.chars().take(keep).collect();
-            format!("{head}****")
+            out.extend(value.chars().take(keep));
+            out.push_str("****");
         }
-        MaskKind::Whole => redact(det),
+        MaskKind::Whole => redact(det, out),
         MaskKind::Generic => {
             let n = value.chars().count();
             let keep = (n / 4).min(4);
-            value
-                .chars()
-                .enumerate()
-                .map(|(i, c)| if i + keep < n { '*' } else { c })
-                .collect()
+            out.extend(
+                value
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| if i + keep < n { '*' } else { c }),
+            );
         }
     }
 }
 
-fn mask_digits_keep_last(value: &str, keep: usize) -> String {
+fn mask_digits_keep_last(value: &str, keep: usize, out: &mut String) {
     let total = value.chars().filter(char::is_ascii_digit).count();
     let hide = total.saturating_sub(keep);
     let mut seen = 0;
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
-                seen += 1;
-                if seen <= hide {
-                    return '*';
-                }
+    out.extend(value.chars().map(|c| {
+        if c.is_ascii_digit() {
+            seen += 1;
+            if seen <= hide {
+                return '*';
             }
-            c
-        })
-        .collect()
+        }
+        c
+    }));
 }
 
 /// RFC 2104 HMAC over SHA-256, from `sha2` alone (no other crate is available).
@@ -572,7 +596,12 @@ mod tests {
 
     #[test]
     fn digit_masks_keep_the_tail_only() {
-        assert_eq!(mask_digits_keep_last("123-45-6789", 4), "***-**-6789");
-        assert_eq!(mask_digits_keep_last("+1 415", 2), "+* *15");
+        let masked = |v: &str, keep: usize| {
+            let mut out = String::new();
+            mask_digits_keep_last(v, keep, &mut out);
+            out
+        };
+        assert_eq!(masked("123-45-6789", 4), "***-**-6789");
+        assert_eq!(masked("+1 415", 2), "+* *15");
     }
 }
