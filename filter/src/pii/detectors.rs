@@ -4,7 +4,8 @@
 //! Patterns are ASCII-only and use `(?-u:\b)`: a Unicode `\b` makes the lazy DFA give up on
 //! non-ASCII text, and Unicode classes bloat compile time and wasm size for nothing here.
 //! Validators get the whole text and the candidate span and return the (possibly narrowed) span
-//! to act on, or `None` to drop the candidate. They only slice through `str::get`.
+//! to act on, or `None` to drop the candidate. They only slice through `str::get`, and allocate
+//! nothing: they run on every candidate, and most candidates are dropped.
 
 /// Checks a candidate `text[start..end]`; returns the span to scrub, or `None`.
 pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
@@ -188,7 +189,7 @@ fn glued_right(text: &str, e: usize) -> bool {
     }
 }
 
-fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
+fn digits(s: &str) -> impl DoubleEndedIterator<Item = u32> + '_ {
     s.chars().filter_map(|c| c.to_digit(10))
 }
 
@@ -205,9 +206,10 @@ fn uniform_separators(s: &str) -> bool {
     }
 }
 
-pub(crate) fn luhn(digits: &[u32]) -> bool {
+/// Over the digits in order (the check runs from the last one).
+pub(crate) fn luhn(digits: impl DoubleEndedIterator<Item = u32>) -> bool {
     let mut sum = 0u32;
-    for (i, d) in digits.iter().rev().enumerate() {
+    for (i, d) in digits.rev().enumerate() {
         let v = if i % 2 == 1 {
             let x = d * 2;
             if x > 9 {
@@ -216,7 +218,7 @@ pub(crate) fn luhn(digits: &[u32]) -> bool {
                 x
             }
         } else {
-            *d
+            d
         };
         sum = sum.wrapping_add(v);
     }
@@ -228,14 +230,14 @@ fn credit_card(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if !uniform_separators(cand) || glued_left(text, s) || glued_right(text, e) {
         return None;
     }
-    let ds: Vec<u32> = digits(cand).collect();
     // Issuer ranges all start with 2-6; this drops millisecond timestamps and most ids.
-    let first = *ds.first()?;
-    if !(13..=19).contains(&ds.len()) || !(2..=6).contains(&first) || !luhn(&ds) {
+    let first = digits(cand).next()?;
+    let n = digits(cand).count();
+    if !(13..=19).contains(&n) || !(2..=6).contains(&first) || !luhn(digits(cand)) {
         return None;
     }
     // A run of one repeated digit passes Luhn for some lengths and is never a real card.
-    if ds.iter().all(|d| *d == first) {
+    if digits(cand).all(|d| d == first) {
         return None;
     }
     Some((s, e))
@@ -246,13 +248,9 @@ fn us_ssn(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if !uniform_separators(cand) || glued_left(text, s) || glued_right(text, e) {
         return None;
     }
-    let ds: Vec<u32> = digits(cand).collect();
-    let num = |r: std::ops::Range<usize>| {
-        ds.get(r)
-            .map(|v| v.iter().fold(0u32, |a, d| a * 10 + d))
-            .unwrap_or(0)
-    };
-    let (area, group, serial) = (num(0..3), num(3..5), num(5..9));
+    let mut ds = digits(cand);
+    let mut num = |n: usize| ds.by_ref().take(n).fold(0u32, |a, d| a * 10 + d);
+    let (area, group, serial) = (num(3), num(2), num(4));
     // SSA rules: area 000, 666 and 900-999 are never issued; group 00 and serial 0000 neither.
     if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
         return None;
@@ -369,28 +367,36 @@ pub(crate) fn iban_mod97(compact: &[u8]) -> bool {
     rem == 1
 }
 
+/// Longer than any length in [`IBAN_LENGTHS`].
+const IBAN_MAX: usize = 34;
+
 fn iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let cand = text.get(s..e)?;
-    let country = cand.get(..2)?.to_ascii_uppercase();
-    let want = IBAN_LENGTHS.iter().find(|(c, _)| *c == country)?.1;
+    let country = cand.get(..2)?;
+    let want = IBAN_LENGTHS
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(country))?
+        .1;
     // The greedy pattern may run into a following word ("... 19 AND"): keep exactly the
     // country's length and require that cut to fall at a token end.
-    let mut compact = Vec::with_capacity(want);
+    let mut compact = [0u8; IBAN_MAX];
+    let mut len = 0;
     let mut end = s;
     for (i, b) in cand.bytes().enumerate() {
-        if compact.len() == want {
+        if len == want {
             break;
         }
         if b != b' ' {
-            compact.push(b.to_ascii_uppercase());
+            *compact.get_mut(len)? = b.to_ascii_uppercase();
+            len += 1;
         }
         end = s + i + 1;
     }
-    if compact.len() != want || glued_left(text, s) {
+    if len != want || glued_left(text, s) {
         return None;
     }
     let (n1, _) = next_chars(text, end);
-    if is_alnum(n1) || !iban_mod97(&compact) {
+    if is_alnum(n1) || !iban_mod97(compact.get(..len)?) {
         return None;
     }
     Some((s, end))
@@ -406,12 +412,12 @@ fn email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if local.is_empty() || local.len() > 64 || local.ends_with('.') || local.contains("..") {
         return None;
     }
-    let tld = domain.rsplit('.').next()?.to_ascii_lowercase();
+    let tld = domain.rsplit('.').next()?;
     // Retina assets (`icon@2x.png`) and similar file names look like addresses.
     const FILE_EXTS: &[&str] = &[
         "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tiff", "avif", "js", "css",
     ];
-    if FILE_EXTS.contains(&tld.as_str()) {
+    if FILE_EXTS.iter().any(|x| x.eq_ignore_ascii_case(tld)) {
         return None;
     }
     Some((s, e))
@@ -464,15 +470,29 @@ fn looks_like_version(text: &str, s: usize) -> bool {
     if pinned || matches!(p1, Some('v' | 'V' | '@' | '~' | '^')) {
         return true;
     }
-    let mut from = s.saturating_sub(24);
-    while !text.is_char_boundary(from) {
-        from = from.saturating_sub(1);
+    const SPAN: usize = 24;
+    let mut before = [0u8; SPAN];
+    let src = text
+        .as_bytes()
+        .get(s.saturating_sub(SPAN)..s)
+        .unwrap_or(&[]);
+    for (dst, b) in before.iter_mut().zip(src) {
+        *dst = b.to_ascii_lowercase();
     }
-    let before = text.get(from..s).unwrap_or("").to_ascii_lowercase();
-    const WORDS: &[&str] = &[
-        "version", "ver.", "release", "build", "firmware", "v.", "rev ", "revision",
+    let before = before.get(..src.len()).unwrap_or(&[]);
+    const WORDS: &[&[u8]] = &[
+        b"version",
+        b"ver.",
+        b"release",
+        b"build",
+        b"firmware",
+        b"v.",
+        b"rev ",
+        b"revision",
     ];
-    WORDS.iter().any(|w| before.contains(w))
+    WORDS
+        .iter()
+        .any(|w| before.windows(w.len()).any(|win| win == *w))
 }
 
 fn ipv6(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
@@ -514,9 +534,11 @@ fn id_context(text: &str, s: usize) -> bool {
     while !text.is_char_boundary(from) {
         from = from.saturating_sub(1);
     }
-    let before = text.get(from..s).unwrap_or("").to_ascii_lowercase();
+    let before = text.get(from..s).unwrap_or("");
     // Only the last word or two count: "ref. ", "order #", "invoice no ".
-    let tail = before.trim_end_matches([' ', ':', '#', '.', '=']);
+    let tail = before
+        .trim_end_matches([' ', ':', '#', '.', '='])
+        .as_bytes();
     const WORDS: &[&str] = &[
         // Not "no"/"nr": "phone no. 020 ..." is the commonest way to introduce a number.
         "ref",
@@ -537,10 +559,14 @@ fn id_context(text: &str, s: usize) -> bool {
         "iban",
     ];
     WORDS.iter().any(|w| {
-        tail.ends_with(w)
+        let Some(cut) = tail.len().checked_sub(w.len()) else {
+            return false;
+        };
+        tail.get(cut..)
+            .is_some_and(|end| end.eq_ignore_ascii_case(w.as_bytes()))
             && !tail
-                .get(..tail.len() - w.len())
-                .and_then(|p| p.chars().next_back())
+                .get(..cut)
+                .and_then(|p| p.last())
                 .is_some_and(|c| c.is_ascii_alphanumeric())
     })
 }
@@ -576,8 +602,7 @@ fn phone_nanp(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     }
     // `12.345.678.9012`-like dotted runs are versions or ids, and mixing dots with other
     // separators never happens in a written number.
-    let seps: Vec<char> = separators(cand).collect();
-    if seps.contains(&'.') && !seps.iter().all(|c| *c == '.') {
+    if separators(cand).any(|c| c == '.') && !separators(cand).all(|c| c == '.') {
         return None;
     }
     Some((s, e))
@@ -603,9 +628,8 @@ mod tests {
 
     #[test]
     fn luhn_and_mod97() {
-        let d = |s: &str| digits(s).collect::<Vec<_>>();
-        assert!(luhn(&d("4111111111111111")));
-        assert!(!luhn(&d("4111111111111112")));
+        assert!(luhn(digits("4111111111111111")));
+        assert!(!luhn(digits("4111111111111112")));
         assert!(iban_mod97(b"GB29NWBK60161331926819"));
         assert!(!iban_mod97(b"GB28NWBK60161331926819"));
         assert!(!iban_mod97(b"GB2"));

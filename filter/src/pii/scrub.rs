@@ -1,14 +1,18 @@
-//! The one-pass matcher: every active detector (custom first, then built-ins in priority order)
-//! is one named group of a single regex compiled once; a request walks each text once with it.
+//! The one-pass matcher: every alternative of every active detector (custom first, then built-ins
+//! in priority order) is one pattern of a single multi-pattern regex compiled once; a request
+//! walks each text once with it. The lazy DFA reports which pattern matched, so no capture
+//! groups are ever resolved.
 //!
 //! Overlaps are resolved by the regex itself: the earliest start wins, and at one start the
-//! alternative listed first. A candidate its validator rejects is skipped as a whole (the scan
+//! pattern listed first. A candidate its validator rejects is skipped as a whole (the scan
 //! resumes at its end), so a failed card number never yields a "phone" from its middle; the
 //! price is that a lower-priority detector matching at exactly the same start is not retried.
 //! Replacements are built from ASCII labels, digits and `*`, plus (for `mask`) a kept part of
 //! the value; JSON texts are scrubbed through their parsed values (`walk.rs`), never raw.
 
-use regex::{CaptureLocations, Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind};
 use sha2::{Digest, Sha256};
 
 use super::detectors::{self, MaskKind, Validator};
@@ -37,9 +41,8 @@ pub(crate) struct Detector {
     pub mask: MaskKind,
 }
 
+/// One pattern of the combined regex, indexed by its pattern ID.
 struct Alt {
-    /// Capture-group index in the combined regex.
-    group: usize,
     detector: usize,
     validate: Validator,
 }
@@ -54,7 +57,7 @@ struct Allow {
 
 impl Allow {
     fn permits(&self, value: &str) -> bool {
-        (!self.exact.is_empty() && self.exact.contains(&value.to_ascii_lowercase()))
+        self.exact.iter().any(|e| e.eq_ignore_ascii_case(value))
             || self.re.as_ref().is_some_and(|re| re.is_match(value))
     }
 }
@@ -121,7 +124,7 @@ impl Engine {
                 ));
             }
             let action = parse_action(&format!("{field}.action"), &c.action)?;
-            let re = build(&c.regex).map_err(|e| field_err(format!("{field}.regex"), e))?;
+            let re = build(&[&c.regex]).map_err(|e| field_err(format!("{field}.regex"), e))?;
             if re.is_match("") {
                 return Err(field_err(
                     format!("{field}.regex"),
@@ -172,29 +175,15 @@ impl Engine {
         let (re, alts) = if parts.is_empty() || !cfg.enabled {
             (None, Vec::new())
         } else {
-            let pattern = parts
+            let patterns: Vec<&str> = parts.iter().map(|(p, _, _)| p.as_str()).collect();
+            let re = build(&patterns).map_err(|e| field_err("pii", e))?;
+            let alts = parts
                 .iter()
-                .enumerate()
-                .map(|(i, (p, _, _))| format!("(?P<weir_pii_{i}>{p})"))
-                .collect::<Vec<_>>()
-                .join("|");
-            let re = build(&pattern).map_err(|e| field_err("pii", e))?;
-            let mut alts = Vec::with_capacity(parts.len());
-            for (group, name) in re.capture_names().enumerate() {
-                let Some(idx) = name
-                    .and_then(|n| n.strip_prefix("weir_pii_"))
-                    .and_then(|n| n.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                if let Some((_, detector, validate)) = parts.get(idx) {
-                    alts.push(Alt {
-                        group,
-                        detector: *detector,
-                        validate: *validate,
-                    });
-                }
-            }
+                .map(|(_, detector, validate)| Alt {
+                    detector: *detector,
+                    validate: *validate,
+                })
+                .collect();
             (Some(re), alts)
         };
 
@@ -222,29 +211,15 @@ impl Engine {
         let Some(re) = &self.re else {
             return Ok(None);
         };
-        let mut locs = st.locs.take().unwrap_or_else(|| re.capture_locations());
-        let result = self.scan(re, &mut locs, text, st);
-        st.locs = Some(locs);
-        result
-    }
-
-    fn scan(
-        &self,
-        re: &Regex,
-        locs: &mut CaptureLocations,
-        text: &str,
-        st: &mut State<'_>,
-    ) -> Result<Option<String>, Blocked> {
         let mut out: Option<String> = None;
         let mut copied = 0;
-        self.for_each_hit(re, locs, text, |idx, s, e| {
+        self.for_each_hit(re, text, |idx, s, e| {
             let (Some(det), Some(value)) = (self.detectors.get(idx), text.get(s..e)) else {
                 return Ok(());
             };
-            let replacement = self.replace(idx, det, value, st)?;
             let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
             buf.push_str(text.get(copied..s).unwrap_or(""));
-            buf.push_str(&replacement);
+            self.replace(idx, det, value, st, buf)?;
             copied = e;
             Ok(())
         })?;
@@ -258,8 +233,7 @@ impl Engine {
     pub(crate) fn spans(&self, text: &str) -> Vec<Span> {
         let mut spans = Vec::new();
         if let Some(re) = &self.re {
-            let mut locs = re.capture_locations();
-            let _ = self.for_each_hit(re, &mut locs, text, |idx, start, end| {
+            let _ = self.for_each_hit(re, text, |idx, start, end| {
                 if let Some(det) = self.detectors.get(idx) {
                     spans.push(Span {
                         detector: det.name.clone(),
@@ -277,14 +251,15 @@ impl Engine {
     fn for_each_hit(
         &self,
         re: &Regex,
-        locs: &mut CaptureLocations,
         text: &str,
         mut hit: impl FnMut(usize, usize, usize) -> Result<(), Blocked>,
     ) -> Result<(), Blocked> {
+        let mut input = Input::new(text);
         let mut done = 0;
         let mut pos = 0;
         while pos <= text.len() {
-            let Some(m) = re.captures_read_at(locs, text, pos) else {
+            input.set_start(pos);
+            let Some(m) = re.search(&input) else {
                 break;
             };
             let (ms, me) = (m.start(), m.end());
@@ -293,7 +268,7 @@ impl Engine {
                 continue;
             }
             pos = me;
-            let Some(alt) = self.alts.iter().find(|a| locs.get(a.group).is_some()) else {
+            let Some(alt) = self.alts.get(m.pattern().as_usize()) else {
                 continue;
             };
             let Some((s, e)) = (alt.validate)(text, ms, me) else {
@@ -315,56 +290,67 @@ impl Engine {
         Ok(())
     }
 
+    /// Appends the replacement of `value` (a hit of detector `idx`) to `out`.
     fn replace(
         &self,
         idx: usize,
         det: &Detector,
         value: &str,
         st: &mut State<'_>,
-    ) -> Result<String, Blocked> {
-        if let Some(c) = st.counts.get_mut(idx) {
-            *c = c.saturating_add(1);
-        }
-        Ok(match det.action {
+        out: &mut String,
+    ) -> Result<(), Blocked> {
+        st.count(idx);
+        match det.action {
             Action::Block => {
                 return Err(Blocked {
                     detector: det.name.clone(),
                 })
             }
-            Action::Redact | Action::Off => redact(det),
-            Action::Mask => mask(det, value),
+            Action::Redact | Action::Off => redact(det, out),
+            Action::Mask => mask(det, value, out),
             Action::Hash => match &self.hmac_key {
                 Some(key) => {
                     let mac = hmac_sha256(key, value.as_bytes());
-                    let mut hex = String::with_capacity(8);
+                    out.push('[');
+                    out.push_str(&det.label);
+                    out.push(':');
                     for b in mac.iter().take(4) {
-                        hex.push_str(&format!("{b:02x}"));
+                        out.push(hex_digit(b >> 4));
+                        out.push(hex_digit(b & 0xf));
                     }
-                    format!("[{}:{hex}]", det.label)
+                    out.push(']');
                 }
                 // Unreachable by construction (compile requires a key); fail closed.
-                None => redact(det),
+                None => redact(det, out),
             },
             Action::Placeholder => match st.vault.placeholder(&det.label, value) {
-                Some(p) => p,
+                Some(p) => out.push_str(p),
                 None => {
                     st.fallback = st.fallback.saturating_add(1);
-                    redact(det)
+                    redact(det, out);
                 }
             },
-        })
+        }
+        Ok(())
     }
 }
 
-fn build(pattern: &str) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(DFA_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::Syntax(s) => format!("invalid regex: {s}"),
-            regex::Error::CompiledTooBig(n) => format!("regex too large (limit {n} bytes)"),
-            other => format!("invalid regex: {other}"),
+/// One regex over `patterns` (pattern ID = index) with the `regex` crate's semantics for `&str`:
+/// leftmost-first, Unicode, never an empty match inside a UTF-8 sequence.
+fn build<P: AsRef<str>>(patterns: &[P]) -> Result<Regex, String> {
+    let config = meta::Config::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .utf8_empty(true)
+        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+        .hybrid_cache_capacity(DFA_SIZE_LIMIT);
+    meta::Builder::new()
+        .configure(config)
+        .syntax(syntax::Config::new().utf8(true))
+        .build_many(patterns)
+        .map_err(|e| match (e.size_limit(), e.syntax_error()) {
+            (Some(n), _) => format!("regex too large (limit {n} bytes)"),
+            (None, Some(s)) => format!("invalid regex: {s}"),
+            (None, None) => format!("invalid regex: {e}"),
         })
 }
 
@@ -374,7 +360,7 @@ fn compile_allow(entries: &[String]) -> Result<Allow, ConfigError> {
     for (i, a) in entries.iter().enumerate() {
         match a.strip_prefix("re:") {
             Some(p) => {
-                build(p).map_err(|e| field_err(format!("pii.allow[{i}]"), e))?;
+                build(&[p]).map_err(|e| field_err(format!("pii.allow[{i}]"), e))?;
                 pats.push(format!("(?:{p})"));
             }
             None => exact.push(a.to_ascii_lowercase()),
@@ -384,7 +370,7 @@ fn compile_allow(entries: &[String]) -> Result<Allow, ConfigError> {
         None
     } else {
         let joined = format!("^(?:{})$", pats.join("|"));
-        Some(build(&joined).map_err(|e| field_err("pii.allow", e))?)
+        Some(build(&[joined]).map_err(|e| field_err("pii.allow", e))?)
     };
     Ok(Allow { exact, re })
 }
@@ -425,32 +411,40 @@ fn hmac_key(cfg: &PiiConfig, hash_field: Option<&str>) -> Result<Option<Vec<u8>>
     Ok(key)
 }
 
-/// Per-request scrubbing state: the vault, counts per detector, and reusable match slots.
-pub(crate) struct State<'v> {
-    vault: &'v mut Vault,
+/// Per-request scrubbing state: the vault and counts per detector (allocated at the first hit).
+pub(crate) struct State<'a> {
+    detectors: &'a [Detector],
+    vault: &'a mut Vault,
     counts: Vec<u32>,
     fallback: u32,
-    names: Vec<String>,
-    locs: Option<CaptureLocations>,
 }
 
-impl<'v> State<'v> {
-    pub(crate) fn new(engine: &Engine, vault: &'v mut Vault) -> Self {
+impl<'a> State<'a> {
+    pub(crate) fn new(engine: &'a Engine, vault: &'a mut Vault) -> Self {
         State {
+            detectors: &engine.detectors,
             vault,
-            counts: vec![0; engine.detectors.len()],
+            counts: Vec::new(),
             fallback: 0,
-            names: engine.detectors.iter().map(|d| d.name.clone()).collect(),
-            locs: None,
+        }
+    }
+
+    fn count(&mut self, idx: usize) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; self.detectors.len()];
+        }
+        if let Some(c) = self.counts.get_mut(idx) {
+            *c = c.saturating_add(1);
         }
     }
 
     pub(crate) fn finish(self) -> Detections {
         let mut counts: Vec<(String, u32)> = self
-            .names
-            .into_iter()
+            .detectors
+            .iter()
             .zip(self.counts)
             .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| (d.name.clone(), n))
             .collect();
         counts.sort();
         Detections {
@@ -468,80 +462,91 @@ fn next_boundary(text: &str, at: usize) -> usize {
     i
 }
 
-fn redact(det: &Detector) -> String {
-    format!("[{}]", det.label)
+fn redact(det: &Detector, out: &mut String) {
+    out.push('[');
+    out.push_str(&det.label);
+    out.push(']');
+}
+
+fn hex_digit(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble), 16).unwrap_or('0')
 }
 
 /// Partial display per kind. Every kind hides at least all but the last 4 significant chars.
-fn mask(det: &Detector, value: &str) -> String {
+fn mask(det: &Detector, value: &str, out: &mut String) {
     match det.mask {
         MaskKind::Email => match value.split_once('@') {
             Some((local, domain)) => {
-                let first: String = local.chars().take(1).collect();
-                format!("{first}***@{domain}")
+                out.extend(local.chars().take(1));
+                out.push_str("***@");
+                out.push_str(domain);
             }
-            None => redact(det),
+            None => redact(det, out),
         },
         MaskKind::Card => {
-            let ds: Vec<char> = value.chars().filter(char::is_ascii_digit).collect();
-            let keep = ds.len().saturating_sub(4);
-            ds.iter()
-                .enumerate()
-                .map(|(i, c)| if i < keep { '*' } else { *c })
-                .collect()
+            let n = value.chars().filter(char::is_ascii_digit).count();
+            let keep = n.saturating_sub(4);
+            out.extend(
+                value
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .enumerate()
+                    .map(|(i, c)| if i < keep { '*' } else { c }),
+            );
         }
-        MaskKind::Phone => mask_digits_keep_last(value, 2),
-        MaskKind::Ssn => mask_digits_keep_last(value, 4),
+        MaskKind::Phone => mask_digits_keep_last(value, 2, out),
+        MaskKind::Ssn => mask_digits_keep_last(value, 4, out),
         MaskKind::Iban => {
-            let compact: Vec<char> = value.chars().filter(|c| *c != ' ').collect();
-            let n = compact.len();
-            compact
-                .iter()
-                .enumerate()
-                .map(|(i, c)| if i < 2 || i + 4 >= n { *c } else { '*' })
-                .collect()
+            let n = value.chars().filter(|c| *c != ' ').count();
+            out.extend(
+                value
+                    .chars()
+                    .filter(|c| *c != ' ')
+                    .enumerate()
+                    .map(|(i, c)| if i < 2 || i + 4 >= n { c } else { '*' }),
+            );
         }
         MaskKind::Ip => {
             let sep = if value.contains(':') { ':' } else { '.' };
             match value.split(sep).find(|g| !g.is_empty()) {
-                Some(first) if value.starts_with(first) => format!("{first}{sep}*"),
-                _ => format!("{sep}{sep}*"),
+                Some(first) if value.starts_with(first) => out.push_str(first),
+                _ => out.push(sep),
             }
+            out.push(sep);
+            out.push('*');
         }
         MaskKind::Secret => {
             let keep = (value.chars().count() / 4).min(4);
-            let head: String = value.chars().take(keep).collect();
-            format!("{head}****")
+            out.extend(value.chars().take(keep));
+            out.push_str("****");
         }
-        MaskKind::Whole => redact(det),
+        MaskKind::Whole => redact(det, out),
         MaskKind::Generic => {
             let n = value.chars().count();
             let keep = (n / 4).min(4);
-            value
-                .chars()
-                .enumerate()
-                .map(|(i, c)| if i + keep < n { '*' } else { c })
-                .collect()
+            out.extend(
+                value
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| if i + keep < n { '*' } else { c }),
+            );
         }
     }
 }
 
-fn mask_digits_keep_last(value: &str, keep: usize) -> String {
+fn mask_digits_keep_last(value: &str, keep: usize, out: &mut String) {
     let total = value.chars().filter(char::is_ascii_digit).count();
     let hide = total.saturating_sub(keep);
     let mut seen = 0;
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
-                seen += 1;
-                if seen <= hide {
-                    return '*';
-                }
+    out.extend(value.chars().map(|c| {
+        if c.is_ascii_digit() {
+            seen += 1;
+            if seen <= hide {
+                return '*';
             }
-            c
-        })
-        .collect()
+        }
+        c
+    }));
 }
 
 /// RFC 2104 HMAC over SHA-256, from `sha2` alone (no other crate is available).
@@ -591,7 +596,12 @@ mod tests {
 
     #[test]
     fn digit_masks_keep_the_tail_only() {
-        assert_eq!(mask_digits_keep_last("123-45-6789", 4), "***-**-6789");
-        assert_eq!(mask_digits_keep_last("+1 415", 2), "+* *15");
+        let masked = |v: &str, keep: usize| {
+            let mut out = String::new();
+            mask_digits_keep_last(v, keep, &mut out);
+            out
+        };
+        assert_eq!(masked("123-45-6789", 4), "***-**-6789");
+        assert_eq!(masked("+1 415", 2), "+* *15");
     }
 }

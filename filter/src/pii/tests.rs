@@ -361,6 +361,89 @@ fn allow_list_and_custom_detectors() {
     );
 }
 
+fn detected(s: &Scrubber, text: &str) -> Vec<(String, String)> {
+    s.detect(text)
+        .into_iter()
+        .map(|sp| (sp.detector, text[sp.start..sp.end].to_string()))
+        .collect()
+}
+
+#[test]
+fn overlaps_resolve_by_earliest_start_then_listed_order() {
+    let custom = |pats: &[(&str, &str)]| {
+        let list: Vec<String> = pats
+            .iter()
+            .map(|(n, r)| format!(r#"{{"name":"{n}","regex":"{r}","action":"redact"}}"#))
+            .collect();
+        scrubber(&format!(
+            r#"{{"enabled":true,"custom":[{}]}}"#,
+            list.join(",")
+        ))
+    };
+    // One start: the first listed pattern wins, even when a later one is longer.
+    assert_eq!(
+        scrub1(&custom(&[("short", "ab"), ("long", "abcd")]), "xabcd"),
+        "x[SHORT]cd"
+    );
+    assert_eq!(
+        scrub1(&custom(&[("long", "abcd"), ("short", "ab")]), "xabcd"),
+        "x[LONG]"
+    );
+    // An earlier start wins over listed order.
+    assert_eq!(
+        scrub1(&custom(&[("late", "cd"), ("early", "bcd")]), "abcd"),
+        "a[EARLY]"
+    );
+    // Custom detectors come before the built-ins at the same start.
+    assert_eq!(
+        scrub1(
+            &custom(&[("mail", "[a-z]+@example[.]com")]),
+            "to bo@example.com"
+        ),
+        "to [MAIL]"
+    );
+    // Each of a detector's alternatives reports that detector.
+    let s = scrubber(r#"{"enabled":true}"#);
+    for phone in ["+44 20 7946 0958", "(415) 555-2671", "020 7946 0958"] {
+        assert_eq!(
+            detected(&s, &format!("call {phone} now")),
+            [("phone".to_string(), phone.to_string())]
+        );
+    }
+}
+
+#[test]
+fn a_rejected_candidate_is_skipped_as_a_whole() {
+    // Card-shaped but starting with 0, so the card validator rejects it; the phone reading of
+    // the same start is not retried, and nothing inside it is reported either.
+    let text = "call 0044 2079 4609 58 today";
+    assert!(detected(&scrubber(r#"{"enabled":true}"#), text).is_empty());
+    let no_cards = scrubber(r#"{"enabled":true,"detectors":{"credit_card":"off"}}"#);
+    assert_eq!(
+        detected(&no_cards, text),
+        [("phone".to_string(), "0044 2079 4609 58".to_string())]
+    );
+    // A failed candidate does not hide the next one.
+    assert_eq!(
+        detected(
+            &scrubber(r#"{"enabled":true}"#),
+            "4111 1111 1111 1112 or 4111 1111 1111 1111"
+        ),
+        [("credit_card".to_string(), "4111 1111 1111 1111".to_string())]
+    );
+}
+
+#[test]
+fn empty_custom_matches_are_stepped_over() {
+    // Never empty on "" but empty at every word boundary without an `x`.
+    let s = scrubber(
+        r#"{"enabled":true,"custom":[{"name":"xs","regex":"(?-u:\\b)x*","action":"redact"}]}"#,
+    );
+    assert_eq!(scrub1(&s, "ab xx é cd"), "ab [XS] é cd");
+    // An empty match still claims its start: the scan steps one char on from there.
+    assert_eq!(scrub1(&s, "mail x jo@example.com"), "mail [XS] j[EMAIL]");
+}
+
 #[test]
 fn vault_budget_falls_back_to_redact_and_is_released() {
     // Room for about two entries across all live vaults of this VM.

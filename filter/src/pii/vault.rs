@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::RandomState;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -58,10 +59,10 @@ impl Budget {
 pub struct Vault {
     /// `<EMAIL_1>` → original.
     originals: HashMap<String, String>,
-    /// `EMAIL\0original` → placeholder, so equal values share one placeholder.
-    by_value: HashMap<String, String>,
-    /// Next number per label.
-    next: HashMap<String, u32>,
+    /// Per label (one per detector, so few), original → placeholder: equal values share one
+    /// placeholder, and a label's number of values is the last number it handed out.
+    /// `entry_ref` finds or adds a value with one hash and no allocation when it is known.
+    by_value: Vec<(String, hashbrown::HashMap<String, String, RandomState>)>,
     longest: usize,
     charged: usize,
     budget: Option<Arc<Budget>>,
@@ -71,8 +72,7 @@ impl Vault {
     pub(crate) fn new(budget: Arc<Budget>) -> Self {
         Vault {
             originals: HashMap::new(),
-            by_value: HashMap::new(),
-            next: HashMap::new(),
+            by_value: Vec::new(),
             longest: 0,
             charged: 0,
             budget: Some(budget),
@@ -104,26 +104,36 @@ impl Vault {
 
     /// The placeholder for `value` under `label`, reusing an existing one; `None` when the
     /// VM's budget cannot take a new entry.
-    pub(crate) fn placeholder(&mut self, label: &str, value: &str) -> Option<String> {
-        let key = format!("{label}\0{value}");
-        if let Some(p) = self.by_value.get(&key) {
-            return Some(p.clone());
-        }
-        let n = self.next.get(label).copied().unwrap_or(0).saturating_add(1);
-        let placeholder = format!("<{label}_{n}>");
-        let cost = ENTRY_OVERHEAD + key.len() + 2 * placeholder.len() + value.len();
-        if let Some(b) = &self.budget {
-            if !b.try_charge(cost) {
-                return None;
+    pub(crate) fn placeholder(&mut self, label: &str, value: &str) -> Option<&str> {
+        let slot = match self.by_value.iter().position(|(l, _)| l == label) {
+            Some(i) => i,
+            None => {
+                let values = hashbrown::HashMap::with_hasher(RandomState::new());
+                self.by_value.push((label.to_string(), values));
+                self.by_value.len() - 1
+            }
+        };
+        let (_, values) = self.by_value.get_mut(slot)?;
+        let n = values.len().saturating_add(1);
+        match values.entry_ref(value) {
+            hashbrown::hash_map::EntryRef::Occupied(known) => Some(known.into_mut().as_str()),
+            hashbrown::hash_map::EntryRef::Vacant(new) => {
+                let placeholder = format!("<{label}_{n}>");
+                // Charged as a `label\0value` key, the placeholder twice and the value.
+                let cost =
+                    ENTRY_OVERHEAD + label.len() + 1 + 2 * value.len() + 2 * placeholder.len();
+                if let Some(b) = &self.budget {
+                    if !b.try_charge(cost) {
+                        return None;
+                    }
+                }
+                self.charged += cost;
+                self.longest = self.longest.max(placeholder.len());
+                self.originals
+                    .insert(placeholder.clone(), value.to_string());
+                Some(new.insert(placeholder).as_str())
             }
         }
-        self.charged += cost;
-        self.next.insert(label.to_string(), n);
-        self.longest = self.longest.max(placeholder.len());
-        self.originals
-            .insert(placeholder.clone(), value.to_string());
-        self.by_value.insert(key, placeholder.clone());
-        Some(placeholder)
     }
 }
 
@@ -153,8 +163,8 @@ mod tests {
         let budget = Arc::new(Budget::new(1 << 20));
         {
             let mut v = Vault::new(budget.clone());
-            let a = v.placeholder("EMAIL", "a@x.com").unwrap();
-            let b = v.placeholder("EMAIL", "b@x.com").unwrap();
+            let a = v.placeholder("EMAIL", "a@x.com").unwrap().to_string();
+            let b = v.placeholder("EMAIL", "b@x.com").unwrap().to_string();
             assert_eq!(a, "<EMAIL_1>");
             assert_eq!(b, "<EMAIL_2>");
             assert_eq!(v.placeholder("EMAIL", "a@x.com").unwrap(), a);
