@@ -3,7 +3,7 @@
 weir's two filters), weir (JSON and stream) and LiteLLM against one fake upstream with wrk, then
 prints throughput/latency/CPU-per-request ratios and targets.
 
-    tests/bench/bench.py --weir-wasm W --minimal-wasm M --native-bin N [--quick] [--results FILE]
+    tests/bench/bench.py --weir-wasm W --minimal-wasm M --native-bin N [--quick] [--litellm] [--results FILE]
 
 Run it through scripts/bench, which builds the wasm files and the native micro-benchmarks. Every
 process it starts is recorded in <workdir>/pids (process-group ids) so scripts/bench's trap can
@@ -591,6 +591,7 @@ def main() -> int:
     ap.add_argument("--native-bin", required=True)
     ap.add_argument("--quick", action="store_true", help="very short runs: only proves the benchmark works")
     ap.add_argument("--results", help="also write the report (markdown) to this file")
+    ap.add_argument("--litellm", action="store_true", help="also run scenario 5 (LiteLLM from .venv-bench)")
     ap.add_argument("--workdir", help="default: a new temp dir (removed at the end)")
     a = ap.parse_args()
     t = QUICK if a.quick else FULL
@@ -658,7 +659,10 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
     c1 = {"bare": single[0].result(), "weir": single[1].result()}
 
     section("LiteLLM (.venv-bench, 1 worker, no database)")
-    litellm_url, litellm_note, litellm_pid = start_litellm(procs, up_ports[0], workdir)
+    if a.litellm:
+        litellm_url, litellm_note, litellm_pid = start_litellm(procs, up_ports[0], workdir)
+    else:
+        litellm_url, litellm_note, litellm_pid = None, "not run (scripts/bench --no-litellm)", None
     if litellm_url:
         check_json(litellm_url, files["request"], ["chat.completion"])
         lite = Scenario("litellm", litellm_url, files["request"], n, s, pid=litellm_pid)
