@@ -88,19 +88,7 @@ fn encode_chat(chat: &ChatRequest) -> Result<Vec<u8>, WireError> {
     }
     w.end_array();
     if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
-        w.key("tools").begin_array();
-        for t in &chat.tools {
-            w.begin_object();
-            w.key("type").str("function");
-            w.key("function").begin_object();
-            w.key("name").str(&t.name);
-            if let Some(d) = &t.description {
-                w.key("description").str(d);
-            }
-            w.key("parameters").value(&t.parameters);
-            w.end_object().end_object();
-        }
-        w.end_array();
+        crate::wire::openai::write_tools(&chat.tools, &mut w);
     }
     match &chat.response_format {
         None | Some(ResponseFormat::Text) => {}

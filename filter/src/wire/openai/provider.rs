@@ -110,19 +110,7 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
     }
     w.end_array();
     if !c.tools.is_empty() {
-        w.key("tools").begin_array();
-        for t in &c.tools {
-            w.begin_object();
-            w.key("type").str("function");
-            w.key("function").begin_object();
-            w.key("name").str(&t.name);
-            if let Some(d) = &t.description {
-                w.key("description").str(d);
-            }
-            w.key("parameters").value(&t.parameters);
-            w.end_object().end_object();
-        }
-        w.end_array();
+        write_tools(&c.tools, &mut w);
     }
     if let Some(tc) = &c.tool_choice {
         w.key("tool_choice");
@@ -234,6 +222,23 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
     }
     w.end_object();
     Ok(w.into_bytes())
+}
+
+/// The `tools` field in OpenAI's function shape, which Ollama's `/api/chat` takes too.
+pub(crate) fn write_tools(tools: &[Tool], w: &mut JsonWriter) {
+    w.key("tools").begin_array();
+    for t in tools {
+        w.begin_object();
+        w.key("type").str("function");
+        w.key("function").begin_object();
+        w.key("name").str(&t.name);
+        if let Some(d) = &t.description {
+            w.key("description").str(d);
+        }
+        w.key("parameters").value(&t.parameters);
+        w.end_object().end_object();
+    }
+    w.end_array();
 }
 
 fn encode_message(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWriter) -> R<()> {
