@@ -9,13 +9,35 @@ pub const INTERNAL_PREFIX: &str = "x-weir-";
 
 /// What the host knows at the time of a call.
 pub struct Env<'a> {
-    /// Host clock, Unix milliseconds.
-    pub now_ms: u64,
+    /// The host clock, read through [`Env::now_ms`].
+    pub clock: &'a dyn Clock,
     pub store: &'a dyn SharedStore,
     /// A fresh random number from the host.
     pub random: u64,
     /// Upstream filters: the endpoint Envoy picked for this attempt, read on demand.
     pub endpoint: &'a dyn Endpoint,
+}
+
+impl Env<'_> {
+    /// Host time, Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The host's clock. Reading it is a host call, so the roles ask only where a decision needs
+/// the time: a stream's chunks after the first, header callbacks of the provider role and most
+/// answers never do. The host reads it at most once per callback.
+pub trait Clock {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> u64;
+}
+
+/// A `u64` is a clock stopped at that instant (tests, virtual time).
+impl Clock for u64 {
+    fn now_ms(&self) -> u64 {
+        *self
+    }
 }
 
 /// What an upstream filter can learn about the endpoint Envoy picked for this attempt. Each

@@ -147,7 +147,7 @@ impl Exchange {
                 if let Lookup::Miss(p) = &self.cache {
                     self.cfg
                         .cache
-                        .store(env.store, env.now_ms, p, status, &resp);
+                        .store(env.store, env.now_ms(), p, status, &resp);
                 }
                 if let Some(v) = &self.vault {
                     if !v.is_empty() {
@@ -202,7 +202,7 @@ impl Exchange {
         };
         let lookup = cfg.cache.lookup(
             env.store,
-            env.now_ms,
+            env.now_ms(),
             &route.name,
             &route.targets,
             &who,
@@ -218,7 +218,7 @@ impl Exchange {
         if let Some(ticket) = self.ticket.take() {
             headers = ticket.headers();
             let actual = cfg.cache.hit_actual(&hit, target.price.as_ref());
-            cfg.limiter.settle(env.store, env.now_ms, &ticket, actual);
+            cfg.limiter.settle(env.store, env.now_ms(), &ticket, actual);
         }
         Some(cache::hit_reply(api, req, &hit, Some(vault), headers))
     }
@@ -295,7 +295,7 @@ impl Exchange {
                 format!("{} takes {}, not {method}", path_only(path), api.method()),
             ));
         }
-        let now_s = env.now_ms / 1000;
+        let now_s = env.now_ms() / 1000;
         let key = match self.cfg.keys.authenticate(headers, now_s) {
             Ok(k) => k,
             Err(e) => return self.reply(e),
@@ -401,7 +401,7 @@ impl Exchange {
                 ));
             }
         }
-        let choice = match route.choose(env.store, env.now_ms, env.random, &req) {
+        let choice = match route.choose(env.store, env.now_ms(), env.random, &req) {
             Ok(c) => c,
             Err(down) => {
                 self.summary.breaker = down.events;
@@ -417,7 +417,10 @@ impl Exchange {
             key_limits: key.limits.as_ref(),
             model: &route.name,
         };
-        match cfg.limiter.admit(env.store, env.now_ms, &subject, estimate) {
+        match cfg
+            .limiter
+            .admit(env.store, env.now_ms(), &subject, estimate)
+        {
             Ok(ticket) => self.ticket = Some(ticket),
             Err(refusal) => {
                 self.summary.status = refusal.info.status;
@@ -467,7 +470,7 @@ impl Exchange {
 impl Role for Exchange {
     /// `headers`: every request header, lower-case names, raw values, repeats kept.
     fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
-        self.started_ms = env.now_ms;
+        self.started_ms = env.now_ms();
         let verdict = self.request_headers(headers, env);
         if let HeadersVerdict::Reply(r) = &verdict {
             self.summary.status = r.status;
@@ -652,11 +655,11 @@ impl Role for Exchange {
                 if end && !st.failed {
                     st.encoder.end(&mut out);
                     if let Lookup::Miss(p) = &mut self.cache {
-                        self.cfg.cache.store_stream(env.store, env.now_ms, p);
+                        self.cfg.cache.store_stream(env.store, env.now_ms(), p);
                     }
                 }
                 if !out.is_empty() && self.summary.ttft_ms.is_none() {
-                    self.summary.ttft_ms = Some(env.now_ms.saturating_sub(self.started_ms));
+                    self.summary.ttft_ms = Some(env.now_ms().saturating_sub(self.started_ms));
                 }
                 Some(out)
             }
@@ -703,7 +706,7 @@ impl Role for Exchange {
                 self.summary.co2e_mg = crate::metrics::co2e_mg(u, &energy, p.grid_g_co2e_per_kwh);
             }
         }
-        self.summary.duration_ms = env.now_ms.saturating_sub(self.started_ms);
+        self.summary.duration_ms = env.now_ms().saturating_sub(self.started_ms);
         if let (Some(r), Some(ticket)) = (route, self.routing.take()) {
             let finished = crate::routing::Finished {
                 status: if self.response_started {
@@ -717,7 +720,7 @@ impl Role for Exchange {
                 // A global-limit refusal never reached the target: not its failure.
                 forwarded: self.request.is_some() && !self.global_refusal,
             };
-            let events = r.finish(env.store, env.now_ms, ticket, &finished);
+            let events = r.finish(env.store, env.now_ms(), ticket, &finished);
             self.summary.breaker.extend(events);
         }
         if let Some(ticket) = self.ticket.take() {
@@ -729,7 +732,7 @@ impl Role for Exchange {
             };
             self.cfg
                 .limiter
-                .settle(env.store, env.now_ms, &ticket, actual);
+                .settle(env.store, env.now_ms(), &ticket, actual);
         }
         Some(self.summary.clone())
     }

@@ -217,7 +217,7 @@ impl Role for Attempt {
             Ok(o) => o,
             Err(e) => return BodyVerdict::Reply(ir_error(e.info())),
         };
-        let key = keys::pick(provider, env.store, env.now_ms, env.random);
+        let key = keys::pick(provider, env.store, env.now_ms(), env.random);
         if provider.needs_keys && key.is_none() {
             return BodyVerdict::Reply(ir_error(
                 ErrorInfo::new(
@@ -264,12 +264,12 @@ impl Role for Attempt {
                         &out.path,
                         &signed,
                         &out.body,
-                        env.now_ms / 1000,
+                        env.now_ms() / 1000,
                     ));
                 }
             }
         }
-        self.created = env.now_ms / 1000;
+        self.created = env.now_ms() / 1000;
         self.request = Some(req);
         BodyVerdict::Forward {
             set,
@@ -297,7 +297,7 @@ impl Role for Attempt {
                         provider,
                         key_id,
                         env.store,
-                        env.now_ms.saturating_add(wait_ms),
+                        env.now_ms().saturating_add(wait_ms),
                     );
                 }
                 401 | 403 => {
@@ -310,7 +310,7 @@ impl Role for Attempt {
                         provider,
                         key_id,
                         env.store,
-                        env.now_ms.saturating_add(keys::REJECTED_KEY_BENCH_MS),
+                        env.now_ms().saturating_add(keys::REJECTED_KEY_BENCH_MS),
                     );
                     edits.status = Some(502);
                 }

@@ -225,7 +225,7 @@ fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored
     assert_eq!(v["usage"]["output_tokens"], 2);
     let summary = ex
         .on_done(&Env {
-            now_ms: NOW_MS + 40,
+            clock: &(NOW_MS + 40),
             ..env(&store, 0)
         })
         .unwrap();
@@ -687,4 +687,71 @@ fn only_an_attempt_in_a_cluster_several_providers_share_asks_the_endpoint() {
     // c_fo has targets of `oa` and `an`: the endpoint's metadata decides, once.
     assert_eq!(reads("safe", "an"), (1, "/v1/messages".into()));
     assert_eq!(reads("safe", "oa"), (1, "/v1/chat/completions".into()));
+}
+
+/// A clock that counts its reads: each is a host call in Envoy.
+#[derive(Default)]
+struct CountingClock(std::cell::Cell<u32>);
+
+impl weir::flow::Clock for CountingClock {
+    fn now_ms(&self) -> u64 {
+        self.0.set(self.0.get() + 1);
+        NOW_MS
+    }
+}
+
+#[test]
+fn a_streamed_answer_reads_the_clock_once_not_per_chunk() {
+    let cfg = config();
+    let store = MemStore::new();
+    let mut ex = Exchange::new(cfg.clone());
+    let sent = send(
+        &mut ex,
+        &store,
+        "sk-weir-a",
+        "/api/chat",
+        json!({
+            "model": "fast", "messages": [{"role": "user", "content": "count to ten"}]
+        }),
+    )
+    .unwrap();
+    let clock = CountingClock::default();
+    let endpoint = At(Some("oa"));
+    let env = Env {
+        clock: &clock,
+        ..env_at(&store, 3, &endpoint)
+    };
+    let mut at = Attempt::new(cfg.clone());
+    at.on_request_headers(&headers(&[]), &env);
+    assert_eq!(clock.0.get(), 0, "stripping headers needs no time");
+    assert!(matches!(
+        at.on_request_body(&sent.envelope, &env),
+        BodyVerdict::Forward { .. }
+    ));
+    let before_answer = clock.0.get();
+    let edits = at.on_response_headers(
+        &headers(&[(":status", "200"), ("content-type", "text/event-stream")]),
+        &env,
+    );
+    // What the gateway sees: the provider role's headers.
+    let mut seen: Vec<(String, Vec<u8>)> = edits
+        .set
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+        .collect();
+    seen.push((":status".into(), b"200".to_vec()));
+    let _ = ex.on_response_headers(&seen, &env);
+    assert_eq!(clock.0.get(), before_answer, "a 200's headers need no time");
+    let words = 10;
+    for i in 0..words {
+        let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": format!("{i} ")}, "finish_reason": null}]});
+        let internal = at
+            .on_response_body(format!("data: {chunk}\n\n").as_bytes(), false, &env)
+            .unwrap();
+        let out = ex.on_response_body(&internal, false, &env).unwrap();
+        assert!(!out.is_empty(), "chunk {i} reaches the client");
+    }
+    // The first chunk the client sees sets the time to first token; no other chunk asks.
+    assert_eq!(clock.0.get(), before_answer + 1);
 }

@@ -11,7 +11,7 @@
 pub mod abi;
 
 use crate::config::Config;
-use crate::flow::{BodyVerdict, Endpoint, Env, HeadersVerdict, Reply, Role};
+use crate::flow::{BodyVerdict, Clock, Endpoint, Env, HeadersVerdict, Reply, Role};
 use crate::gateway::Exchange;
 use crate::store::{SharedStore, StoreError};
 use crate::upstream::Attempt;
@@ -72,6 +72,22 @@ fn random() -> u64 {
     })
 }
 
+/// The host clock of one callback: read on the first ask, then the same instant for the rest of
+/// the callback.
+#[derive(Default)]
+struct HostClock(Cell<Option<u64>>);
+
+impl Clock for HostClock {
+    fn now_ms(&self) -> u64 {
+        if let Some(t) = self.0.get() {
+            return t;
+        }
+        let t = abi::now_nanos() / 1_000_000;
+        self.0.set(Some(t));
+        t
+    }
+}
+
 /// The endpoint of this upstream attempt, through the host's properties, read when asked.
 pub struct HostEndpoint;
 
@@ -90,9 +106,9 @@ impl Endpoint for HostEndpoint {
     }
 }
 
-fn env(store: &HostStore) -> Env<'_> {
+fn env<'a>(store: &'a HostStore, clock: &'a HostClock) -> Env<'a> {
     Env {
-        now_ms: abi::now_nanos() / 1_000_000,
+        clock,
         store,
         random: random(),
         endpoint: &HostEndpoint,
@@ -392,8 +408,8 @@ impl<R: Role> Context for Shell<R> {}
 impl<R: Role> HttpContext for Shell<R> {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.request_headers = KnownHeaders::read(Map::RequestHeaders);
-        let store = HostStore;
-        let env = env(&store);
+        let (store, clock) = (HostStore, HostClock::default());
+        let env = env(&store, &clock);
         match self
             .role
             .on_request_headers(&self.request_headers.pairs, &env)
@@ -416,9 +432,9 @@ impl<R: Role> HttpContext for Shell<R> {
         if !end_of_stream {
             return Action::Pause;
         }
-        let store = HostStore;
+        let (store, clock) = (HostStore, HostClock::default());
         let body = abi::buffer(Buffer::RequestBody, size).unwrap_or_default();
-        match self.role.on_request_body(&body, &env(&store)) {
+        match self.role.on_request_body(&body, &env(&store, &clock)) {
             BodyVerdict::Reply(r) => send(&r),
             BodyVerdict::Forward { set, body: out } => {
                 self.request_headers.edit(&[], &set);
@@ -431,10 +447,10 @@ impl<R: Role> HttpContext for Shell<R> {
 
     fn on_http_response_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.response_headers = KnownHeaders::read(Map::ResponseHeaders);
-        let store = HostStore;
+        let (store, clock) = (HostStore, HostClock::default());
         let edits = self
             .role
-            .on_response_headers(&self.response_headers.pairs, &env(&store));
+            .on_response_headers(&self.response_headers.pairs, &env(&store, &clock));
         self.response_headers.edit(&edits.remove, &edits.set);
         self.response_headers.set_status(edits.status);
         // A headers-only answer (another filter's local reply without a body) has no body to
@@ -452,10 +468,10 @@ impl<R: Role> HttpContext for Shell<R> {
             return Action::Pause;
         }
         let chunk = abi::buffer(Buffer::ResponseBody, size).unwrap_or_default();
-        let store = HostStore;
+        let (store, clock) = (HostStore, HostClock::default());
         if let Some(out) = self
             .role
-            .on_response_body(&chunk, end_of_stream, &env(&store))
+            .on_response_body(&chunk, end_of_stream, &env(&store, &clock))
         {
             replace_body(Buffer::ResponseBody, size, &out);
         }
@@ -465,8 +481,8 @@ impl<R: Role> HttpContext for Shell<R> {
     }
 
     fn on_log(&mut self) {
-        let store = HostStore;
-        if let Some(summary) = self.role.on_done(&env(&store)) {
+        let (store, clock) = (HostStore, HostClock::default());
+        if let Some(summary) = self.role.on_done(&env(&store, &clock)) {
             report(&summary);
         }
     }

@@ -18,7 +18,7 @@ pub fn parse_config(cfg: &serde_json::Value) -> Rc<Config> {
 /// The host's inputs at the tests' fixed time.
 pub fn env(store: &MemStore, random: u64) -> Env<'_> {
     Env {
-        now_ms: NOW_MS,
+        clock: &NOW_MS,
         store,
         random,
         endpoint: &NoEndpoint,

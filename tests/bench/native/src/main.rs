@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, NoEndpoint, Role};
+use weir::flow::{BodyVerdict, Clock, Env, HeadersVerdict, NoEndpoint, Role};
 use weir::gateway::{Exchange, CLUSTER_HEADER};
 use weir::ir::{Request, StreamEvent};
 use weir::pii::Scrubber;
@@ -157,12 +157,20 @@ struct Flight {
     provider_body: Vec<u8>,
 }
 
+/// The wall clock, read whenever a role asks (as Envoy's is).
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+}
+
 fn env(store: &MemStore) -> Env<'_> {
-    let now = now_ms();
     Env {
-        now_ms: now,
+        clock: &WallClock,
         store,
-        random: now.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        random: now_ms().wrapping_mul(0x9E37_79B9_7F4A_7C15),
         // The bench cluster serves one provider: the provider role never asks the endpoint.
         endpoint: &NoEndpoint,
     }
