@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, Role};
+use weir::flow::{BodyVerdict, Env, HeaderEdits, HeadersVerdict, Role};
 use weir::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
 use weir::store::MemStore;
 use weir::upstream::Attempt;
@@ -140,12 +140,7 @@ fn answer(
         &env,
     );
     let status = edits.status.unwrap_or(status);
-    let mut hdrs: Vec<(String, Vec<u8>)> = edits
-        .set
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
-        .collect();
-    hdrs.push((":status".into(), status.to_string().into_bytes()));
+    let hdrs = as_received(&edits, status);
     // The provider role's output, as the gateway receives it.
     let mut internal = Vec::new();
     if at.buffers_response() {
@@ -169,6 +164,17 @@ fn answer(
         }
     }
     (ex.take_status().unwrap_or(status), client)
+}
+
+/// The response headers the gateway role receives: the provider role's, with the final status.
+fn as_received(edits: &HeaderEdits, status: u16) -> Vec<(String, Vec<u8>)> {
+    let mut hdrs: Vec<(String, Vec<u8>)> = edits
+        .set
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+        .collect();
+    hdrs.push((":status".into(), status.to_string().into_bytes()));
+    hdrs
 }
 
 fn openai_answer(text: &str) -> Vec<u8> {
@@ -733,14 +739,7 @@ fn a_streamed_answer_reads_the_clock_once_not_per_chunk() {
         &headers(&[(":status", "200"), ("content-type", "text/event-stream")]),
         &env,
     );
-    // What the gateway sees: the provider role's headers.
-    let mut seen: Vec<(String, Vec<u8>)> = edits
-        .set
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
-        .collect();
-    seen.push((":status".into(), b"200".to_vec()));
-    let _ = ex.on_response_headers(&seen, &env);
+    let _ = ex.on_response_headers(&as_received(&edits, 200), &env);
     assert_eq!(clock.0.get(), before_answer, "a 200's headers need no time");
     let words = 10;
     for i in 0..words {
