@@ -46,8 +46,6 @@ impl Clock for u64 {
 pub trait Endpoint {
     /// The endpoint's `filter_metadata.weir.provider`.
     fn provider(&self) -> Option<String>;
-    /// The cluster's name.
-    fn cluster(&self) -> Option<String>;
 }
 
 /// No endpoint (downstream filters, tests that need none).
@@ -55,9 +53,6 @@ pub struct NoEndpoint;
 
 impl Endpoint for NoEndpoint {
     fn provider(&self) -> Option<String> {
-        None
-    }
-    fn cluster(&self) -> Option<String> {
         None
     }
 }

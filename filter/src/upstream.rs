@@ -204,7 +204,7 @@ impl Role for Attempt {
                 format!(
                     "the endpoint Envoy chose (provider {:?}, cluster {:?}) is not a target of model '{}'",
                     env.endpoint.provider().as_deref().unwrap_or("-"),
-                    env.endpoint.cluster().as_deref().unwrap_or(&cluster),
+                    cluster,
                     route.name
                 ),
             )));
@@ -396,16 +396,13 @@ fn attempt_target<'r>(
     cluster: &str,
     endpoint: &dyn Endpoint,
 ) -> Option<&'r Target> {
-    if !router.is_shared(cluster) {
-        if let Some(t) = route.sole_target_in_cluster(cluster) {
-            return Some(t);
-        }
+    let sole = route.sole_target_in_cluster(cluster);
+    if sole.is_some() && !router.is_shared(cluster) {
+        return sole;
     }
     match endpoint.provider() {
         Some(p) => route.target_for_provider(&p),
-        None => endpoint
-            .cluster()
-            .and_then(|c| route.sole_target_in_cluster(&c)),
+        None => sole,
     }
 }
 

@@ -648,10 +648,6 @@ impl weir::flow::Endpoint for Asked<'_> {
         self.reads.set(self.reads.get() + 1);
         self.provider.map(str::to_string)
     }
-    fn cluster(&self) -> Option<String> {
-        self.reads.set(self.reads.get() + 1);
-        None
-    }
 }
 
 #[test]

@@ -101,9 +101,6 @@ impl Endpoint for HostEndpoint {
             "provider",
         ])
     }
-    fn cluster(&self) -> Option<String> {
-        abi::property_str(&["xds", "cluster_name"])
-    }
 }
 
 fn env<'a>(store: &'a HostStore, clock: &'a HostClock) -> Env<'a> {

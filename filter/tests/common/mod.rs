@@ -32,9 +32,6 @@ impl Endpoint for At<'_> {
     fn provider(&self) -> Option<String> {
         self.0.map(str::to_string)
     }
-    fn cluster(&self) -> Option<String> {
-        None
-    }
 }
 
 /// The host's inputs of an upstream attempt whose endpoint is `at`.
