@@ -83,18 +83,41 @@ pub struct Sample<'a> {
 }
 
 impl<'a> Sample<'a> {
-    fn new(kind: Kind, metric: &'static str, tags: &Tags<'a>, value: u64) -> Self {
+    /// A series of more than [`MAX_TAGS`] tags does not compile.
+    fn new<const N: usize>(
+        kind: Kind,
+        metric: &'static str,
+        tags: [(&'static str, &'a str); N],
+        value: u64,
+    ) -> Self {
+        const { assert!(N <= MAX_TAGS) };
         let mut all = [("", ""); MAX_TAGS];
         for (slot, tag) in all.iter_mut().zip(tags) {
-            *slot = *tag;
+            *slot = tag;
         }
         Sample {
             kind,
             metric,
             tags: all,
-            tag_count: tags.len().min(MAX_TAGS),
+            tag_count: N,
             value,
         }
+    }
+
+    fn counter<const N: usize>(
+        metric: &'static str,
+        tags: [(&'static str, &'a str); N],
+        value: u64,
+    ) -> Self {
+        Sample::new(Kind::Counter, metric, tags, value)
+    }
+
+    fn histogram<const N: usize>(
+        metric: &'static str,
+        tags: [(&'static str, &'a str); N],
+        value: u64,
+    ) -> Self {
+        Sample::new(Kind::Histogram, metric, tags, value)
     }
 
     pub fn tags(&self) -> &Tags<'a> {
@@ -182,78 +205,84 @@ impl Summary {
         let key = self.key.as_deref().unwrap_or("-");
         let base = [("model", model), ("provider", provider), ("key", key)];
         let mut out = Vec::new();
-        let mut counter = |name: &'static str, tags: &Tags<'s>, value: u64| {
-            out.push(Sample::new(Kind::Counter, name, tags, value))
-        };
-        counter(
+        out.push(Sample::counter(
             "weir_requests_total",
-            &[base[0], base[1], base[2], ("outcome", self.outcome())],
+            [base[0], base[1], base[2], ("outcome", self.outcome())],
             1,
-        );
+        ));
         if self.input_tokens + self.output_tokens > 0 {
             for (kind, n) in [("input", self.input_tokens), ("output", self.output_tokens)] {
-                counter(
+                out.push(Sample::counter(
                     "weir_tokens_total",
-                    &[base[0], base[1], base[2], ("token_type", kind)],
+                    [base[0], base[1], base[2], ("token_type", kind)],
                     n,
-                );
+                ));
             }
         }
         if self.cost_micro_usd > 0 {
-            counter("weir_cost_micro_usd_total", &base, self.cost_micro_usd);
+            out.push(Sample::counter(
+                "weir_cost_micro_usd_total",
+                base,
+                self.cost_micro_usd,
+            ));
         }
         if self.co2e_mg > 0 {
-            counter("weir_co2e_mg_total", &base, self.co2e_mg);
+            out.push(Sample::counter("weir_co2e_mg_total", base, self.co2e_mg));
         }
         if self.attempts > 1 {
-            counter("weir_failovers_total", &[base[0], base[1]], 1);
+            out.push(Sample::counter(
+                "weir_failovers_total",
+                [base[0], base[1]],
+                1,
+            ));
         }
         if let Some(result) = self.cache {
-            counter(
+            out.push(Sample::counter(
                 "weir_cache_requests_total",
-                &[base[0], ("cache", result)],
+                [base[0], ("cache", result)],
                 1,
-            );
+            ));
         }
         if self.status == 429 {
-            counter("weir_ratelimit_refusals_total", &[base[0], base[2]], 1);
+            out.push(Sample::counter(
+                "weir_ratelimit_refusals_total",
+                [base[0], base[2]],
+                1,
+            ));
         }
         for (target, event) in &self.breaker {
-            counter(
+            out.push(Sample::counter(
                 "weir_breaker_events_total",
-                &[base[0], ("provider", target.as_str()), ("event", event)],
+                [base[0], ("provider", target.as_str()), ("event", event)],
                 1,
-            );
+            ));
         }
         for (detector, n) in &self.pii {
-            counter(
+            out.push(Sample::counter(
                 "weir_pii_detections_total",
-                &[("detector", detector.as_str())],
+                [("detector", detector.as_str())],
                 u64::from(*n),
-            );
+            ));
         }
-        let mut histogram = |name: &'static str, tags: &Tags<'s>, value: u64| {
-            out.push(Sample::new(Kind::Histogram, name, tags, value))
-        };
-        histogram(
+        out.push(Sample::histogram(
             "weir_request_duration_ms",
-            &[base[0], base[1]],
+            [base[0], base[1]],
             self.duration_ms,
-        );
+        ));
         if let Some(t) = self.ttft_ms {
-            histogram(
+            out.push(Sample::histogram(
                 "gen_ai_server_time_to_first_token_ms",
-                &[base[0], base[1]],
+                [base[0], base[1]],
                 t,
-            );
+            ));
         }
         if self.input_tokens + self.output_tokens > 0 {
             for (kind, n) in [("input", self.input_tokens), ("output", self.output_tokens)] {
-                histogram(
+                out.push(Sample::histogram(
                     "gen_ai_client_token_usage",
-                    &[base[0], base[1], ("token_type", kind)],
+                    [base[0], base[1], ("token_type", kind)],
                     n,
-                );
+                ));
             }
         }
         out
