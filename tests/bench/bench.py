@@ -255,7 +255,7 @@ class Scenario:
     def run_once(self, warm: bool = False, seconds: int | None = None) -> dict:
         cpu0 = cpu_seconds(self.pid) if self.pid else None
         r = wrk(self.url, self.body_file, seconds or self.seconds, self.connections, self.auth)
-        if cpu0 is not None and self.pid and r["requests"]:
+        if cpu0 is not None and r["requests"]:
             r["cpu_us"] = (cpu_seconds(self.pid) - cpu0) / r["requests"] * 1e6
         if warm:
             return r
