@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = weir::config::Config::parse(data, &|name: &str| {
+    let _ = weir_core::config::Config::parse(data, &|name: &str| {
         (name.len() < 64).then(|| "secret".to_string())
     });
 });

@@ -3,10 +3,10 @@
 //! A second pass with a small fuzzer-chosen `max_frame` only checks nothing panics.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use weir::stream::{eventstream::EventStreamFramer, ndjson::NdjsonFramer, sse::SseFramer};
+use weir_core::stream::{eventstream::EventStreamFramer, ndjson::NdjsonFramer, sse::SseFramer};
 use weir_fuzz::{Input, MAX_FRAME};
 
-fn sse(max: usize, chunks: &[&[u8]]) -> (Vec<weir::stream::sse::SseEvent>, bool) {
+fn sse(max: usize, chunks: &[&[u8]]) -> (Vec<weir_core::stream::sse::SseEvent>, bool) {
     let mut f = SseFramer::new(max);
     let mut out = Vec::new();
     for c in chunks {
@@ -30,7 +30,7 @@ fn ndjson(max: usize, chunks: &[&[u8]]) -> (Vec<String>, bool) {
     (out, ok)
 }
 
-fn events(max: usize, chunks: &[&[u8]]) -> (Vec<weir::stream::eventstream::Message>, bool) {
+fn events(max: usize, chunks: &[&[u8]]) -> (Vec<weir_core::stream::eventstream::Message>, bool) {
     let mut f = EventStreamFramer::new(max);
     let mut out = Vec::new();
     for c in chunks {

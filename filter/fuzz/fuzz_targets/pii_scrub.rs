@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use weir::ir::{ChatResponse, Choice, FinishReason, Message, Response, Role, StreamEvent};
-use weir::pii::{EventRestorer, PiiConfig, Scrubber};
+use weir_core::ir::{ChatResponse, Choice, FinishReason, Message, Response, Role, StreamEvent};
+use weir_core::pii::{EventRestorer, PiiConfig, Scrubber};
 use weir_fuzz::Input;
 
 fn scrubber() -> &'static Scrubber {

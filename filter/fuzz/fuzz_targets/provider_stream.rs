@@ -5,8 +5,8 @@
 //! the CRCs into the JSON decoding.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use weir::ir::StreamEvent;
-use weir::wire::{ProviderKind, StreamDecoder};
+use weir_core::ir::StreamEvent;
+use weir_core::wire::{ProviderKind, StreamDecoder};
 use weir_fuzz::{chat_request, spec, Input, MAX_FRAME, PROVIDER_KINDS};
 
 fn run(dec: &mut dyn StreamDecoder, chunks: &[&[u8]]) -> (Vec<StreamEvent>, bool) {

@@ -2,8 +2,8 @@
 //! api / provider / framer, where to split) and the fixed IR requests that provider decoders are
 //! given as context.
 
-use weir::ir::{ChatRequest, EmbeddingsRequest, Message, Request, Role, Tool};
-use weir::wire::{ClientApi, ProviderKind, ProviderSpec};
+use weir_core::ir::{ChatRequest, EmbeddingsRequest, Message, Request, Role, Tool};
+use weir_core::wire::{ClientApi, ProviderKind, ProviderSpec};
 
 /// Bound for one incomplete stream frame: large enough that no fuzz input (libFuzzer's default
 /// -max_len is 4096) trips `TooLarge`, so split/whole runs are comparable.
@@ -124,7 +124,7 @@ pub fn request(variant: u8) -> Request {
 /// Wraps fuzz bytes in valid AWS event-stream frames, Bedrock ConverseStream style: records of
 /// `[event-type selector][payload length][payload]`, so CRCs never stop the fuzzer.
 pub fn bedrock_frames(data: &[u8]) -> Vec<u8> {
-    use weir::stream::eventstream::{encode, HeaderValue, Message};
+    use weir_core::stream::eventstream::{encode, HeaderValue, Message};
     const EVENTS: [&str; 8] = [
         "messageStart",
         "contentBlockStart",

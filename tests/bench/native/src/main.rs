@@ -11,14 +11,14 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use weir::config::Config;
-use weir::flow::{BodyVerdict, Clock, Env, HeadersVerdict, NoEndpoint, Role};
-use weir::gateway::{Exchange, CLUSTER_HEADER};
-use weir::ir::{Request, StreamEvent};
-use weir::pii::Scrubber;
-use weir::store::MemStore;
-use weir::upstream::Attempt;
-use weir::wire::{anthropic, openai, StreamDecoder, StreamEncoder};
+use weir_core::config::Config;
+use weir_core::flow::{BodyVerdict, Clock, Env, HeadersVerdict, NoEndpoint, Role};
+use weir_core::gateway::{Exchange, CLUSTER_HEADER};
+use weir_core::ir::{Request, StreamEvent};
+use weir_core::pii::Scrubber;
+use weir_core::store::MemStore;
+use weir_core::upstream::Attempt;
+use weir_core::wire::{anthropic, openai, StreamDecoder, StreamEncoder};
 
 const CONFIG: &str = include_str!("../../weir-config.json");
 const REQUEST: &str = include_str!("../../fixtures/request.json");
@@ -286,14 +286,14 @@ fn benches() -> Vec<Bench> {
     // Sanity: the pipeline answers in OpenAI shape with the placeholders restored, both ways, and
     // the in-VM hand-off lets go of every request.
     for in_vm in [false, true] {
-        weir::handoff::set_provider_in_this_vm(in_vm);
+        weir_core::handoff::set_provider_in_this_vm(in_vm);
         let check = whole_request(&cfg, &MemStore::new(), REQUEST.as_bytes());
         let check = String::from_utf8_lossy(&check);
         assert!(
             check.contains("chat.completion") && check.contains("jane.doe@example.com"),
             "unexpected pipeline answer: {check}"
         );
-        assert_eq!(weir::handoff::in_flight(), 0);
+        assert_eq!(weir_core::handoff::in_flight(), 0);
     }
 
     out.push(Bench {
@@ -383,7 +383,7 @@ fn benches() -> Vec<Bench> {
         );
         assert!(stream_req.contains("\"stream\": true"));
         let st = MemStore::new();
-        weir::handoff::set_provider_in_this_vm(in_vm);
+        weir_core::handoff::set_provider_in_this_vm(in_vm);
         let mut flight = send_request(&cfg, &st, stream_req.as_bytes());
         let first = answer(
             &mut flight,
@@ -410,7 +410,7 @@ fn benches() -> Vec<Bench> {
             }),
         });
     }
-    weir::handoff::set_provider_in_this_vm(false);
+    weir_core::handoff::set_provider_in_this_vm(false);
 
     // Both hand-offs between the roles: by reference (both roles in one VM, as Envoy runs them
     // with one vm_id) and as IR JSON on the wire (the fallback when they are in different VMs).
@@ -432,7 +432,7 @@ fn benches() -> Vec<Bench> {
             name,
             what,
             run: Box::new(move || {
-                weir::handoff::set_provider_in_this_vm(in_vm);
+                weir_core::handoff::set_provider_in_this_vm(in_vm);
                 black_box(whole_request(&cfg, &st, REQUEST.as_bytes()));
             }),
         });
@@ -440,7 +440,7 @@ fn benches() -> Vec<Bench> {
     out
 }
 
-fn config_pii() -> weir::pii::PiiConfig {
+fn config_pii() -> weir_core::pii::PiiConfig {
     let raw: serde_json::Value = serde_json::from_str(CONFIG).expect("weir-config.json");
     serde_json::from_value(raw["pii"].clone()).expect("pii section")
 }

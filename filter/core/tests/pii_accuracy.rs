@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use weir::pii::{PiiConfig, Scrubber};
+use weir_core::pii::{PiiConfig, Scrubber};
 
 #[derive(serde::Deserialize)]
 struct Line {

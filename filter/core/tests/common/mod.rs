@@ -3,9 +3,9 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::rc::Rc;
-use weir::config::Config;
-use weir::flow::{Endpoint, Env, NoEndpoint};
-use weir::store::MemStore;
+use weir_core::config::Config;
+use weir_core::flow::{Endpoint, Env, NoEndpoint};
+use weir_core::store::MemStore;
 
 pub const NOW_MS: u64 = 1_790_000_000_000;
 

@@ -9,11 +9,11 @@
 
 use serde_json::{json, Value};
 use std::rc::Rc;
-use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, Reply, Role};
-use weir::gateway::Exchange;
-use weir::store::MemStore;
-use weir::upstream::Attempt;
+use weir_core::config::Config;
+use weir_core::flow::{BodyVerdict, Env, HeadersVerdict, Reply, Role};
+use weir_core::gateway::Exchange;
+use weir_core::store::MemStore;
+use weir_core::upstream::Attempt;
 
 mod common;
 use common::{headers, parse_config, set_of};
@@ -23,8 +23,8 @@ fn config() -> Rc<Config> {
         "providers": {"oa": {"type": "openai", "keys": [{"id": "k1", "key": "sk-provider-one"}]}},
         "models": [{"name": "fast", "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]}],
         "auth": {"keys": [
-            {"id": "a", "sha256": weir::auth::sha256_hex("sk-weir-a"), "limits": {"tokens_per_minute": 100000}},
-            {"id": "b", "sha256": weir::auth::sha256_hex("sk-weir-b")}
+            {"id": "a", "sha256": weir_core::auth::sha256_hex("sk-weir-a"), "limits": {"tokens_per_minute": 100000}},
+            {"id": "b", "sha256": weir_core::auth::sha256_hex("sk-weir-b")}
         ]},
         "pii": {"enabled": true, "default_action": "placeholder", "restore": true},
         "cache": {"enabled": true, "scope": "key"}
@@ -153,7 +153,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     for set in 0..64 {
         for way in 0..4 {
             let key = format!("weir:cache:{set}:{way}");
-            if let Ok((Some(v), _)) = weir::store::SharedStore::get(&store, &key) {
+            if let Ok((Some(v), _)) = weir_core::store::SharedStore::get(&store, &key) {
                 assert!(!String::from_utf8_lossy(&v).contains("alice"));
             }
         }

@@ -10,10 +10,10 @@
 
 use serde_json::{json, Value};
 use std::rc::Rc;
-use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeadersVerdict, Role};
-use weir::gateway::Exchange;
-use weir::store::MemStore;
+use weir_core::config::Config;
+use weir_core::flow::{BodyVerdict, Env, HeadersVerdict, Role};
+use weir_core::gateway::Exchange;
+use weir_core::store::MemStore;
 
 mod common;
 use common::{headers, parse_config, set_of};
@@ -22,7 +22,7 @@ fn config(global: bool) -> Rc<Config> {
     let cfg = json!({
         "providers": {"oa": {"type": "openai", "keys": [{"id": "k1", "key": "sk-provider-one"}]}},
         "models": [{"name": "fast", "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]}],
-        "auth": {"keys": [{"id": "team-b", "sha256": weir::auth::sha256_hex("sk-weir-b"),
+        "auth": {"keys": [{"id": "team-b", "sha256": weir_core::auth::sha256_hex("sk-weir-b"),
                            "limits": {"tokens_per_minute": 30}}]},
         "limits": {"global_descriptors": global}
     });

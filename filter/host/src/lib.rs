@@ -10,16 +10,16 @@
 
 pub mod abi;
 
-use crate::config::Config;
-use crate::flow::{BodyVerdict, Clock, Endpoint, Env, HeadersVerdict, Reply, Role};
-use crate::gateway::Exchange;
-use crate::store::{SharedStore, StoreError};
-use crate::upstream::Attempt;
 use abi::{Buffer, Map};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::cell::Cell;
 use std::rc::Rc;
+use weir_core::config::Config;
+use weir_core::flow::{BodyVerdict, Clock, Endpoint, Env, HeadersVerdict, Reply, Role};
+use weir_core::gateway::Exchange;
+use weir_core::store::{SharedStore, StoreError};
+use weir_core::upstream::Attempt;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -117,7 +117,7 @@ struct Root {
     config: Option<Rc<Config>>,
     role: Option<Which>,
     /// Announces the provider role in this VM to the gateway role (in-VM hand-off).
-    provider_root: Option<crate::handoff::ProviderRoot>,
+    provider_root: Option<weir_core::handoff::ProviderRoot>,
 }
 
 impl Context for Root {}
@@ -165,7 +165,7 @@ impl RootContext for Root {
                     }
                 }
                 if role == Which::Provider && self.provider_root.is_none() {
-                    self.provider_root = Some(crate::handoff::ProviderRoot::new());
+                    self.provider_root = Some(weir_core::handoff::ProviderRoot::new());
                 }
                 log::info!("weir: {root_id} configured");
                 self.config = Some(Rc::new(config));
@@ -283,7 +283,7 @@ struct SeriesKey {
 
 struct SeriesRef<'s, 'a> {
     metric: &'static str,
-    tags: &'s crate::metrics::Tags<'a>,
+    tags: &'s weir_core::metrics::Tags<'a>,
 }
 
 impl std::hash::Hash for SeriesKey {
@@ -322,8 +322,8 @@ thread_local! {
 const MAX_SERIES: usize = 20_000;
 
 /// The host's id for a sample's series, defining the metric the first time it is met.
-fn metric_id(sample: &crate::metrics::Sample) -> Option<u32> {
-    use crate::metrics::Kind;
+fn metric_id(sample: &weir_core::metrics::Sample) -> Option<u32> {
+    use weir_core::metrics::Kind;
     METRICS.with(|m| {
         let mut m = m.borrow_mut();
         let query = SeriesRef {
@@ -352,8 +352,8 @@ fn metric_id(sample: &crate::metrics::Sample) -> Option<u32> {
 
 /// Records a finished request's metrics and leaves its summary for the access log
 /// (`%FILTER_STATE(wasm.weir:PLAIN)%`).
-fn report(summary: &crate::metrics::Summary) {
-    use crate::metrics::Kind;
+fn report(summary: &weir_core::metrics::Summary) {
+    use weir_core::metrics::Kind;
     for sample in summary.samples() {
         let Some(id) = metric_id(&sample) else {
             continue;

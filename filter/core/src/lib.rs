@@ -18,7 +18,6 @@ pub mod config;
 pub mod flow;
 pub mod gateway;
 pub mod handoff;
-pub mod host;
 pub mod ir;
 pub mod limits;
 pub mod metrics;

@@ -10,17 +10,17 @@
 
 use serde_json::{json, Value};
 use std::rc::Rc;
-use weir::config::Config;
-use weir::flow::{BodyVerdict, Env, HeaderEdits, HeadersVerdict, Role};
-use weir::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
-use weir::store::MemStore;
-use weir::upstream::Attempt;
+use weir_core::config::Config;
+use weir_core::flow::{BodyVerdict, Env, HeaderEdits, HeadersVerdict, Role};
+use weir_core::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
+use weir_core::store::MemStore;
+use weir_core::upstream::Attempt;
 
 mod common;
 use common::{env, env_at, headers, parse_config, set_of, At, NOW_MS};
 
 fn sha(s: &str) -> String {
-    weir::auth::sha256_hex(s)
+    weir_core::auth::sha256_hex(s)
 }
 
 fn config() -> Rc<Config> {
@@ -270,7 +270,7 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
         .into_iter()
         .flat_map(|s| [(s, false), (s, true)])
     {
-        weir::handoff::set_provider_in_this_vm(in_vm);
+        weir_core::handoff::set_provider_in_this_vm(in_vm);
         let store = MemStore::new();
         let mut ex = Exchange::new(cfg.clone());
         let sent = send(&mut ex, &store, "sk-weir-a", "/api/chat", json!({
@@ -301,8 +301,8 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
         ex.on_done(&env(&store, 0));
         outputs.push(lines);
     }
-    weir::handoff::set_provider_in_this_vm(false);
-    assert_eq!(weir::handoff::in_flight(), 0);
+    weir_core::handoff::set_provider_in_this_vm(false);
+    assert_eq!(weir_core::handoff::in_flight(), 0);
     assert!(outputs.windows(2).all(|w| w[0] == w[1]));
 }
 
@@ -522,7 +522,7 @@ fn envoys_own_local_replies_are_reshaped_for_the_client() {
 /// gateway lets go of everything when the request ends.
 #[test]
 fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
-    weir::handoff::set_provider_in_this_vm(true);
+    weir_core::handoff::set_provider_in_this_vm(true);
     let cfg = config();
     let store = MemStore::new();
     let mut ex = Exchange::new(cfg.clone());
@@ -535,7 +535,7 @@ fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
     )
     .unwrap();
     assert!(sent.envelope.starts_with(b"weir-ref:") && sent.envelope.len() < 64);
-    assert_eq!(weir::handoff::in_flight(), 1);
+    assert_eq!(weir_core::handoff::in_flight(), 1);
     // First attempt: OpenAI answers 503; its IR answer is left behind when Envoy retries.
     let mut first = Attempt::new(cfg.clone());
     let out = attempt_request(&mut first, &store, "oa", &sent.envelope);
@@ -566,7 +566,7 @@ fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
         "echo: jane@example.com"
     );
     ex.on_done(&env);
-    assert_eq!(weir::handoff::in_flight(), 0);
+    assert_eq!(weir_core::handoff::in_flight(), 0);
 }
 
 #[test]
@@ -633,7 +633,10 @@ fn an_open_breaker_on_every_target_is_a_503_before_any_upstream_call() {
         .unwrap()
         .health(&store, 0)
         .unwrap();
-    assert_eq!(h.failures(weir::routing::health::FailureClass::Connect), 1);
+    assert_eq!(
+        h.failures(weir_core::routing::health::FailureClass::Connect),
+        1
+    );
     assert_eq!(h.in_flight(), 0);
 }
 
@@ -643,7 +646,7 @@ struct Asked<'a> {
     reads: std::cell::Cell<u32>,
 }
 
-impl weir::flow::Endpoint for Asked<'_> {
+impl weir_core::flow::Endpoint for Asked<'_> {
     fn provider(&self) -> Option<String> {
         self.reads.set(self.reads.get() + 1);
         self.provider.map(str::to_string)
@@ -695,7 +698,7 @@ fn only_an_attempt_in_a_cluster_several_providers_share_asks_the_endpoint() {
 #[derive(Default)]
 struct CountingClock(std::cell::Cell<u32>);
 
-impl weir::flow::Clock for CountingClock {
+impl weir_core::flow::Clock for CountingClock {
     fn now_ms(&self) -> u64 {
         self.0.set(self.0.get() + 1);
         NOW_MS
