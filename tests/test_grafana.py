@@ -1,6 +1,6 @@
 """The Grafana dashboard (envoy/grafana/weir-dashboard.json) only asks Prometheus for series weir
 or Envoy actually exports, grouped and filtered by labels those series carry. Static: no Envoy,
-no Grafana, no network. weir's metric names and tags are read from filter/src/metrics.rs."""
+no Grafana, no network. weir's metric names and tags are read from filter/core/src/metrics.rs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD = os.path.join(ROOT, "envoy", "grafana", "weir-dashboard.json")
-METRICS_RS = os.path.join(ROOT, "filter", "src", "metrics.rs")
+METRICS_RS = os.path.join(ROOT, "filter", "core", "src", "metrics.rs")
 DEMO_YAML = os.path.join(ROOT, "envoy", "demo.yaml")
 
 # Each weir series and its Prometheus labels (histograms without their suffixes).

@@ -1,4 +1,4 @@
-//! The SSE, NDJSON and AWS event-stream framers (`filter/src/stream/`): the input is split at a
+//! The SSE, NDJSON and AWS event-stream framers (`filter/core/src/stream/`): the input is split at a
 //! fuzzer-chosen point; split and whole feeds must yield the same frames and the same outcome.
 //! A second pass with a small fuzzer-chosen `max_frame` only checks nothing panics.
 #![no_main]
