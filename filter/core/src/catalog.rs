@@ -16,7 +16,7 @@ pub fn openai_models(names: &[String], now_s: u64) -> Vec<u8> {
 
 /// Ollama's `/api/tags`: the fields the `ollama` client's `ListResponse` reads.
 pub fn ollama_tags(names: &[String], now_s: u64) -> Vec<u8> {
-    let at = crate::wire::time::rfc3339(now_s);
+    let at = crate::time::rfc3339(now_s);
     let models: Vec<_> = names
         .iter()
         .map(|n| {

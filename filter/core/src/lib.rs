@@ -25,5 +25,6 @@ pub mod pii;
 pub mod routing;
 pub mod store;
 pub mod stream;
+pub mod time;
 pub mod upstream;
 pub mod wire;

@@ -2,7 +2,10 @@
 //! every check that can be done at load is done there, so a bad key table never goes live.
 
 use super::digest::{digest, parse_hex_digest, KeyDigest};
-use super::expiry::{parse_rfc3339, EXPECTED};
+use crate::time::parse_rfc3339;
+
+const EXPECTED: &str =
+    "expected an RFC 3339 date-time such as 2027-01-31T00:00:00Z (or with an offset, +01:00)";
 use super::models::ModelPatterns;
 use super::{ClientKey, KeyRing, BUILTIN_CREDENTIAL_HEADERS, MAX_KEY_BYTES};
 use crate::config::ConfigError;

@@ -22,7 +22,6 @@
 mod config;
 mod credentials;
 mod digest;
-mod expiry;
 mod models;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,12 @@
 //! Admission and settlement: which subjects a request counts against, the CAS update that checks
 //! and reserves on each in turn (rolled back on refusal), and the headers clients see.
 
-use super::calendar::{month_index, next_month_start, SECS_PER_DAY};
 use super::config::{BudgetPeriod, LimitSet};
 use super::state::{SubjectState, SCALE_DAY, SCALE_MONTH};
 use super::{Actual, Estimate, KeyLimits, Limiter, Refusal, Subject, Ticket};
 use crate::ir::{ErrorInfo, ErrorKind};
 use crate::store::{self, SharedStore, StoreError};
+use crate::time::{month_index, next_month_start, SECS_PER_DAY};
 
 /// Seconds before the current one that a minute window still covers: 60 + the current second,
 /// so no continuous 60-second span can hold more than the limit (see the module docs).

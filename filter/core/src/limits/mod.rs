@@ -94,7 +94,6 @@
 //! never step back one period, so a midnight straddle cannot reset a budget twice; anything
 //! further off is treated as a stepped clock and discarded.
 
-mod calendar;
 mod config;
 mod cost;
 pub mod descriptors;
@@ -103,7 +102,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use calendar::{days_from_civil, days_in_month, MAX_UNIX_SECS, SECS_PER_DAY};
 pub use config::{
     BudgetConfig, BudgetPeriod, EstimateConfig, KeyLimits, LimitSetConfig, LimitsConfig,
     LimitsSection, Price,

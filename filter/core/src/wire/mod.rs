@@ -22,7 +22,6 @@ pub mod media;
 pub mod ollama;
 pub mod openai;
 pub mod sigv4;
-pub mod time;
 
 use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 

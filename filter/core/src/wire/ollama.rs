@@ -20,8 +20,9 @@ pub use stream::{ChatStreamDecoder, ChatStreamEncoder};
 use super::json::{
     as_obj, as_str, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj,
 };
-use super::{args, media, time, WireError};
+use super::{args, media, WireError};
 use crate::ir::*;
+use crate::time;
 use serde_json::{json, Map, Value};
 
 /// Sampling options with no IR field; they reach Ollama providers verbatim via `extra`.

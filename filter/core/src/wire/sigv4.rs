@@ -266,19 +266,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// `YYYYMMDD'T'HHMMSS'Z'` for a Unix time (proleptic Gregorian; every `u64` of seconds is a
-/// day count that fits an `i64`).
-pub fn amz_date(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
-    let secs = unix_seconds % 86_400;
-    let (y, m, d) = super::time::civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
-}
+pub use crate::time::amz_date;
 
 #[cfg(test)]
 mod tests {

@@ -3,9 +3,7 @@
 
 use crate::ir::*;
 use crate::wire::json::{must_be, JsonWriter, Path};
-use crate::wire::{
-    args, body_size_hint, reject_foreign_extra, time, Outgoing, ProviderSpec, WireError,
-};
+use crate::wire::{args, body_size_hint, reject_foreign_extra, Outgoing, ProviderSpec, WireError};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -319,7 +317,7 @@ struct WireEmbed {
 pub(super) fn created_of(line: &WireChat, created: u64) -> u64 {
     line.created_at
         .as_deref()
-        .and_then(time::parse_rfc3339)
+        .and_then(crate::time::parse_rfc3339)
         .unwrap_or(created)
 }
 
