@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cache;
 pub mod catalog;
 pub mod config;
+pub mod error;
 pub mod flow;
 pub mod gateway;
 pub mod handoff;

@@ -8,7 +8,7 @@ const EXPECTED: &str =
     "expected an RFC 3339 date-time such as 2027-01-31T00:00:00Z (or with an offset, +01:00)";
 use super::models::ModelPatterns;
 use super::{ClientKey, KeyRing, BUILTIN_CREDENTIAL_HEADERS, MAX_KEY_BYTES};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::limits::{KeyLimits, LimitsConfig};
 use serde::Deserialize;
 

@@ -1,7 +1,7 @@
 //! Model allow/deny lists: exact names, globs (`gpt-4o*`, `*`, `?`) and `re:` regexes, compiled
 //! once at load and always matched against the whole model name.
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use regex::{Regex, RegexBuilder};
 
 /// Keeps a hostile or mistaken pattern from costing unbounded memory at load.

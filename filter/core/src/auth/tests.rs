@@ -16,7 +16,7 @@ fn ring(json: serde_json::Value) -> KeyRing {
     KeyRing::compile(&cfg(json)).unwrap().0
 }
 
-fn compile_err(json: serde_json::Value) -> crate::config::ConfigError {
+fn compile_err(json: serde_json::Value) -> crate::error::ConfigError {
     match KeyRing::compile(&cfg(json)) {
         Ok(_) => panic!("expected a config error"),
         Err(e) => e,

@@ -43,7 +43,7 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::flow::Reply;
 use crate::ir::{Request, Response, StreamEvent, Usage};
 use crate::limits::{Actual, Price};

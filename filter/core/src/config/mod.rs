@@ -15,34 +15,9 @@ use crate::pii::{PiiConfig, Scrubber};
 use crate::routing::{ModelConfig, Router};
 use providers::{ProviderConfig, Providers};
 use serde::Deserialize;
+
+use crate::error::ConfigError;
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// A configuration problem, naming the field at fault (`providers.openai.keys[0].key`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
-    }
-}
 
 /// The plugin configuration as users write it. See the README's configuration reference.
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -6,7 +6,7 @@
 //! variable is a warning, not an error, so one absent key does not take the whole gateway down;
 //! that provider then answers 503 naming itself. Secrets never appear in `Debug` output.
 
-use super::ConfigError;
+use crate::error::ConfigError;
 use crate::wire::sigv4::AwsCredentials;
 use crate::wire::{ProviderKind, ProviderSpec};
 use serde::Deserialize;

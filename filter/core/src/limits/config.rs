@@ -1,7 +1,7 @@
 //! The `limits` configuration users write (strict serde) and its validated, compiled form.
 //! Omitting a field is how to say "no limit": zero, negative and absurd values are rejected.
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -108,7 +108,7 @@ pub use config::{
 };
 pub use cost::cost_micro_usd;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::ir::ErrorInfo;
 use config::{compile_model_map, LimitSet};
 use std::cell::Cell;

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::detectors::{self, MaskKind, Validator};
 use super::vault::Vault;
 use super::{Action, Blocked, Detections, PiiConfig};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Compile-time ceilings: generous for the built-ins plus a few dozen custom patterns, small
 /// enough that a pathological custom pattern fails at config time instead of eating the VM.

@@ -43,8 +43,8 @@ impl Default for AffinityConfig {
 }
 
 impl AffinityConfig {
-    pub fn validate(&self, field: &str) -> Result<(), crate::config::ConfigError> {
-        use crate::config::ConfigError;
+    pub fn validate(&self, field: &str) -> Result<(), crate::error::ConfigError> {
+        use crate::error::ConfigError;
         if self.messages > 64 {
             return Err(ConfigError::new(
                 format!("{field}.messages"),

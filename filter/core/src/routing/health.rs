@@ -59,8 +59,8 @@ impl Default for BreakerConfig {
 
 impl BreakerConfig {
     /// Checks ranges; `field` is the config path of this object.
-    pub fn validate(&self, field: &str) -> Result<(), crate::config::ConfigError> {
-        use crate::config::ConfigError;
+    pub fn validate(&self, field: &str) -> Result<(), crate::error::ConfigError> {
+        use crate::error::ConfigError;
         if !(1..=86_400).contains(&self.window_s) {
             return Err(ConfigError::new(
                 format!("{field}.window_s"),

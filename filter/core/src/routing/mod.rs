@@ -18,7 +18,7 @@ mod strategy;
 pub use strategy::{Choice, Finished, Ticket, Unavailable};
 
 use crate::config::providers::Providers;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::limits::Price;
 use serde::Deserialize;
 
