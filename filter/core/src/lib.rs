@@ -23,6 +23,7 @@ pub mod ir;
 pub mod limits;
 pub mod metrics;
 pub mod pii;
+pub mod providers;
 pub mod routing;
 pub mod store;
 pub mod stream;

@@ -14,7 +14,6 @@
 //! is the gateway's problem, not the client's, so it becomes a 502 naming the key id (never the
 //! key) and the key is benched; a 429 cools the key down for its `Retry-After`.
 
-use crate::config::providers::{Credential, Provider};
 use crate::config::Config;
 use crate::flow::{
     header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, HeaderEdits, HeadersVerdict,
@@ -23,8 +22,9 @@ use crate::flow::{
 use crate::gateway::{IR_HEADER, PROVIDER_HEADER};
 use crate::handoff::{self, Refused};
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
-use crate::routing::{keys, Route, Router, Target};
-use crate::wire::{sigv4, ProviderKind, StreamDecoder};
+use crate::providers::{keys, sigv4, Credential, Provider};
+use crate::routing::{Route, Router, Target};
+use crate::wire::{ProviderKind, StreamDecoder};
 use std::rc::Rc;
 
 /// Request headers a provider must never see from the client, beyond `x-weir-*`: client

@@ -12,14 +12,13 @@
 
 pub mod affinity;
 pub mod health;
-pub mod keys;
 mod strategy;
 
 pub use strategy::{Choice, Finished, Ticket, Unavailable};
 
-use crate::config::providers::Providers;
 use crate::error::ConfigError;
 use crate::limits::Price;
+use crate::providers::Providers;
 use serde::Deserialize;
 
 /// One client-facing model (or glob of models) and its targets.
@@ -360,7 +359,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn router(models: &str) -> Router {
-        let providers: BTreeMap<String, crate::config::providers::ProviderConfig> = serde_json::from_str(
+        let providers: BTreeMap<String, crate::providers::config::ProviderConfig> = serde_json::from_str(
             r#"{"a": {"type": "ollama", "host": "a"}, "b": {"type": "ollama", "host": "b"}, "c": {"type": "ollama", "host": "c"}}"#,
         )
         .unwrap();

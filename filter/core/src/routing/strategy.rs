@@ -353,12 +353,12 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 mod tests {
     use super::super::{ModelConfig, Router};
     use super::*;
-    use crate::config::providers::Providers;
+    use crate::providers::Providers;
     use crate::store::MemStore;
     use std::collections::BTreeMap;
 
     fn router(models: &str) -> Router {
-        let providers: BTreeMap<String, crate::config::providers::ProviderConfig> =
+        let providers: BTreeMap<String, crate::providers::config::ProviderConfig> =
             serde_json::from_str(
                 r#"{"a": {"type": "ollama", "host": "a"}, "b": {"type": "ollama", "host": "b"},
                     "c": {"type": "ollama", "host": "c"}}"#,

@@ -1,5 +1,5 @@
 //! Amazon Bedrock's Converse and ConverseStream formats (JSON in, JSON or binary AWS event-stream
-//! out), as the `bedrock` provider format. Signing is `wire::sigv4`; framing `stream::eventstream`.
+//! out), as the `bedrock` provider format. Signing is `providers::sigv4`; framing `stream::eventstream`.
 //!
 //! Shapes follow botocore's `bedrock-runtime/2023-09-30/service-2.json`. Converse has no
 //! embeddings operation (Bedrock embeds through InvokeModel with a body that differs per model

@@ -21,7 +21,6 @@ pub mod json;
 pub mod media;
 pub mod ollama;
 pub mod openai;
-pub mod sigv4;
 
 use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 

@@ -7,7 +7,7 @@
 //! order. A store failure degrades to a local choice: a request must not fail because
 //! bookkeeping did.
 
-use crate::config::providers::{Provider, ProviderKey};
+use crate::providers::{Provider, ProviderKey};
 use crate::store::{self, SharedStore};
 
 /// How long a key that the provider rejected (401/403) is benched.
@@ -100,12 +100,12 @@ pub fn cool_down(provider: &Provider, key_id: &str, store: &dyn SharedStore, unt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::providers::Providers;
+    use crate::providers::Providers;
     use crate::store::MemStore;
     use std::collections::BTreeMap;
 
     fn provider() -> Provider {
-        let raw: BTreeMap<String, crate::config::providers::ProviderConfig> = serde_json::from_str(
+        let raw: BTreeMap<String, crate::providers::config::ProviderConfig> = serde_json::from_str(
             r#"{"p": {"type": "openai", "keys": [{"id": "a", "key": "1"}, {"id": "b", "key": "2"}, {"id": "c", "key": "3"}]}}"#,
         )
         .unwrap();

@@ -3,17 +3,16 @@
 //! every request context of a VM. Nothing here is re-parsed or re-compiled per request.
 //!
 //! Each stage owns its own section's types and compiler (`auth`, `pii`, `limits`, `routing`,
-//! `config::providers`); this module only assembles them and reports the first error with the
+//! `providers`); this module only assembles them and reports the first error with the
 //! path of the offending field, which the host logs and uses to refuse the plugin.
-
-pub mod providers;
 
 use crate::auth::{AuthConfig, KeyRing};
 use crate::cache::{Cache, CacheConfig};
 use crate::limits::{Limiter, LimitsSection};
 use crate::pii::{PiiConfig, Scrubber};
+use crate::providers::config::ProviderConfig;
+use crate::providers::Providers;
 use crate::routing::{ModelConfig, Router};
-use providers::{ProviderConfig, Providers};
 use serde::Deserialize;
 
 use crate::error::ConfigError;

@@ -1,13 +1,14 @@
-//! The `providers` section: each provider account's wire format, host and credentials, compiled
-//! into a [`ProviderSpec`] for the codecs plus the keys the provider role rotates through.
+//! The `providers` section as users write it (strict serde), and its compilation into
+//! [`Providers`]: a [`ProviderSpec`] for the codecs plus the keys the provider role rotates through.
 //!
 //! Secrets come either inline or, preferably, from the VM's environment (`{"env": "NAME"}`:
 //! Envoy `vm_config.environment_variables`, Istio `vmConfig.env` fed from a Secret). A missing
 //! variable is a warning, not an error, so one absent key does not take the whole gateway down;
 //! that provider then answers 503 naming itself. Secrets never appear in `Debug` output.
 
+use super::sigv4::AwsCredentials;
+use super::{Credential, Provider, ProviderKey, Providers};
 use crate::error::ConfigError;
-use crate::wire::sigv4::AwsCredentials;
 use crate::wire::{ProviderKind, ProviderSpec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -92,53 +93,7 @@ pub struct ProviderKeyConfig {
     pub session_token: Option<Secret>,
 }
 
-/// A usable credential.
-#[derive(Clone)]
-pub enum Credential {
-    /// Sent in `header` as `prefix` + key.
-    ApiKey {
-        header: String,
-        prefix: String,
-        key: String,
-    },
-    Aws(AwsCredentials),
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credential::ApiKey { header, .. } => write!(f, "ApiKey({header}: <redacted>)"),
-            Credential::Aws(_) => f.write_str("Aws(<redacted>)"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ProviderKey {
-    pub id: String,
-    pub credential: Credential,
-}
-
-#[derive(Debug, Clone)]
-pub struct Provider {
-    pub name: String,
-    pub spec: ProviderSpec,
-    pub keys: Vec<ProviderKey>,
-    /// Keys were configured but none could be loaded: requests must not go out unauthenticated.
-    pub needs_keys: bool,
-    pub grid_g_co2e_per_kwh: f64,
-}
-
-#[derive(Debug, Default)]
-pub struct Providers {
-    by_name: BTreeMap<String, Provider>,
-}
-
 impl Providers {
-    pub fn get(&self, name: &str) -> Option<&Provider> {
-        self.by_name.get(name)
-    }
-
     pub fn compile(
         raw: &BTreeMap<String, ProviderConfig>,
         env: &dyn Fn(&str) -> Option<String>,
