@@ -13,20 +13,16 @@
 
 pub mod auth;
 pub mod cache;
-pub mod catalog;
 pub mod config;
 pub mod error;
-pub mod flow;
-pub mod gateway;
-pub mod handoff;
 pub mod ir;
 pub mod limits;
 pub mod metrics;
 pub mod pii;
 pub mod providers;
+pub mod roles;
 pub mod routing;
 pub mod store;
 pub mod stream;
 pub mod time;
-pub mod upstream;
 pub mod wire;

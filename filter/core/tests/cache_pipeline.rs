@@ -10,10 +10,11 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir_core::config::Config;
-use weir_core::flow::{BodyVerdict, Env, HeadersVerdict, Reply, Role};
-use weir_core::gateway::Exchange;
+use weir_core::roles::gateway::GatewayRole;
+use weir_core::roles::provider::ProviderRole;
+use weir_core::roles::{BodyVerdict, Env, Filter, HeadersVerdict};
 use weir_core::store::MemStore;
-use weir_core::upstream::Attempt;
+use weir_core::wire::Reply;
 
 mod common;
 use common::{headers, parse_config, set_of};
@@ -38,7 +39,7 @@ fn env(store: &MemStore) -> Env<'_> {
 
 /// The gateway's request half: the forwarded envelope, or the reply it gave itself.
 fn send(
-    ex: &mut Exchange,
+    ex: &mut GatewayRole,
     store: &MemStore,
     key: &str,
     path: &str,
@@ -64,14 +65,14 @@ fn send(
 /// The provider role and a simulated OpenAI answer, back to the client; returns the client's
 /// bytes and the gateway's response header edits.
 fn answer(
-    ex: &mut Exchange,
+    ex: &mut GatewayRole,
     store: &MemStore,
     envelope: &[u8],
     provider_body: &[u8],
     ctype: &str,
 ) -> (Vec<u8>, Vec<(String, String)>) {
     let cfg = config();
-    let mut at = Attempt::new(cfg);
+    let mut at = ProviderRole::new(cfg);
     let h = headers(&[]);
     let e = env(store);
     assert!(matches!(
@@ -122,7 +123,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
         json!({"model": "fast", "temperature": 0, "max_tokens": 20,
                "messages": [{"role": "user", "content": format!("mail {who}@example.com")}]})
     };
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let env0 = send(
         &mut ex,
         &store,
@@ -162,7 +163,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     // Bob, through the Anthropic protocol, gets the cached answer with his own address.
     let anthropic = json!({"model": "fast", "temperature": 0, "max_tokens": 20,
                            "messages": [{"role": "user", "content": "mail bob@example.com"}]});
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let r = hit(send(
         &mut ex,
         &store,
@@ -183,7 +184,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     // Streamed, as Anthropic SSE; and the reserved tokens of the first hit were refunded.
     let mut streamed = anthropic.clone();
     streamed["stream"] = json!(true);
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let r = hit(send(
         &mut ex,
         &store,
@@ -208,7 +209,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     ex.on_done(&env(&store));
 
     // Another key does not see key a's entry; no-store and no-cache go upstream.
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     assert!(send(
         &mut ex,
         &store,
@@ -219,7 +220,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     )
     .is_ok());
     for directive in ["no-store", "no-cache"] {
-        let mut ex = Exchange::new(cfg.clone());
+        let mut ex = GatewayRole::new(cfg.clone());
         assert!(send(
             &mut ex,
             &store,
@@ -233,7 +234,7 @@ fn a_hit_serves_another_protocol_restores_its_own_pii_and_refunds_tokens() {
     // A non-zero temperature bypasses.
     let mut warm = anthropic;
     warm["temperature"] = json!(0.5);
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let env1 = send(&mut ex, &store, "sk-weir-a", "/v1/messages", &[], warm).unwrap();
     let (_, set) = answer(
         &mut ex,
@@ -251,7 +252,7 @@ fn a_streamed_miss_is_stored_and_replayed_to_a_plain_client() {
     let store = MemStore::new();
     let req = json!({"model": "fast", "temperature": 0, "stream": true,
                      "messages": [{"role": "user", "content": "count"}]});
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let envelope = send(
         &mut ex,
         &store,
@@ -278,7 +279,7 @@ fn a_streamed_miss_is_stored_and_replayed_to_a_plain_client() {
     assert!(String::from_utf8_lossy(&body).contains("two"));
     let mut plain = req;
     plain["stream"] = json!(false);
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let r = hit(send(&mut ex, &store, "sk-weir-a", "/api/chat", &[], {
         let mut o = plain.clone();
         o["options"] = json!({"temperature": 0});

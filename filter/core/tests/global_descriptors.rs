@@ -11,8 +11,8 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir_core::config::Config;
-use weir_core::flow::{BodyVerdict, Env, HeadersVerdict, Role};
-use weir_core::gateway::Exchange;
+use weir_core::roles::gateway::GatewayRole;
+use weir_core::roles::{BodyVerdict, Env, Filter, HeadersVerdict};
 use weir_core::store::MemStore;
 
 mod common;
@@ -35,7 +35,7 @@ fn env(store: &MemStore) -> Env<'_> {
 
 /// Sends one OpenAI chat request (35 bytes of prompt, max_tokens 10: an estimate of 19 tokens)
 /// with a client trying to pick its own descriptor; returns the headers weir forwards.
-fn forward(ex: &mut Exchange, store: &MemStore) -> Vec<(String, String)> {
+fn forward(ex: &mut GatewayRole, store: &MemStore) -> Vec<(String, String)> {
     let h = headers(&[
         (":method", "POST"),
         (":path", "/v1/chat/completions"),
@@ -58,7 +58,7 @@ fn forward(ex: &mut Exchange, store: &MemStore) -> Vec<(String, String)> {
 #[test]
 fn admitted_requests_carry_configured_descriptors_and_publish_the_overrun_slot() {
     let store = MemStore::new();
-    let mut ex = Exchange::new(config(true));
+    let mut ex = GatewayRole::new(config(true));
     let set = forward(&mut ex, &store);
     assert_eq!(set_of(&set, "x-weir-rl-key"), Some("team-b"));
     assert_eq!(set_of(&set, "x-weir-rl-model"), Some("fast"));
@@ -77,7 +77,7 @@ fn admitted_requests_carry_configured_descriptors_and_publish_the_overrun_slot()
 #[test]
 fn without_the_switch_nothing_is_described() {
     let store = MemStore::new();
-    let mut ex = Exchange::new(config(false));
+    let mut ex = GatewayRole::new(config(false));
     let set = forward(&mut ex, &store);
     assert!(
         !set.iter().any(|(n, _)| n.starts_with("x-weir-rl-")),
@@ -90,7 +90,7 @@ fn without_the_switch_nothing_is_described() {
 fn the_global_limits_429_is_a_rate_limit_error_with_retry_after_and_refunds_the_replica() {
     let store = MemStore::new();
     let cfg = config(true);
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     forward(&mut ex, &store);
     // Envoy's ratelimit filter refused: a local reply, no x-weir-ir marker.
     let edits = ex.on_response_headers(
@@ -115,6 +115,6 @@ fn the_global_limits_429_is_a_rate_limit_error_with_retry_after_and_refunds_the_
     ex.on_done(&env(&store));
     // The key's per-replica limit is 30 tokens per minute and a request reserves 19: only
     // because the globally refused request gave its reservation back is this one admitted.
-    let mut again = Exchange::new(cfg);
+    let mut again = GatewayRole::new(cfg);
     forward(&mut again, &store);
 }

@@ -11,10 +11,11 @@
 use serde_json::{json, Value};
 use std::rc::Rc;
 use weir_core::config::Config;
-use weir_core::flow::{BodyVerdict, Env, HeaderEdits, HeadersVerdict, Role};
-use weir_core::gateway::{Exchange, CLUSTER_HEADER, IR_HEADER};
+use weir_core::roles::gateway::GatewayRole;
+use weir_core::roles::headers::{CLUSTER_HEADER, IR_HEADER};
+use weir_core::roles::provider::ProviderRole;
+use weir_core::roles::{BodyVerdict, Env, Filter, HeaderEdits, HeadersVerdict};
 use weir_core::store::MemStore;
-use weir_core::upstream::Attempt;
 
 mod common;
 use common::{env, env_at, headers, parse_config, set_of, At, NOW_MS};
@@ -55,7 +56,7 @@ struct Sent {
 
 /// Runs the request half through the gateway role.
 fn send(
-    ex: &mut Exchange,
+    ex: &mut GatewayRole,
     store: &MemStore,
     key: &str,
     path: &str,
@@ -97,7 +98,7 @@ struct Outgoing {
 
 /// One provider-role attempt's request half, for the endpoint of `provider`.
 fn attempt_request(
-    at: &mut Attempt,
+    at: &mut ProviderRole,
     store: &MemStore,
     provider: &str,
     envelope: &[u8],
@@ -126,8 +127,8 @@ fn attempt_request(
 
 /// The provider's answer back through the provider role and the gateway role, in `chunks`.
 fn answer(
-    at: &mut Attempt,
-    ex: &mut Exchange,
+    at: &mut ProviderRole,
+    ex: &mut GatewayRole,
     store: &MemStore,
     status: u16,
     ctype: &str,
@@ -189,7 +190,7 @@ fn openai_answer(text: &str) -> Vec<u8> {
 fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored() {
     let cfg = config();
     let store = MemStore::new();
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let sent = send(
         &mut ex,
         &store,
@@ -205,7 +206,7 @@ fn an_anthropic_client_reaches_an_openai_provider_with_pii_scrubbed_and_restored
         sent.cluster, "c_oa",
         "the client cannot pick its own cluster"
     );
-    let mut at = Attempt::new(cfg.clone());
+    let mut at = ProviderRole::new(cfg.clone());
     let out = attempt_request(&mut at, &store, "oa", &sent.envelope);
     assert_eq!(set_of(&out.set, ":path"), Some("/v1/chat/completions"));
     assert_eq!(set_of(&out.set, ":authority"), Some("api.openai.com"));
@@ -270,14 +271,14 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
         .into_iter()
         .flat_map(|s| [(s, false), (s, true)])
     {
-        weir_core::handoff::set_provider_in_this_vm(in_vm);
+        weir_core::roles::handoff::set_provider_in_this_vm(in_vm);
         let store = MemStore::new();
-        let mut ex = Exchange::new(cfg.clone());
+        let mut ex = GatewayRole::new(cfg.clone());
         let sent = send(&mut ex, &store, "sk-weir-a", "/api/chat", json!({
             "model": "fast", "messages": [{"role": "user", "content": "héllo 🦀 jane@example.com"}]
         }))
         .unwrap();
-        let mut at = Attempt::new(cfg.clone());
+        let mut at = ProviderRole::new(cfg.clone());
         let out = attempt_request(&mut at, &store, "oa", &sent.envelope);
         assert_eq!(out.body["stream"], true, "ollama clients stream by default");
         assert_eq!(out.body["stream_options"]["include_usage"], true);
@@ -301,8 +302,8 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
         ex.on_done(&env(&store, 0));
         outputs.push(lines);
     }
-    weir_core::handoff::set_provider_in_this_vm(false);
-    assert_eq!(weir_core::handoff::in_flight(), 0);
+    weir_core::roles::handoff::set_provider_in_this_vm(false);
+    assert_eq!(weir_core::roles::handoff::in_flight(), 0);
     assert!(outputs.windows(2).all(|w| w[0] == w[1]));
 }
 
@@ -310,7 +311,7 @@ fn a_streamed_answer_is_the_same_whatever_the_chunking() {
 fn a_retry_on_another_provider_type_is_translated_and_keyed_afresh() {
     let cfg = config();
     let store = MemStore::new();
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let sent = send(
         &mut ex,
         &store,
@@ -323,11 +324,11 @@ fn a_retry_on_another_provider_type_is_translated_and_keyed_afresh() {
     .unwrap();
     assert_eq!(sent.cluster, "c_fo");
     // First attempt: the OpenAI endpoint answers 503; Envoy retries on the next priority.
-    let mut first = Attempt::new(cfg.clone());
+    let mut first = ProviderRole::new(cfg.clone());
     let out = attempt_request(&mut first, &store, "oa", &sent.envelope);
     assert_eq!(set_of(&out.set, ":path"), Some("/v1/chat/completions"));
     // Second attempt: the Anthropic endpoint. Same envelope, new provider role context.
-    let mut second = Attempt::new(cfg.clone());
+    let mut second = ProviderRole::new(cfg.clone());
     let out = attempt_request(&mut second, &store, "an", &sent.envelope);
     assert_eq!(set_of(&out.set, ":path"), Some("/v1/messages"));
     assert_eq!(set_of(&out.set, "x-api-key"), Some("sk-ant-provider"));
@@ -358,7 +359,7 @@ fn a_retry_on_another_provider_type_is_translated_and_keyed_afresh() {
 fn a_provider_credential_failure_is_a_gateway_error_that_never_echoes_the_key() {
     let cfg = config();
     let store = MemStore::new();
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let sent = send(
         &mut ex,
         &store,
@@ -369,7 +370,7 @@ fn a_provider_credential_failure_is_a_gateway_error_that_never_echoes_the_key() 
         }),
     )
     .unwrap();
-    let mut at = Attempt::new(cfg.clone());
+    let mut at = ProviderRole::new(cfg.clone());
     let out = attempt_request(&mut at, &store, "oa", &sent.envelope);
     let used = set_of(&out.set, "authorization").unwrap().to_string();
     let err = json!({"error": {"message": format!("Incorrect API key provided: {}", &used[7..]), "type": "invalid_request_error", "code": "invalid_api_key"}});
@@ -390,7 +391,7 @@ fn a_provider_credential_failure_is_a_gateway_error_that_never_echoes_the_key() 
     );
     // The rejected key is benched: the next attempts use the other one.
     for _ in 0..3 {
-        let mut next = Attempt::new(cfg.clone());
+        let mut next = ProviderRole::new(cfg.clone());
         let out = attempt_request(&mut next, &store, "oa", &sent.envelope);
         assert_ne!(set_of(&out.set, "authorization").unwrap(), used);
     }
@@ -402,7 +403,7 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
     let store = MemStore::new();
     let chat = json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]});
     let (status, body) = send(
-        &mut Exchange::new(cfg.clone()),
+        &mut GatewayRole::new(cfg.clone()),
         &store,
         "sk-wrong",
         "/v1/chat/completions",
@@ -413,7 +414,7 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
     assert_eq!(status, 401);
     assert!(body["error"]["message"].is_string());
     let (status, body) = send(
-        &mut Exchange::new(cfg.clone()),
+        &mut GatewayRole::new(cfg.clone()),
         &store,
         "sk-weir-b",
         "/v1/messages",
@@ -426,7 +427,7 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "permission_error");
     let (status, body) = send(
-        &mut Exchange::new(cfg.clone()),
+        &mut GatewayRole::new(cfg.clone()),
         &store,
         "sk-weir-a",
         "/api/chat",
@@ -438,7 +439,7 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
     assert!(body["error"].is_string(), "ollama errors are plain strings");
     let mut codes = Vec::new();
     for _ in 0..3 {
-        let mut ex = Exchange::new(cfg.clone());
+        let mut ex = GatewayRole::new(cfg.clone());
         codes.push(
             match send(
                 &mut ex,
@@ -468,7 +469,7 @@ fn a_body_that_is_not_json_is_refused_by_its_content_type() {
             ("authorization", "Bearer sk-weir-a"),
             ("content-type", ctype),
         ]);
-        Exchange::new(cfg.clone()).on_request_headers(&h, &env)
+        GatewayRole::new(cfg.clone()).on_request_headers(&h, &env)
     };
     match verdict("text/plain") {
         HeadersVerdict::Reply(r) => {
@@ -488,7 +489,7 @@ fn a_body_that_is_not_json_is_refused_by_its_content_type() {
 fn envoys_own_local_replies_are_reshaped_for_the_client() {
     let cfg = config();
     let store = MemStore::new();
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     send(
         &mut ex,
         &store,
@@ -522,10 +523,10 @@ fn envoys_own_local_replies_are_reshaped_for_the_client() {
 /// gateway lets go of everything when the request ends.
 #[test]
 fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
-    weir_core::handoff::set_provider_in_this_vm(true);
+    weir_core::roles::handoff::set_provider_in_this_vm(true);
     let cfg = config();
     let store = MemStore::new();
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let sent = send(
         &mut ex,
         &store,
@@ -535,9 +536,9 @@ fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
     )
     .unwrap();
     assert!(sent.envelope.starts_with(b"weir-ref:") && sent.envelope.len() < 64);
-    assert_eq!(weir_core::handoff::in_flight(), 1);
+    assert_eq!(weir_core::roles::handoff::in_flight(), 1);
     // First attempt: OpenAI answers 503; its IR answer is left behind when Envoy retries.
-    let mut first = Attempt::new(cfg.clone());
+    let mut first = ProviderRole::new(cfg.clone());
     let out = attempt_request(&mut first, &store, "oa", &sent.envelope);
     assert!(!out.body.to_string().contains("jane@example.com"));
     let env = env(&store, 0);
@@ -545,7 +546,7 @@ fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
     let discarded = first.on_response_body(b"{}", true, &env).unwrap();
     assert!(discarded.starts_with(b"weir-ref:"));
     // Second attempt: Anthropic, from the same reference.
-    let mut second = Attempt::new(cfg.clone());
+    let mut second = ProviderRole::new(cfg.clone());
     let out = attempt_request(&mut second, &store, "an", &sent.envelope);
     assert_eq!(out.body["model"], "claude-x");
     let reply = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
@@ -566,7 +567,7 @@ fn in_one_vm_the_roles_hand_over_by_reference_across_a_retry() {
         "echo: jane@example.com"
     );
     ex.on_done(&env);
-    assert_eq!(weir_core::handoff::in_flight(), 0);
+    assert_eq!(weir_core::roles::handoff::in_flight(), 0);
 }
 
 #[test]
@@ -577,7 +578,7 @@ fn the_chosen_target_is_released_exactly_once_whatever_ends_the_request() {
     let chat = json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]});
     // team-b may send 2 a minute: the third is refused by the limits after the choice.
     for _ in 0..3 {
-        let mut ex = Exchange::new(cfg.clone());
+        let mut ex = GatewayRole::new(cfg.clone());
         let _ = send(
             &mut ex,
             &store,
@@ -607,7 +608,7 @@ fn an_open_breaker_on_every_target_is_a_503_before_any_upstream_call() {
     let store = MemStore::new();
     cfg.router.seed(&store).unwrap();
     let msg = json!({"model": "guarded", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     send(&mut ex, &store, "sk-weir-a", "/v1/messages", msg.clone()).unwrap();
     // Envoy's own reply: the provider could not be reached.
     let env = env(&store, 0);
@@ -615,7 +616,7 @@ fn an_open_breaker_on_every_target_is_a_503_before_any_upstream_call() {
     ex.on_response_body(b"upstream connect error", true, &env);
     let summary = ex.on_done(&env).unwrap();
     assert_eq!(summary.breaker, [("oa".to_string(), "open")]);
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let (status, body) = send(&mut ex, &store, "sk-weir-a", "/v1/messages", msg)
         .err()
         .unwrap();
@@ -646,7 +647,7 @@ struct Asked<'a> {
     reads: std::cell::Cell<u32>,
 }
 
-impl weir_core::flow::Endpoint for Asked<'_> {
+impl weir_core::roles::Endpoint for Asked<'_> {
     fn provider(&self) -> Option<String> {
         self.reads.set(self.reads.get() + 1);
         self.provider.map(str::to_string)
@@ -659,7 +660,7 @@ fn only_an_attempt_in_a_cluster_several_providers_share_asks_the_endpoint() {
     let store = MemStore::new();
     cfg.router.seed(&store).unwrap();
     let reads = |model: &str, provider: &str| {
-        let mut ex = Exchange::new(cfg.clone());
+        let mut ex = GatewayRole::new(cfg.clone());
         let sent = send(
             &mut ex,
             &store,
@@ -676,7 +677,7 @@ fn only_an_attempt_in_a_cluster_several_providers_share_asks_the_endpoint() {
             endpoint: &endpoint,
             ..env(&store, 1)
         };
-        let mut at = Attempt::new(cfg.clone());
+        let mut at = ProviderRole::new(cfg.clone());
         at.on_request_headers(&headers(&[]), &env);
         let BodyVerdict::Forward { set, .. } = at.on_request_body(&sent.envelope, &env) else {
             panic!("the attempt was refused");
@@ -698,7 +699,7 @@ fn only_an_attempt_in_a_cluster_several_providers_share_asks_the_endpoint() {
 #[derive(Default)]
 struct CountingClock(std::cell::Cell<u32>);
 
-impl weir_core::flow::Clock for CountingClock {
+impl weir_core::roles::Clock for CountingClock {
     fn now_ms(&self) -> u64 {
         self.0.set(self.0.get() + 1);
         NOW_MS
@@ -709,7 +710,7 @@ impl weir_core::flow::Clock for CountingClock {
 fn a_streamed_answer_reads_the_clock_once_not_per_chunk() {
     let cfg = config();
     let store = MemStore::new();
-    let mut ex = Exchange::new(cfg.clone());
+    let mut ex = GatewayRole::new(cfg.clone());
     let sent = send(
         &mut ex,
         &store,
@@ -726,7 +727,7 @@ fn a_streamed_answer_reads_the_clock_once_not_per_chunk() {
         clock: &clock,
         ..env_at(&store, 3, &endpoint)
     };
-    let mut at = Attempt::new(cfg.clone());
+    let mut at = ProviderRole::new(cfg.clone());
     at.on_request_headers(&headers(&[]), &env);
     assert_eq!(clock.0.get(), 0, "stripping headers needs no time");
     assert!(matches!(

@@ -44,11 +44,11 @@ pub mod table;
 mod tests;
 
 use crate::error::ConfigError;
-use crate::flow::Reply;
 use crate::ir::{Request, Response, StreamEvent, Usage};
 use crate::limits::{Actual, Price};
 use crate::pii::Vault;
 use crate::wire::ClientApi;
+use crate::wire::Reply;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use table::{Entry, Geometry, Put, Table};

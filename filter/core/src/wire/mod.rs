@@ -8,7 +8,7 @@
 //! Provider side (the provider role, once per upstream attempt): `encode_request` builds the
 //! provider's path, headers and body from IR for a [`ProviderSpec`]; `decode_response` and a
 //! [`StreamDecoder`] turn the provider's answer back into IR. Credentials are not applied here
-//! (see `crate::upstream`), so codecs never see a secret.
+//! (see `crate::providers`), so codecs never see a secret.
 //!
 //! Codecs are pure and deterministic: ids and timestamps they must invent come in through the
 //! arguments, never from a clock or a random source.
@@ -69,6 +69,15 @@ impl WireError {
             ),
         }
     }
+}
+
+/// A complete answer made by weir itself rather than relayed: an error or a cache hit in the
+/// client's protocol, a model list, or the provider role's own IR error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// The client protocols weir accepts.
@@ -142,17 +151,6 @@ impl ClientApi {
             ClientApi::OpenAiModels | ClientApi::OllamaTags | ClientApi::OllamaVersion => "GET",
             _ => "POST",
         }
-    }
-
-    /// Operations answered by the gateway itself, never forwarded.
-    pub fn is_local(self) -> bool {
-        matches!(
-            self,
-            ClientApi::OpenAiModels
-                | ClientApi::OllamaTags
-                | ClientApi::OllamaShow
-                | ClientApi::OllamaVersion
-        )
     }
 
     /// Turns a client body into IR. `created`/ids are not needed on the way in.

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 use weir_core::config::Config;
-use weir_core::flow::{Endpoint, Env, NoEndpoint};
+use weir_core::roles::{Endpoint, Env, NoEndpoint};
 use weir_core::store::MemStore;
 
 pub const NOW_MS: u64 = 1_790_000_000_000;

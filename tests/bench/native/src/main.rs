@@ -12,12 +12,13 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use weir_core::config::Config;
-use weir_core::flow::{BodyVerdict, Clock, Env, HeadersVerdict, NoEndpoint, Role};
-use weir_core::gateway::{Exchange, CLUSTER_HEADER};
 use weir_core::ir::{Request, StreamEvent};
 use weir_core::pii::Scrubber;
+use weir_core::roles::gateway::GatewayRole;
+use weir_core::roles::headers::CLUSTER_HEADER;
+use weir_core::roles::provider::ProviderRole;
+use weir_core::roles::{BodyVerdict, Clock, Env, Filter, HeadersVerdict, NoEndpoint};
 use weir_core::store::MemStore;
-use weir_core::upstream::Attempt;
 use weir_core::wire::{anthropic, openai, StreamDecoder, StreamEncoder};
 
 const CONFIG: &str = include_str!("../../weir-config.json");
@@ -152,8 +153,8 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
 /// One request through both roles, as Envoy would pump it: gateway headers and body, provider
 /// headers and body; `answer` then brings the provider's answer back through both.
 struct Flight {
-    exchange: Exchange,
-    attempt: Attempt,
+    exchange: GatewayRole,
+    attempt: ProviderRole,
     provider_body: Vec<u8>,
 }
 
@@ -188,7 +189,7 @@ fn send_request(cfg: &Rc<Config>, store: &MemStore, body: &[u8]) -> Flight {
         ("content-length", &len),
         ("authorization", &auth),
     ]);
-    let mut exchange = Exchange::new(Rc::clone(cfg));
+    let mut exchange = GatewayRole::new(Rc::clone(cfg));
     if let HeadersVerdict::Reply(r) = exchange.on_request_headers(&req_headers, &env) {
         panic!("gateway refused the headers: {}", r.status);
     }
@@ -204,7 +205,7 @@ fn send_request(cfg: &Rc<Config>, store: &MemStore, body: &[u8]) -> Flight {
         set.iter().any(|(n, _)| n == CLUSTER_HEADER),
         "x-weir-cluster"
     );
-    let mut attempt = Attempt::new(Rc::clone(cfg));
+    let mut attempt = ProviderRole::new(Rc::clone(cfg));
     let up_headers = headers(&[
         (":method", "POST"),
         (":path", "/v1/chat/completions"),
@@ -286,14 +287,14 @@ fn benches() -> Vec<Bench> {
     // Sanity: the pipeline answers in OpenAI shape with the placeholders restored, both ways, and
     // the in-VM hand-off lets go of every request.
     for in_vm in [false, true] {
-        weir_core::handoff::set_provider_in_this_vm(in_vm);
+        weir_core::roles::handoff::set_provider_in_this_vm(in_vm);
         let check = whole_request(&cfg, &MemStore::new(), REQUEST.as_bytes());
         let check = String::from_utf8_lossy(&check);
         assert!(
             check.contains("chat.completion") && check.contains("jane.doe@example.com"),
             "unexpected pipeline answer: {check}"
         );
-        assert_eq!(weir_core::handoff::in_flight(), 0);
+        assert_eq!(weir_core::roles::handoff::in_flight(), 0);
     }
 
     out.push(Bench {
@@ -383,7 +384,7 @@ fn benches() -> Vec<Bench> {
         );
         assert!(stream_req.contains("\"stream\": true"));
         let st = MemStore::new();
-        weir_core::handoff::set_provider_in_this_vm(in_vm);
+        weir_core::roles::handoff::set_provider_in_this_vm(in_vm);
         let mut flight = send_request(&cfg, &st, stream_req.as_bytes());
         let first = answer(
             &mut flight,
@@ -410,7 +411,7 @@ fn benches() -> Vec<Bench> {
             }),
         });
     }
-    weir_core::handoff::set_provider_in_this_vm(false);
+    weir_core::roles::handoff::set_provider_in_this_vm(false);
 
     // Both hand-offs between the roles: by reference (both roles in one VM, as Envoy runs them
     // with one vm_id) and as IR JSON on the wire (the fallback when they are in different VMs).
@@ -432,7 +433,7 @@ fn benches() -> Vec<Bench> {
             name,
             what,
             run: Box::new(move || {
-                weir_core::handoff::set_provider_in_this_vm(in_vm);
+                weir_core::roles::handoff::set_provider_in_this_vm(in_vm);
                 black_box(whole_request(&cfg, &st, REQUEST.as_bytes()));
             }),
         });

@@ -1,11 +1,23 @@
-//! The vocabulary both roles' state machines share with the host: what comes in ([`Env`],
-//! headers as bytes) and the effects that go out (replies, header edits, forwarded bodies).
-//! [`Role`] is the one interface the host drives, so both filters are pumped by the same code.
+//! The two filter roles and what they share with the host. One binary is loaded twice:
+//! - the **gateway role** ([`gateway::GatewayRole`], root id `weir-gateway`), a downstream filter:
+//!   one instance per client request;
+//! - the **provider role** ([`provider::ProviderRole`], root id `weir-provider`), an upstream
+//!   filter: one instance per upstream attempt, so a retry is translated and keyed afresh.
+//!
+//! Both are sans-IO state machines behind one trait, [`Filter`], which the host pumps: what comes
+//! in ([`Env`], headers as bytes, bodies) and the effects that go out (replies, header edits,
+//! forwarded bodies) are plain values. Their contract with each other is [`handoff`] (the IR
+//! request out, the IR answer back) and [`headers`] (the internal header names).
+
+pub mod catalog;
+pub mod gateway;
+pub mod handoff;
+pub mod headers;
+pub mod provider;
 
 use crate::store::SharedStore;
-
-/// The internal-name prefix no client may send and no provider may see.
-pub const INTERNAL_PREFIX: &str = "x-weir-";
+use crate::wire::Reply;
+use headers::INTERNAL_PREFIX;
 
 /// What the host knows at the time of a call.
 pub struct Env<'a> {
@@ -57,14 +69,6 @@ impl Endpoint for NoEndpoint {
     }
 }
 
-/// A complete local answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
 #[derive(Debug, PartialEq)]
 pub enum HeadersVerdict {
     Reply(Reply),
@@ -96,7 +100,7 @@ pub struct HeaderEdits {
 /// `on_request_headers` → `on_request_body` (whole body) → `on_response_headers` →
 /// `on_response_body` per chunk, or once whole when `buffers_response` → `take_status` after
 /// the last body call → `on_done`.
-pub trait Role {
+pub trait Filter {
     /// Every request header: lower-case names, raw values, repeats kept.
     fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict;
     fn on_request_body(&mut self, body: &[u8], env: &Env) -> BodyVerdict;

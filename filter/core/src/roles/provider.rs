@@ -1,4 +1,4 @@
-//! The provider role (an Envoy upstream filter): one [`Attempt`] per upstream attempt, sans-IO.
+//! The provider role (an Envoy upstream filter): one [`ProviderRole`] per upstream attempt, sans-IO.
 //! It turns the gateway's IR request into the wire format of the provider Envoy picked for this
 //! attempt, adds that provider's credentials, and turns the answer back into IR.
 //!
@@ -6,24 +6,25 @@
 //! endpoint (another priority of the same cluster: a provider of another type) is translated and
 //! signed afresh; that is what makes cross-provider failover work inside one request.
 //!
-//! Call order: [`Attempt::on_request_headers`] → [`Attempt::on_request_body`] with the whole IR
-//! body (the target is resolved here: see `attempt_target`) → [`Attempt::on_response_headers`]
-//! → [`Attempt::on_response_body`] per chunk, or once whole when [`Attempt::buffers_response`].
+//! Call order: [`ProviderRole::on_request_headers`] → [`ProviderRole::on_request_body`] with the whole IR
+//! body (the target is resolved here: see `attempt_target`) → [`ProviderRole::on_response_headers`]
+//! → [`ProviderRole::on_response_body`] per chunk, or once whole when [`ProviderRole::buffers_response`].
 //!
 //! Invariants: no `x-weir-` header and no client credential leaves Envoy; a provider's 401/403
 //! is the gateway's problem, not the client's, so it becomes a 502 naming the key id (never the
 //! key) and the key is benched; a 429 cools the key down for its `Retry-After`.
 
 use crate::config::Config;
-use crate::flow::{
-    header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, HeaderEdits, HeadersVerdict,
-    Reply, Role,
-};
-use crate::gateway::{IR_HEADER, PROVIDER_HEADER};
-use crate::handoff::{self, Refused};
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 use crate::providers::{keys, sigv4, Credential, Provider};
+use crate::roles::handoff::{self, Refused};
+use crate::roles::headers::{IR_HEADER, PROVIDER_HEADER};
+use crate::roles::{
+    header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, Filter, HeaderEdits,
+    HeadersVerdict,
+};
 use crate::routing::{Route, Router, Target};
+use crate::wire::Reply;
 use crate::wire::{ProviderKind, StreamDecoder};
 use std::rc::Rc;
 
@@ -49,24 +50,6 @@ const STRIPPED_REQUEST_HEADERS: &[&str] = &[
     "accept-encoding",
 ];
 
-#[derive(Debug, PartialEq)]
-pub enum UpHeaders {
-    /// Remove these headers and buffer the body.
-    Buffer {
-        remove: Vec<String>,
-    },
-    Reply(Reply),
-}
-
-#[derive(Debug, PartialEq)]
-pub enum UpBody {
-    Forward {
-        set: Vec<(String, String)>,
-        body: Vec<u8>,
-    },
-    Reply(Reply),
-}
-
 enum Mode {
     None,
     Buffered,
@@ -76,7 +59,7 @@ enum Mode {
     },
 }
 
-pub struct Attempt {
+pub struct ProviderRole {
     cfg: Rc<Config>,
     provider: Option<String>,
     key_id: Option<String>,
@@ -89,9 +72,9 @@ pub struct Attempt {
     slot: Option<handoff::Slot>,
 }
 
-impl Attempt {
+impl ProviderRole {
     pub fn new(cfg: Rc<Config>) -> Self {
-        Attempt {
+        ProviderRole {
             cfg,
             provider: None,
             key_id: None,
@@ -161,7 +144,7 @@ impl Attempt {
     }
 }
 
-impl Role for Attempt {
+impl Filter for ProviderRole {
     /// Strips what must not reach any provider; the target is resolved once the body (which
     /// names the route) is in.
     ///

@@ -1,7 +1,7 @@
 //! The hand-off between the two roles: the IR request going to the provider role and the IR
 //! answer coming back, either by reference inside this VM or as IR JSON on the wire.
 //!
-//! Envoy runs the gateway filter and the provider (upstream) filter of one request on the same
+//! Envoy runs the gateway role (downstream filter) and the provider role (upstream filter) of one request on the same
 //! worker thread, and with the same `vm_id`, code and VM config both roles live in the same wasm
 //! VM. Then serialising the IR to JSON and parsing it again on the other side is pure waste: the
 //! gateway keeps the request in this thread's table and forwards a short reference body instead;

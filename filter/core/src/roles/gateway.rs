@@ -1,16 +1,16 @@
-//! The gateway role (downstream filter): one [`Exchange`] per client request, sans-IO. It
+//! The gateway role (downstream filter): one [`GatewayRole`] per client request, sans-IO. It
 //! authenticates, decodes the client protocol, scrubs PII, applies limits, picks the target, and
 //! turns the provider role's IR answer back into the client's protocol, restoring PII.
 //!
 //! Call order (the host pumps; every input is data, every effect is a returned value):
-//! 1. [`Exchange::on_request_headers`] → reply now, or buffer the body (after stripping headers).
-//! 2. [`Exchange::on_request_body`] with the whole body → reply now, or forward an IR body with
+//! 1. [`GatewayRole::on_request_headers`] → reply now, or buffer the body (after stripping headers).
+//! 2. [`GatewayRole::on_request_body`] with the whole body → reply now, or forward an IR body with
 //!    `x-weir-cluster` set (it selects the Envoy cluster); the body is an [`Envelope`] naming
 //!    the model route, for the provider role.
-//! 3. [`Exchange::on_response_headers`] → headers to set/remove; then
-//!    [`Exchange::on_response_body`] per chunk (streams) or once with the whole body
-//!    ([`Exchange::buffers_response`]).
-//! 4. [`Exchange::on_done`] exactly once, whatever happened: settles the limit reservation.
+//! 3. [`GatewayRole::on_response_headers`] → headers to set/remove; then
+//!    [`GatewayRole::on_response_body`] per chunk (streams) or once with the whole body
+//!    ([`GatewayRole::buffers_response`]).
+//! 4. [`GatewayRole::on_done`] exactly once, whatever happened: settles the limit reservation.
 //!
 //! Invariants: nothing the client sent under an `x-weir-` name reaches Envoy's router, and no
 //! credential header reaches the upstream; every refusal is an [`ErrorInfo`] encoded in the
@@ -19,24 +19,19 @@
 
 use crate::cache::{self, Directive, Lookup, Who};
 use crate::config::Config;
-use crate::flow::{
-    header_value, status_of, strip_list, BodyVerdict, Env, HeaderEdits, HeadersVerdict, Reply,
-    Role, INTERNAL_PREFIX,
-};
 use crate::ir::{ErrorInfo, ErrorKind, Request, Response, StreamEvent, Usage};
 use crate::limits::{descriptors, Actual, Estimate, Subject, Ticket};
 use crate::metrics::Summary;
 use crate::pii::{EventRestorer, Vault};
+use crate::roles::headers::{CLUSTER_HEADER, INTERNAL_PREFIX, IR_HEADER, PROVIDER_HEADER};
+use crate::roles::{
+    header_value, status_of, strip_list, BodyVerdict, Env, Filter, HeaderEdits, HeadersVerdict,
+};
 use crate::stream::ndjson::NdjsonFramer;
+use crate::wire::Reply;
 use crate::wire::{ClientApi, StreamEncoder};
 use std::rc::Rc;
 
-/// Request header: the Envoy cluster the router must use (`route.cluster_header`).
-pub const CLUSTER_HEADER: &str = "x-weir-cluster";
-/// Response header set by the provider role: `response` (an IR answer) or `stream` (IR events).
-pub const IR_HEADER: &str = "x-weir-ir";
-/// Response header set by the provider role: the provider that answered.
-pub const PROVIDER_HEADER: &str = "x-weir-provider";
 /// Response header for clients (debug): who served the request.
 pub const SERVED_BY_HEADER: &str = "x-weir-served-by";
 enum Mode {
@@ -59,7 +54,7 @@ struct StreamState {
 }
 
 /// One client request through the gateway role.
-pub struct Exchange {
+pub struct GatewayRole {
     cfg: Rc<Config>,
     api: Option<ClientApi>,
     request: Option<Rc<Request>>,
@@ -90,9 +85,9 @@ pub struct Exchange {
     overrun_published: Option<bool>,
 }
 
-impl Exchange {
+impl GatewayRole {
     pub fn new(cfg: Rc<Config>) -> Self {
-        Exchange {
+        GatewayRole {
             cfg,
             api: None,
             request: None,
@@ -137,7 +132,7 @@ impl Exchange {
             ));
         }
         let parsed = if ir {
-            crate::handoff::response(body)
+            crate::roles::handoff::response(body)
         } else {
             None
         };
@@ -194,7 +189,7 @@ impl Exchange {
         vault: &Vault,
         target: &crate::routing::Target,
         env: &Env,
-    ) -> Option<crate::flow::Reply> {
+    ) -> Option<Reply> {
         let cfg = Rc::clone(&self.cfg);
         let who = Who {
             key_id: &key.id,
@@ -260,7 +255,7 @@ impl Exchange {
         if self.cfg.router.find(&model).is_none() || !allowed {
             return self.reply_body(not_found(&model));
         }
-        BodyVerdict::Reply(json_reply(200, crate::catalog::ollama_show(&model)))
+        BodyVerdict::Reply(json_reply(200, crate::roles::catalog::ollama_show(&model)))
     }
 
     fn reply(&mut self, err: ErrorInfo) -> HeadersVerdict {
@@ -312,8 +307,8 @@ impl Exchange {
             ClientApi::OpenAiModels | ClientApi::OllamaTags => {
                 let names = self.visible_models();
                 let body = match api {
-                    ClientApi::OllamaTags => crate::catalog::ollama_tags(&names, now_s),
-                    _ => crate::catalog::openai_models(&names, now_s),
+                    ClientApi::OllamaTags => crate::roles::catalog::ollama_tags(&names, now_s),
+                    _ => crate::roles::catalog::openai_models(&names, now_s),
                 };
                 return HeadersVerdict::Reply(json_reply(200, body));
             }
@@ -433,7 +428,7 @@ impl Exchange {
             return BodyVerdict::Reply(reply);
         }
         let req = Rc::new(req);
-        let ir = match crate::handoff::send(&route.name, &target.cluster, &req, env.random) {
+        let ir = match crate::roles::handoff::send(&route.name, &target.cluster, &req, env.random) {
             Ok(out) => {
                 self.handoff = out.id;
                 out.body
@@ -467,7 +462,7 @@ impl Exchange {
     }
 }
 
-impl Role for Exchange {
+impl Filter for GatewayRole {
     /// `headers`: every request header, lower-case names, raw values, repeats kept.
     fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
         self.started_ms = env.now_ms();
@@ -599,7 +594,7 @@ impl Role for Exchange {
             Mode::Stream(st) => {
                 let mut lines = Vec::new();
                 // Taken even after a failure, so the queue never outgrows one chunk's events.
-                let queued = crate::handoff::take_stream(self.handoff);
+                let queued = crate::roles::handoff::take_stream(self.handoff);
                 let mut events = Vec::new();
                 if !st.failed {
                     let framed = st.framer.push(chunk, &mut lines).and_then(|()| {
@@ -673,7 +668,7 @@ impl Role for Exchange {
             return None;
         }
         self.done = true;
-        crate::handoff::release(self.handoff.take());
+        crate::roles::handoff::release(self.handoff.take());
         // Cost and carbon belong to the target that served, which after a failover is not the
         // one first picked.
         let cfg = Rc::clone(&self.cfg);
