@@ -10,7 +10,7 @@
 //!   the other way as [`Response`] JSON, or as NDJSON lines of [`StreamEvent`] for streams. When
 //!   both roles share a VM, all of it is handed over by reference instead (`handoff`).
 //! - A field a target cannot express is never dropped: encoders return
-//!   [`WireError::Unsupported`](crate::wire::WireError) naming it, which the client sees as a 400.
+//!   `wire::WireError::Unsupported` naming it, which the client sees as a 400.
 //! - Tool-call arguments are kept as JSON *text*, because OpenAI-style clients send and expect
 //!   text and may stream it in fragments; object-shaped formats parse it at encode time.
 

@@ -5,7 +5,7 @@
 //! Call order (the host pumps; every input is data, every effect is a returned value):
 //! 1. [`GatewayRole::on_request_headers`] → reply now, or buffer the body (after stripping headers).
 //! 2. [`GatewayRole::on_request_body`] with the whole body → reply now, or forward an IR body with
-//!    `x-weir-cluster` set (it selects the Envoy cluster); the body is an [`Envelope`] naming
+//!    `x-weir-cluster` set (it selects the Envoy cluster); the body is an [`Envelope`](crate::ir::Envelope) naming
 //!    the model route, for the provider role.
 //! 3. [`GatewayRole::on_response_headers`] → headers to set/remove; then
 //!    [`GatewayRole::on_response_body`] per chunk (streams) or once with the whole body

@@ -32,10 +32,3 @@ impl std::fmt::Display for FrameError {
         }
     }
 }
-
-/// Framers only ever read a provider's stream, so a framing failure is the provider's fault.
-impl From<FrameError> for crate::wire::WireError {
-    fn from(e: FrameError) -> Self {
-        crate::wire::WireError::upstream(e.to_string())
-    }
-}

@@ -71,6 +71,13 @@ impl WireError {
     }
 }
 
+/// Framers only ever read a provider's stream, so a framing failure is the provider's fault.
+impl From<crate::stream::FrameError> for WireError {
+    fn from(e: crate::stream::FrameError) -> Self {
+        WireError::upstream(e.to_string())
+    }
+}
+
 /// A complete answer made by weir itself rather than relayed: an error or a cache hit in the
 /// client's protocol, a model list, or the provider role's own IR error.
 #[derive(Debug, Clone, PartialEq)]
