@@ -1,5 +1,7 @@
-//! Wire formats: each file owns one vendor's JSON (and stream) shapes in both directions, as a
-//! client protocol, as a provider format, or both. Everything translates through [`crate::ir`].
+//! Wire formats: one folder per vendor, each owning that vendor's JSON (and stream) shapes in both
+//! directions, as a client protocol, as a provider format, or both. Everything translates
+//! through [`crate::ir`], so N client protocols and M provider formats need N + M codecs, not
+//! N × M translators.
 //!
 //! Client side (the gateway role): [`ClientApi::classify`] names the operation from method and
 //! path; `decode_request` turns the client's body into IR; `encode_response`, `encode_error` and a
@@ -12,6 +14,29 @@
 //!
 //! Codecs are pure and deterministic: ids and timestamps they must invent come in through the
 //! arguments, never from a clock or a random source.
+//!
+//! Every vendor has the same layout, `<vendor>/{mod, client, provider, stream, tests}.rs`, with
+//! only the parts it has: `mod.rs` (the mapping choices, and what the folder exports), `client.rs`
+//! (a client protocol: request decoding, answer and error encoding), `provider.rs` (a provider
+//! format: request encoding, answer and error decoding), `stream.rs` (its stream encoder and/or
+//! decoder), `tests.rs`. Shared pieces: [`json`] (reading with field paths, writing without a
+//! tree), [`media`] (base64, data URLs, image sniffing), [`args`] (tool-call arguments).
+//!
+//! Adding a provider format:
+//! 1. `wire/<vendor>/`: `provider.rs` (`encode_request`, `decode_response`) and `stream.rs` (a
+//!    [`StreamDecoder`]), refusing by name every IR field the vendor cannot express
+//!    ([`WireError::Unsupported`]); `tests.rs` with the vendor's documented examples and a
+//!    recorded stream decoded in every split (`stream::testutil::splits`).
+//! 2. Here: a [`ProviderKind`] variant (its config name, default host) and its arms in
+//!    [`ProviderSpec`]'s `encode_request`, `decode_response` and `stream_decoder`.
+//! 3. `providers/config.rs`: the default base path and credential header for the kind, and any
+//!    required field; `filter/schema/weir-config.schema.json`: the new `type` value.
+//! 4. `filter/fuzz/src/lib.rs`: the kind in the provider decoder and stream targets' lists.
+//! 5. `tests/mockllm/<vendor>.py`: a mock that validates every request against the vendor's
+//!    official types and answers in its format, plain and streaming; route it in
+//!    `tests/mockllm/server.py`; a `mock-<vendor>` model in `envoy/demo.yaml` (then
+//!    `scripts/compose-config`) and `tests/weir_clients.py`, which puts it in the live matrix.
+//! 6. `docs/translation.md`: the provider table and what the vendor cannot express.
 
 pub mod anthropic;
 pub mod args;

@@ -1,27 +1,11 @@
-//! Anthropic's Messages format (`POST /v1/messages`), as a client protocol (this file: request
-//! decoding, response and error encoding) and as the `anthropic` provider format (`provider`).
-//!
-//! Streams live in `stream`.
-//!
-//! Mapping choices:
-//! - IR `input_tokens` counts *all* prompt tokens (OpenAI's meaning); Anthropic's excludes cache
-//!   reads and writes, so decoding adds them in and encoding subtracts the cached part.
-//! - `cache_control` markers are accepted and dropped: they change price and latency, never the
-//!   answer, and the IR has nowhere to put a per-block marker.
-//! - `thinking`, `service_tier`, `inference_geo` and `output_config.effort` pass to Anthropic
-//!   providers verbatim through `extra`; thinking *blocks* are not representable and get a 400.
+//! Anthropic's Messages API as a client protocol: request bodies into IR, and IR answers and
+//! errors back into the shapes the `anthropic` SDKs parse.
 
-mod provider;
-mod stream;
-
-pub use provider::{decode_response, encode_request};
-pub use stream::{MessagesStreamDecoder, MessagesStreamEncoder};
-
-use super::json::{
+use crate::ir::*;
+use crate::wire::json::{
     as_obj, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj, Path,
 };
-use super::{args, media, WireError};
-use crate::ir::*;
+use crate::wire::{args, media, WireError};
 use serde_json::json;
 
 const TOP_FIELDS: &[&str] = &[
@@ -390,7 +374,7 @@ fn decode_output_config(config: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(
     Ok(())
 }
 
-pub(crate) fn stop_reason(reason: FinishReason) -> &'static str {
+pub(super) fn stop_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Stop => "end_turn",
         FinishReason::Length => "max_tokens",
@@ -399,7 +383,7 @@ pub(crate) fn stop_reason(reason: FinishReason) -> &'static str {
     }
 }
 
-pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
+pub(super) fn finish_reason(stop_reason: &str) -> FinishReason {
     match stop_reason {
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
         "tool_use" => FinishReason::ToolCalls,
@@ -410,7 +394,7 @@ pub(crate) fn finish_reason(stop_reason: &str) -> FinishReason {
 }
 
 /// IR usage in Anthropic's shape (see the module doc for the input-token convention).
-pub(crate) fn write_usage(w: &mut JsonWriter, u: &Usage) {
+pub(super) fn write_usage(w: &mut JsonWriter, u: &Usage) {
     w.begin_object();
     w.key("input_tokens")
         .u64(u.input_tokens.saturating_sub(u.cached_input_tokens));
@@ -421,7 +405,7 @@ pub(crate) fn write_usage(w: &mut JsonWriter, u: &Usage) {
 }
 
 /// Anthropic's usage counters as IR usage.
-pub(crate) fn usage_from(input: u64, cache_read: u64, cache_write: u64, output: u64) -> Usage {
+pub(super) fn usage_from(input: u64, cache_read: u64, cache_write: u64, output: u64) -> Usage {
     Usage {
         input_tokens: input.saturating_add(cache_read).saturating_add(cache_write),
         output_tokens: output,
@@ -473,7 +457,7 @@ pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
 }
 
 /// Anthropic's error type for an IR error.
-pub(crate) fn error_type(e: &ErrorInfo) -> &'static str {
+pub(super) fn error_type(e: &ErrorInfo) -> &'static str {
     match e.kind {
         ErrorKind::InvalidRequest => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
@@ -489,7 +473,7 @@ pub(crate) fn error_type(e: &ErrorInfo) -> &'static str {
 
 /// The status and kind an Anthropic error type stands for, for errors that arrive without an
 /// HTTP status (inside a stream). 529 becomes 503, which every client knows to retry.
-pub(crate) fn error_status(error_type: &str) -> (u16, ErrorKind) {
+pub(super) fn error_status(error_type: &str) -> (u16, ErrorKind) {
     match error_type {
         "invalid_request_error" => (400, ErrorKind::InvalidRequest),
         "authentication_error" => (401, ErrorKind::Authentication),
@@ -503,7 +487,7 @@ pub(crate) fn error_status(error_type: &str) -> (u16, ErrorKind) {
     }
 }
 
-pub(crate) fn write_error(w: &mut JsonWriter, e: &ErrorInfo) {
+pub(super) fn write_error(w: &mut JsonWriter, e: &ErrorInfo) {
     w.begin_object();
     w.key("type").str("error");
     w.key("error").begin_object();
@@ -516,360 +500,4 @@ pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
     let mut w = JsonWriter::with_capacity(e.message.len() + 96);
     write_error(&mut w, e);
     w.into_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::Value;
-
-    fn decode(v: Value) -> Result<ChatRequest, WireError> {
-        decode_messages_request(v.to_string().as_bytes())
-    }
-
-    fn field_of(r: Result<ChatRequest, WireError>) -> String {
-        match r {
-            Err(WireError::Invalid { field, .. }) => field,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn decodes_every_field() {
-        let req = decode(json!({
-            "model": "claude-x",
-            "max_tokens": 100,
-            "system": [{"type": "text", "text": "be ", "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "brief"}],
-            "messages": [
-                {"role": "user", "content": [
-                    {"type": "text", "text": "look"},
-                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
-                    {"type": "image", "source": {"type": "url", "url": "https://x/i.png"}},
-                    {"type": "document", "title": "T", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}},
-                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hello"}, "citations": {"enabled": false}},
-                    {"type": "document", "source": {"type": "url", "url": "https://x/d.pdf"}}
-                ]},
-                {"role": "assistant", "content": [
-                    {"type": "text", "text": "calling"},
-                    {"type": "tool_use", "id": "tu1", "name": "f", "input": {"a": 1}}
-                ]},
-                {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": "tu1", "content": "42", "is_error": true},
-                    {"type": "text", "text": "and?"}
-                ]},
-                {"role": "assistant", "content": "ok"}
-            ],
-            "stop_sequences": ["END"],
-            "temperature": 0.5, "top_p": 0.9, "top_k": 40,
-            "metadata": {"user_id": "u1"},
-            "stream": true,
-            "tools": [{"name": "f", "description": "d", "input_schema": {"type": "object"}, "type": "custom"}],
-            "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": true},
-            "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}, "effort": "low"},
-            "thinking": {"type": "enabled", "budget_tokens": 2000},
-            "service_tier": "auto",
-            "cache_control": {"type": "ephemeral"}
-        }))
-        .unwrap();
-        assert_eq!(req.model, "claude-x");
-        assert_eq!(req.max_tokens, Some(100));
-        assert_eq!(req.messages.len(), 6);
-        assert_eq!(req.messages[0].role, Role::System);
-        assert_eq!(req.messages[0].joined_text(), "be brief");
-        let user = &req.messages[1];
-        assert_eq!(user.content.len(), 6);
-        assert_eq!(
-            user.content[4],
-            Part::Document {
-                source: Media::Base64 {
-                    media_type: "text/plain".into(),
-                    data: "aGVsbG8=".into()
-                },
-                title: None
-            }
-        );
-        assert_eq!(
-            user.content[3],
-            Part::Document {
-                source: Media::Base64 {
-                    media_type: "application/pdf".into(),
-                    data: "JVBE".into()
-                },
-                title: Some("T".into())
-            }
-        );
-        let asst = &req.messages[2];
-        assert_eq!(asst.tool_calls[0].arguments, r#"{"a":1}"#);
-        let tool = &req.messages[3];
-        assert_eq!(tool.role, Role::Tool);
-        assert_eq!(tool.tool_call_id.as_deref(), Some("tu1"));
-        assert!(tool.is_error);
-        assert_eq!(req.messages[4].joined_text(), "and?");
-        assert_eq!(req.messages[5].role, Role::Assistant);
-        assert_eq!(req.stop, vec!["END"]);
-        assert_eq!(
-            (req.temperature, req.top_p, req.top_k),
-            (Some(0.5), Some(0.9), Some(40))
-        );
-        assert_eq!(req.user.as_deref(), Some("u1"));
-        assert!(req.stream);
-        assert_eq!(req.tools[0].description.as_deref(), Some("d"));
-        assert_eq!(req.tool_choice, Some(ToolChoice::Tool("f".into())));
-        assert_eq!(req.parallel_tool_calls, Some(false));
-        assert!(matches!(
-            req.response_format,
-            Some(ResponseFormat::JsonSchema { .. })
-        ));
-        assert_eq!(req.extra_family, Some(Family::Anthropic));
-        assert_eq!(req.extra["output_config"], json!({"effort": "low"}));
-        assert_eq!(req.extra["service_tier"], json!("auto"));
-        assert!(req.extra.contains_key("thinking"));
-    }
-
-    #[test]
-    fn tool_choice_variants_and_plain_requests() {
-        for (ty, want) in [
-            ("auto", ToolChoice::Auto),
-            ("any", ToolChoice::Required),
-            ("none", ToolChoice::None),
-        ] {
-            let req = decode(
-                json!({"model": "m", "max_tokens": 1, "messages": [], "tool_choice": {"type": ty}}),
-            )
-            .unwrap();
-            assert_eq!(req.tool_choice, Some(want));
-            assert_eq!(req.parallel_tool_calls, None);
-        }
-        let req = decode(json!({"model": "m", "max_tokens": 1, "system": "s", "messages": [{"role": "user", "content": "hi"}], "temperature": null})).unwrap();
-        assert_eq!(req.messages[0], Message::text(Role::System, "s"));
-        let req = decode(json!({"model": "m", "max_tokens": 1, "system": "", "messages": [{"role": "user", "content": "hi"}]})).unwrap();
-        assert_eq!(req.messages.len(), 1);
-        assert!(!req.stream && req.extra.is_empty() && req.extra_family.is_none());
-    }
-
-    #[test]
-    fn every_error_names_its_field() {
-        let base = || json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-        let with = |k: &str, v: Value| {
-            let mut b = base();
-            b[k] = v;
-            decode(b)
-        };
-        let mut no_max = base();
-        no_max.as_object_mut().unwrap().remove("max_tokens");
-        assert_eq!(field_of(decode(no_max)), "max_tokens");
-        let mut no_model = base();
-        no_model.as_object_mut().unwrap().remove("model");
-        assert_eq!(field_of(decode(no_model)), "model");
-        assert_eq!(field_of(with("bogus", json!(1))), "bogus");
-        assert_eq!(field_of(with("max_tokens", json!(-1))), "max_tokens");
-        assert_eq!(field_of(with("messages", json!({}))), "messages");
-        assert_eq!(field_of(with("system", json!(3))), "system");
-        assert_eq!(
-            field_of(with("system", json!([{"type": "image"}]))),
-            "system[0].type"
-        );
-        assert_eq!(field_of(with("metadata", json!({"x": 1}))), "metadata.x");
-        assert_eq!(
-            field_of(with("stop_sequences", json!([1]))),
-            "stop_sequences[0]"
-        );
-        assert_eq!(
-            field_of(with(
-                "tools",
-                json!([{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}])
-            )),
-            "tools[0].type"
-        );
-        assert_eq!(
-            field_of(with("tools", json!([{"name": "f"}]))),
-            "tools[0].input_schema"
-        );
-        assert_eq!(
-            field_of(with("tool_choice", json!({"type": "tool"}))),
-            "tool_choice.name"
-        );
-        assert_eq!(
-            field_of(with("tool_choice", json!({"type": "maybe"}))),
-            "tool_choice.type"
-        );
-        assert_eq!(
-            field_of(with(
-                "output_config",
-                json!({"format": {"type": "regex", "schema": {}}})
-            )),
-            "output_config.format.type"
-        );
-        let msg = |m: Value| with("messages", json!([{"role": "user", "content": "x"}, m]));
-        assert_eq!(
-            field_of(msg(json!({"role": "system", "content": "x"}))),
-            "messages[1].role"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "content": 5}))),
-            "messages[1].content"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "content": "x", "name": "n"}))),
-            "messages[1].name"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]})
-            )),
-            "messages[1].content[0].source.type"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "content": [{"type": "image"}]}))),
-            "messages[1].content[0].source"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]})
-            )),
-            "messages[1].content[0].source.media_type"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]})
-            )),
-            "messages[1].content[0]"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": "[]"}]})
-            )),
-            "messages[1].content[0].input"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "a"}]})
-            )),
-            "messages[1].content[0].type"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "tool_result"}]})
-            )),
-            "messages[1].content[0].tool_use_id"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": [{"type": "search_result"}]}]})
-            )),
-            "messages[1].content[0].content[0].type"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]})
-            )),
-            "messages[1].content[0].citations"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "document", "source": {"type": "url", "url": "u"}, "citations": {"enabled": true}}]})
-            )),
-            "messages[1].content[0].citations"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "content": [{"type": "document", "source": {"type": "url", "url": "u"}, "context": "c"}]})
-            )),
-            "messages[1].content[0].context"
-        );
-        assert_eq!(field_of(decode_messages_request(b"[1]")), "");
-        assert_eq!(field_of(decode_messages_request(b"{nope")), "");
-    }
-
-    #[test]
-    fn text_before_a_tool_result_keeps_its_order() {
-        let req = decode(json!({"model": "m", "max_tokens": 5, "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "r"}]}]}
-        ]}))
-        .unwrap();
-        assert_eq!(req.messages.len(), 2);
-        assert_eq!(req.messages[0].joined_text(), "a");
-        assert_eq!(req.messages[1].role, Role::Tool);
-        assert_eq!(req.messages[1].joined_text(), "r");
-    }
-
-    #[test]
-    fn encodes_a_message_with_text_tool_use_and_usage() {
-        let r = ChatResponse {
-            id: "msg_1".into(),
-            model: "claude-x".into(),
-            created: 7,
-            choices: vec![Choice {
-                index: 0,
-                message: Message {
-                    tool_calls: vec![
-                        ToolCall {
-                            id: "tu1".into(),
-                            name: "f".into(),
-                            arguments: r#"{"a":1}"#.into(),
-                        },
-                        ToolCall {
-                            id: "tu2".into(),
-                            name: "g".into(),
-                            arguments: String::new(),
-                        },
-                    ],
-                    ..Message::text(Role::Assistant, "hi")
-                },
-                finish_reason: FinishReason::ToolCalls,
-            }],
-            usage: Some(Usage {
-                input_tokens: 10,
-                output_tokens: 3,
-                cached_input_tokens: 4,
-            }),
-        };
-        let v: Value = serde_json::from_slice(&encode_messages_response(&r)).unwrap();
-        assert_eq!(
-            v,
-            json!({
-                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
-                "content": [
-                    {"type": "text", "text": "hi"},
-                    {"type": "tool_use", "id": "tu1", "name": "f", "input": {"a": 1}},
-                    {"type": "tool_use", "id": "tu2", "name": "g", "input": {}}
-                ],
-                "stop_reason": "tool_use", "stop_sequence": null,
-                "usage": {"input_tokens": 6, "output_tokens": 3, "cache_read_input_tokens": 4}
-            })
-        );
-        for (reason, want) in [
-            (FinishReason::Stop, "end_turn"),
-            (FinishReason::Length, "max_tokens"),
-            (FinishReason::ContentFilter, "refusal"),
-        ] {
-            assert_eq!(stop_reason(reason), want);
-            assert_eq!(finish_reason(want), reason);
-        }
-    }
-
-    #[test]
-    fn errors_use_anthropics_types() {
-        for (kind, status, ty) in [
-            (ErrorKind::InvalidRequest, 400, "invalid_request_error"),
-            (ErrorKind::Authentication, 401, "authentication_error"),
-            (ErrorKind::PermissionDenied, 403, "permission_error"),
-            (ErrorKind::NotFound, 404, "not_found_error"),
-            (ErrorKind::PayloadTooLarge, 413, "request_too_large"),
-            (ErrorKind::RateLimited, 429, "rate_limit_error"),
-            (ErrorKind::Upstream, 500, "api_error"),
-            (ErrorKind::Unavailable, 503, "overloaded_error"),
-            (ErrorKind::Timeout, 504, "timeout_error"),
-        ] {
-            let body = encode_error(&ErrorInfo::new(status, kind, "boom"));
-            let v: Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(
-                v,
-                json!({"type": "error", "error": {"type": ty, "message": "boom"}})
-            );
-            if kind != ErrorKind::Upstream {
-                assert_eq!(error_status(ty), (status, kind));
-            }
-        }
-    }
 }

@@ -1,28 +1,12 @@
-//! Ollama's native API (`/api/chat`, `/api/generate`, `/api/embed`, NDJSON streams), as a
-//! client protocol (this file) and as the `ollama` provider format (`provider`, `stream`).
-//!
-//! Mapping choices:
-//! - Ollama has no tool-call ids. Decoded calls get `call_{n}`, counted across the conversation,
-//!   and each `tool` turn answers the earliest unanswered call of the preceding assistant turn
-//!   with its `tool_name` (or the earliest at all without one).
-//! - `options` that change sampling but have no IR field (`min_p`, `repeat_penalty`, ...) pass to
-//!   Ollama providers through `extra.options`; load-time and runtime hints (`num_ctx`, `num_gpu`,
-//!   `num_thread`, ...) are dropped: they tune the server, not the answer, and would otherwise
-//!   make every request carrying them fail on non-Ollama providers.
-//! - `stream` defaults to true, as in Ollama.
+//! Ollama's native API as a client protocol: `/api/chat`, `/api/generate` and `/api/embed`
+//! bodies into IR, and IR answers and errors back into the shapes the `ollama` client parses.
 
-mod provider;
-mod stream;
-
-pub use provider::{decode_response, encode_request};
-pub use stream::{ChatStreamDecoder, ChatStreamEncoder};
-
-use super::json::{
-    as_obj, as_str, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj,
-};
-use super::{args, media, WireError};
 use crate::ir::*;
 use crate::time;
+use crate::wire::json::{
+    as_obj, as_str, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj,
+};
+use crate::wire::{args, media, WireError};
 use serde_json::{json, Map, Value};
 
 /// Sampling options with no IR field; they reach Ollama providers verbatim via `extra`.
@@ -414,7 +398,7 @@ fn decode_tool(tool: &Obj<'_, '_>) -> Result<Tool, WireError> {
     })
 }
 
-pub(crate) fn done_reason(reason: FinishReason) -> &'static str {
+pub(super) fn done_reason(reason: FinishReason) -> &'static str {
     match reason {
         // Ollama itself reports "stop" when the model called tools.
         FinishReason::Stop | FinishReason::ToolCalls => "stop",
@@ -424,7 +408,7 @@ pub(crate) fn done_reason(reason: FinishReason) -> &'static str {
 }
 
 /// Tool calls in Ollama's shape: arguments as objects.
-pub(crate) fn write_tool_calls(w: &mut JsonWriter, calls: &[ToolCall]) {
+pub(super) fn write_tool_calls(w: &mut JsonWriter, calls: &[ToolCall]) {
     w.begin_array();
     for (i, c) in calls.iter().enumerate() {
         w.begin_object();
@@ -440,7 +424,7 @@ pub(crate) fn write_tool_calls(w: &mut JsonWriter, calls: &[ToolCall]) {
 }
 
 /// The final line / complete answer fields. Ollama's timings are unknown here and reported as 0.
-pub(crate) fn write_done(w: &mut JsonWriter, reason: &str, usage: Option<&Usage>) {
+pub(super) fn write_done(w: &mut JsonWriter, reason: &str, usage: Option<&Usage>) {
     let u = usage.copied().unwrap_or_default();
     w.key("done").bool(true);
     w.key("done_reason").str(reason);
@@ -458,7 +442,7 @@ pub(crate) fn write_done(w: &mut JsonWriter, reason: &str, usage: Option<&Usage>
 
 /// Opens a response object and writes its head: model, created_at, and the text as `message`
 /// (with `calls`, if any) or `response`. The caller adds `done` and closes the object.
-pub(crate) fn write_head(
+pub(super) fn write_head(
     w: &mut JsonWriter,
     model: &str,
     created: u64,
@@ -540,7 +524,7 @@ pub fn encode_embed_response(r: &EmbeddingsResponse) -> Vec<u8> {
 }
 
 /// `{"error": message}`, the shape every Ollama error body and stream error line has.
-pub(crate) fn write_error(w: &mut JsonWriter, message: &str) {
+pub(super) fn write_error(w: &mut JsonWriter, message: &str) {
     w.begin_object().key("error").str(message).end_object();
 }
 
@@ -548,368 +532,4 @@ pub fn encode_error(e: &ErrorInfo) -> Vec<u8> {
     let mut w = JsonWriter::with_capacity(e.message.len() + 16);
     write_error(&mut w, &e.message);
     w.into_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk";
-
-    fn chat(v: Value) -> Result<ChatRequest, WireError> {
-        decode_chat_request(v.to_string().as_bytes())
-    }
-
-    fn field_of<T: std::fmt::Debug>(r: Result<T, WireError>) -> String {
-        match r {
-            Err(WireError::Invalid { field, .. }) => field,
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn decodes_a_chat_with_every_field() {
-        let req = chat(json!({
-            "model": "llama3.2",
-            "messages": [
-                {"role": "system", "content": "sys"},
-                {"role": "user", "content": "what is this?", "images": [PNG, "/9j/4AAQSkZJRgABAQ"]},
-                {"role": "assistant", "content": "", "thinking": "hmm", "tool_calls": [
-                    {"function": {"name": "weather", "arguments": {"city": "Paris"}}},
-                    {"function": {"name": "time", "arguments": {}}}
-                ]},
-                {"role": "tool", "content": "12:00", "tool_name": "time"},
-                {"role": "tool", "content": "sunny"},
-                {"role": "assistant", "content": "done", "tool_calls": [{"function": {"index": 0, "name": "weather", "arguments": "{\"city\":\"Rome\"}"}}]},
-                {"role": "tool", "content": "rainy", "tool_name": "weather"}
-            ],
-            "tools": [{"type": "function", "function": {"name": "weather", "description": "d", "parameters": {"type": "object"}}},
-                      {"type": "function", "function": {"name": "time"}}],
-            "format": {"type": "object"},
-            "options": {"temperature": 0.1, "top_p": 0.2, "top_k": 3, "seed": 4, "num_predict": 5,
-                        "stop": ["x"], "presence_penalty": 0.6, "frequency_penalty": 0.7,
-                        "num_ctx": 8192, "num_gpu": 1, "repeat_penalty": 1.1, "min_p": null},
-            "keep_alive": "5m",
-            "think": false
-        }))
-        .unwrap();
-        assert!(req.stream, "stream defaults to true");
-        assert_eq!(req.messages.len(), 7);
-        let user = &req.messages[1];
-        assert_eq!(
-            user.content[1],
-            Part::Image {
-                source: Media::Base64 {
-                    media_type: "image/png".into(),
-                    data: PNG.into()
-                }
-            }
-        );
-        assert!(
-            matches!(&user.content[2], Part::Image { source: Media::Base64 { media_type, .. } } if media_type == "image/jpeg")
-        );
-        let asst = &req.messages[2];
-        assert!(asst.content.is_empty());
-        assert_eq!(
-            asst.tool_calls[0],
-            ToolCall {
-                id: "call_0".into(),
-                name: "weather".into(),
-                arguments: r#"{"city":"Paris"}"#.into()
-            }
-        );
-        assert_eq!(asst.tool_calls[1].id, "call_1");
-        assert_eq!(req.messages[3].tool_call_id.as_deref(), Some("call_1"));
-        assert_eq!(req.messages[3].name.as_deref(), Some("time"));
-        assert_eq!(req.messages[4].tool_call_id.as_deref(), Some("call_0"));
-        assert_eq!(req.messages[5].tool_calls[0].id, "call_2");
-        assert_eq!(
-            req.messages[5].tool_calls[0].arguments,
-            r#"{"city":"Rome"}"#
-        );
-        assert_eq!(req.messages[6].tool_call_id.as_deref(), Some("call_2"));
-        assert_eq!(
-            req.tools[1].parameters,
-            json!({"type": "object", "properties": {}})
-        );
-        assert!(
-            matches!(req.response_format, Some(ResponseFormat::JsonSchema { ref name, .. }) if name == "response")
-        );
-        assert_eq!(
-            (
-                req.temperature,
-                req.top_p,
-                req.top_k,
-                req.seed,
-                req.max_tokens
-            ),
-            (Some(0.1), Some(0.2), Some(3), Some(4), Some(5))
-        );
-        assert_eq!(
-            (req.presence_penalty, req.frequency_penalty),
-            (Some(0.6), Some(0.7))
-        );
-        assert_eq!(req.stop, vec!["x"]);
-        assert_eq!(req.keep_alive, Some(json!("5m")));
-        assert_eq!(req.extra["options"], json!({"repeat_penalty": 1.1}));
-        assert_eq!(req.extra_family, Some(Family::Ollama));
-    }
-
-    #[test]
-    fn small_variants() {
-        let req = chat(json!({"model": "m", "messages": [], "stream": false, "format": "json", "options": {"num_predict": -1, "num_ctx": 4096}})).unwrap();
-        assert!(!req.stream);
-        assert_eq!(req.response_format, Some(ResponseFormat::JsonObject));
-        assert_eq!(req.max_tokens, None);
-        assert!(req.extra.is_empty() && req.extra_family.is_none());
-        let req = chat(json!({"model": "m", "format": "", "messages": [{"role": "tool", "content": "orphan", "tool_call_id": "given"}]})).unwrap();
-        assert_eq!(req.response_format, None);
-        assert_eq!(req.messages[0].tool_call_id.as_deref(), Some("given"));
-        let req = chat(json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "x1", "type": "function", "function": {"name": "f"}}]}]})).unwrap();
-        assert_eq!(
-            req.messages[0].tool_calls[0],
-            ToolCall {
-                id: "x1".into(),
-                name: "f".into(),
-                arguments: "{}".into()
-            }
-        );
-    }
-
-    #[test]
-    fn chat_errors_name_their_field() {
-        let with = |k: &str, v: Value| {
-            let mut b = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
-            b[k] = v;
-            chat(b)
-        };
-        assert_eq!(field_of(chat(json!({"messages": []}))), "model");
-        assert_eq!(field_of(with("bogus", json!(1))), "bogus");
-        assert_eq!(field_of(with("think", json!(true))), "think");
-        assert_eq!(field_of(with("think", json!("high"))), "think");
-        assert_eq!(field_of(with("logprobs", json!(true))), "logprobs");
-        assert_eq!(field_of(with("top_logprobs", json!(3))), "top_logprobs");
-        assert_eq!(field_of(with("format", json!("yaml"))), "format");
-        assert_eq!(field_of(with("stream", json!("yes"))), "stream");
-        assert_eq!(
-            field_of(with("options", json!({"warp": 9}))),
-            "options.warp"
-        );
-        assert_eq!(
-            field_of(with("options", json!({"top_k": -1}))),
-            "options.top_k"
-        );
-        assert_eq!(
-            field_of(with("options", json!({"stop": "x"}))),
-            "options.stop"
-        );
-        assert_eq!(
-            field_of(with("options", json!({"num_predict": 1e12}))),
-            "options.num_predict"
-        );
-        assert_eq!(
-            field_of(with("tools", json!([{"type": "retrieval"}]))),
-            "tools[0].type"
-        );
-        assert_eq!(
-            field_of(with("tools", json!([{"function": {"description": "d"}}]))),
-            "tools[0].function.name"
-        );
-        assert_eq!(
-            field_of(with(
-                "tools",
-                json!([{"function": {"name": "f", "parameters": []}}])
-            )),
-            "tools[0].function.parameters"
-        );
-        let msg = |m: Value| with("messages", json!([{"role": "user", "content": "x"}, m]));
-        assert_eq!(
-            field_of(msg(json!({"role": "developer", "content": "x"}))),
-            "messages[1].role"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "content": 3}))),
-            "messages[1].content"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "content": "x", "name": "n"}))),
-            "messages[1].name"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "images": ["JVBERi0xLjcK"]}))),
-            "messages[1].images[0]"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "user", "images": [7]}))),
-            "messages[1].images[0]"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "user", "tool_calls": [{"function": {"name": "f"}}]})
-            )),
-            "messages[1].tool_calls"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": [1]}}]})
-            )),
-            "messages[1].tool_calls[0].function.arguments"
-        );
-        assert_eq!(
-            field_of(msg(
-                json!({"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]})
-            )),
-            "messages[1].tool_calls[0].function.name"
-        );
-        assert_eq!(
-            field_of(msg(json!({"role": "assistant", "tool_calls": [{}]}))),
-            "messages[1].tool_calls[0].function"
-        );
-    }
-
-    #[test]
-    fn decodes_generate_and_its_errors() {
-        let req = decode_generate_request(json!({"model": "m", "prompt": "why?", "system": "s", "images": [PNG], "suffix": "", "raw": false, "context": []}).to_string().as_bytes()).unwrap();
-        assert_eq!(req.messages.len(), 2);
-        assert_eq!(req.messages[0], Message::text(Role::System, "s"));
-        assert_eq!(req.messages[1].joined_text(), "why?");
-        assert_eq!(req.messages[1].content.len(), 2);
-        assert!(req.stream);
-        let load = decode_generate_request(br#"{"model": "m"}"#).unwrap();
-        assert!(load.messages.is_empty());
-        for (k, v) in [
-            ("suffix", json!("x")),
-            ("template", json!("{{ .Prompt }}")),
-            ("context", json!([1, 2])),
-            ("raw", json!(true)),
-            ("messages", json!([])),
-        ] {
-            let mut b = json!({"model": "m", "prompt": "p"});
-            b[k] = v;
-            assert_eq!(
-                field_of(decode_generate_request(b.to_string().as_bytes())),
-                k
-            );
-        }
-    }
-
-    #[test]
-    fn decodes_embed_in_both_shapes() {
-        let e = decode_embed_request(br#"{"model": "e", "input": ["a", "b"], "truncate": true, "dimensions": 64, "keep_alive": 0, "options": {"num_ctx": 1}}"#).unwrap();
-        assert_eq!((e.input.len(), e.dimensions), (2, Some(64)));
-        assert_eq!(
-            decode_embed_request(br#"{"model": "e", "input": "a"}"#)
-                .unwrap()
-                .input,
-            vec!["a"]
-        );
-        assert_eq!(
-            decode_embed_request(br#"{"model": "e", "prompt": "p"}"#)
-                .unwrap()
-                .input,
-            vec!["p"]
-        );
-        assert_eq!(
-            field_of(decode_embed_request(br#"{"model": "e"}"#)),
-            "input"
-        );
-        assert_eq!(
-            field_of(decode_embed_request(br#"{"model": "e", "input": 1}"#)),
-            "input"
-        );
-        assert_eq!(
-            field_of(decode_embed_request(br#"{"model": "e", "input": [1]}"#)),
-            "input[0]"
-        );
-        assert_eq!(
-            field_of(decode_embed_request(
-                br#"{"model": "e", "input": "a", "truncate": false}"#
-            )),
-            "truncate"
-        );
-        assert_eq!(
-            field_of(decode_embed_request(br#"{"input": "a"}"#)),
-            "model"
-        );
-        assert_eq!(
-            field_of(decode_embed_request(
-                br#"{"model": "e", "input": "a", "x": 1}"#
-            )),
-            "x"
-        );
-    }
-
-    fn response(finish: FinishReason, calls: Vec<ToolCall>) -> ChatResponse {
-        ChatResponse {
-            id: "id".into(),
-            model: "llama3.2".into(),
-            created: 1_691_164_939,
-            choices: vec![Choice {
-                index: 0,
-                message: Message {
-                    tool_calls: calls,
-                    ..Message::text(Role::Assistant, "hello")
-                },
-                finish_reason: finish,
-            }],
-            usage: Some(Usage {
-                input_tokens: 26,
-                output_tokens: 298,
-                cached_input_tokens: 0,
-            }),
-        }
-    }
-
-    #[test]
-    fn encodes_complete_answers() {
-        let r = response(
-            FinishReason::ToolCalls,
-            vec![ToolCall {
-                id: "c".into(),
-                name: "f".into(),
-                arguments: r#"{"a":1}"#.into(),
-            }],
-        );
-        let v: Value = serde_json::from_slice(&encode_chat_response(&r)).unwrap();
-        assert_eq!(
-            v,
-            json!({
-                "model": "llama3.2", "created_at": "2023-08-04T16:02:19Z",
-                "message": {"role": "assistant", "content": "hello", "tool_calls": [{"id": "c", "function": {"index": 0, "name": "f", "arguments": {"a": 1}}}]},
-                "done": true, "done_reason": "stop",
-                "total_duration": 0, "load_duration": 0, "prompt_eval_duration": 0, "eval_duration": 0,
-                "prompt_eval_count": 26, "eval_count": 298
-            })
-        );
-        let v: Value = serde_json::from_slice(&encode_generate_response(&response(
-            FinishReason::Length,
-            vec![],
-        )))
-        .unwrap();
-        assert_eq!(v["response"], json!("hello"));
-        assert_eq!(v["done_reason"], json!("length"));
-        assert!(v.get("message").is_none());
-        let v: Value = serde_json::from_slice(&encode_embed_response(&EmbeddingsResponse {
-            model: "e".into(),
-            data: vec![vec![0.5, 1.0]],
-            usage: None,
-        }))
-        .unwrap();
-        assert_eq!(v["embeddings"], json!([[0.5, 1.0]]));
-        assert_eq!(v["embedding"], json!([0.5, 1.0]));
-        let v: Value = serde_json::from_slice(&encode_embed_response(&EmbeddingsResponse {
-            model: "e".into(),
-            data: vec![vec![0.5], vec![1.0]],
-            usage: None,
-        }))
-        .unwrap();
-        assert!(v.get("embedding").is_none());
-        let v: Value = serde_json::from_slice(&encode_error(&ErrorInfo::new(
-            404,
-            ErrorKind::NotFound,
-            "model 'x' not found",
-        )))
-        .unwrap();
-        assert_eq!(v, json!({"error": "model 'x' not found"}));
-    }
 }
