@@ -1,0 +1,348 @@
+//! Admission: the request headers and body through the gateway's stages, one method per stage,
+//! cheapest first. Each returns `Err` with the reply that ends the request here: a refusal in the
+//! client's protocol, or an answer the gateway gives itself (a model list, a cache hit).
+
+use super::{error_reply, GatewayRole, Phase, Upstream};
+use crate::auth::ClientKey;
+use crate::cache::{self, Directive, Lookup, Who};
+use crate::config::Config;
+use crate::ir::{ErrorInfo, ErrorKind, Request};
+use crate::limits::{descriptors, Estimate, Subject};
+use crate::pii::Vault;
+use crate::roles::handoff;
+use crate::roles::headers::CLUSTER_HEADER;
+use crate::roles::{catalog, header_value, strip_list, Env};
+use crate::routing::{Choice, Route, Target};
+use crate::wire::{ClientApi, Reply};
+use std::rc::Rc;
+
+/// Headers to set and the IR body to forward.
+pub(super) type Forward = (Vec<(String, String)>, Vec<u8>);
+
+impl GatewayRole {
+    /// The request headers: which operation, whose key, and whether the body can be taken.
+    /// Returns the headers to strip before the body is buffered.
+    pub(super) fn admit_headers(
+        &mut self,
+        headers: &[(String, Vec<u8>)],
+        env: &Env,
+    ) -> Result<Vec<String>, Reply> {
+        let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
+        let (method, path) = (text(":method").unwrap_or(""), text(":path").unwrap_or(""));
+        let Some(api) = ClientApi::classify(method, path) else {
+            let err = ErrorInfo::new(
+                404,
+                ErrorKind::NotFound,
+                format!("weir does not serve {method} {}", path_only(path)),
+            );
+            return Err(error_reply(fallback_api(path), &err));
+        };
+        let refuse = |err: ErrorInfo| error_reply(api, &err);
+        if method != api.method() {
+            return Err(refuse(ErrorInfo::new(
+                405,
+                ErrorKind::InvalidRequest,
+                format!("{} takes {}, not {method}", path_only(path), api.method()),
+            )));
+        }
+        let cfg = Rc::clone(&self.cfg);
+        let now_s = env.now_ms() / 1000;
+        let key = cfg.keys.authenticate(headers, now_s).map_err(refuse)?;
+        self.summary.key = Some(key.id.clone());
+        if api.method() == "GET" && carries_body(headers) {
+            return Err(refuse(ErrorInfo::invalid(
+                "",
+                format!("GET {} takes no request body", path_only(path)),
+            )));
+        }
+        if let Some(list) = catalog::list(api, key, &cfg.router, now_s) {
+            return Err(list);
+        }
+        let content_type = header_value(headers, "content-type").unwrap_or(b"application/json");
+        if !is_json(content_type) {
+            return Err(refuse(ErrorInfo::new(
+                415,
+                ErrorKind::InvalidRequest,
+                "the request body must be JSON (content-type: application/json)",
+            )));
+        }
+        let declared = header_value(headers, "content-length")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > cfg.max_request_bytes) {
+            return Err(refuse(too_large(cfg.max_request_bytes)));
+        }
+        let credentials = cfg.keys.credential_headers().iter().map(String::as_str);
+        let remove = strip_list(
+            headers,
+            credentials.chain(["content-length", "accept-encoding"]),
+        );
+        self.phase = Phase::Admitting {
+            api,
+            directive: Directive::from_headers(headers),
+        };
+        Ok(remove)
+    }
+
+    /// The whole request body through every stage; on success, the IR request to forward.
+    pub(super) fn admit_body(&mut self, body: &[u8], env: &Env) -> Result<Forward, Reply> {
+        let Phase::Admitting { api, directive } = self.phase else {
+            let err = ErrorInfo::new(500, ErrorKind::Internal, "request body before headers");
+            return Err(error_reply(ClientApi::OpenAiChat, &err));
+        };
+        let cfg = Rc::clone(&self.cfg);
+        let refuse = |err: ErrorInfo| error_reply(api, &err);
+        if body.len() > cfg.max_request_bytes {
+            return Err(refuse(too_large(cfg.max_request_bytes)));
+        }
+        if api == ClientApi::OllamaShow {
+            let key = self.key(&cfg).map_err(refuse)?;
+            return Err(catalog::show(body, key, &cfg.router).unwrap_or_else(refuse));
+        }
+        let mut req = api.decode_request(body).map_err(|e| refuse(e.info()))?;
+        let (route, key) = self.route(&cfg, &req).map_err(refuse)?;
+        let vault = self.scrub(&cfg, &mut req).map_err(refuse)?;
+        let choice = self.choose(route, &req, env).map_err(refuse)?;
+        let estimate = self.reserve(&cfg, api, route, key, choice.target, &req, env)?;
+        let who = Who {
+            key_id: &key.id,
+            team: key.team.as_deref(),
+        };
+        let cache = self.cached(
+            &cfg, api, directive, &who, route, &choice, &req, &vault, env,
+        )?;
+        let upstream = Upstream {
+            api,
+            request: Rc::new(req),
+            handoff: None,
+            vault,
+            price: choice.target.price,
+            cache,
+            global_refusal: false,
+            ended: false,
+        };
+        self.forward(&cfg, upstream, route, key, choice, &estimate, env)
+            .map_err(refuse)
+    }
+
+    /// The authenticated key of this request (set by [`GatewayRole::admit_headers`]).
+    fn key<'c>(&self, cfg: &'c Config) -> Result<&'c ClientKey, ErrorInfo> {
+        let key = self.summary.key.as_deref().and_then(|id| cfg.keys.key(id));
+        key.ok_or_else(|| ErrorInfo::new(401, ErrorKind::Authentication, "missing API key"))
+    }
+
+    /// The model route the client's model names, and the key's permission to use it.
+    fn route<'c>(
+        &mut self,
+        cfg: &'c Config,
+        req: &Request,
+    ) -> Result<(&'c Route, &'c ClientKey), ErrorInfo> {
+        let model = req.model();
+        let route = cfg.router.find(model).ok_or_else(|| not_found(model))?;
+        self.summary.model = Some(route.name.clone());
+        self.summary.stream = req.is_stream();
+        let key = self.key(cfg)?;
+        if !key.may_use(model) {
+            return Err(ErrorInfo::new(
+                403,
+                ErrorKind::PermissionDenied,
+                format!("this API key may not use model '{model}'"),
+            ));
+        }
+        Ok((route, key))
+    }
+
+    /// PII: every text a provider would read is scrubbed in place; the vault keeps what the
+    /// answer's placeholders restore to.
+    fn scrub(&mut self, cfg: &Config, req: &mut Request) -> Result<Vault, ErrorInfo> {
+        let mut vault = cfg.pii.new_vault();
+        match cfg.pii.scrub_request(req, &mut vault) {
+            Ok(found) => {
+                self.summary.pii = found.counts;
+                Ok(vault)
+            }
+            Err(blocked) => {
+                let message = format!(
+                    "the request was blocked because it contains {} data",
+                    blocked.detector
+                );
+                self.summary.pii = vec![(blocked.detector, 1)];
+                Err(ErrorInfo::invalid("messages", message))
+            }
+        }
+    }
+
+    /// The route's strategy picks a target among those whose breaker admits a request.
+    fn choose<'r>(
+        &mut self,
+        route: &'r Route,
+        req: &Request,
+        env: &Env,
+    ) -> Result<Choice<'r>, ErrorInfo> {
+        match route.choose(env.store, env.now_ms(), env.random, req) {
+            Ok(mut choice) => {
+                self.summary.breaker = std::mem::take(&mut choice.events);
+                self.routing = Some(choice.ticket);
+                Ok(choice)
+            }
+            Err(down) => {
+                self.summary.breaker = down.events;
+                Err(crate::routing::unavailable(req.model(), down.retry_after_s))
+            }
+        }
+    }
+
+    /// Limits: the request's estimate is reserved against every subject it counts for.
+    #[allow(clippy::too_many_arguments)]
+    fn reserve(
+        &mut self,
+        cfg: &Config,
+        api: ClientApi,
+        route: &Route,
+        key: &ClientKey,
+        target: &Target,
+        req: &Request,
+        env: &Env,
+    ) -> Result<Estimate, Reply> {
+        let estimate = Estimate::for_request(req, &cfg.limiter, target.price.as_ref());
+        let subject = Subject {
+            key_id: &key.id,
+            key_limits: key.limits.as_ref(),
+            model: &route.name,
+        };
+        match cfg
+            .limiter
+            .admit(env.store, env.now_ms(), &subject, estimate)
+        {
+            Ok(ticket) => {
+                self.ticket = Some(ticket);
+                Ok(estimate)
+            }
+            Err(refusal) => {
+                let mut reply = error_reply(api, &refusal.info);
+                reply.headers.extend(refusal.headers);
+                Err(reply)
+            }
+        }
+    }
+
+    /// The response cache, consulted with the scrubbed request: a hit is answered here, without
+    /// an upstream call, and its limit reservation settled at once (tokens refunded unless
+    /// configured otherwise). Otherwise returns what the cache decided, for the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn cached(
+        &mut self,
+        cfg: &Config,
+        api: ClientApi,
+        directive: Directive,
+        who: &Who,
+        route: &Route,
+        choice: &Choice,
+        req: &Request,
+        vault: &Vault,
+        env: &Env,
+    ) -> Result<Lookup, Reply> {
+        let lookup = cfg.cache.lookup(
+            env.store,
+            env.now_ms(),
+            &route.name,
+            &route.targets,
+            who,
+            directive,
+            req,
+        );
+        self.summary.cache = lookup.label();
+        let Lookup::Hit(hit) = lookup else {
+            return Ok(lookup);
+        };
+        let mut headers = Vec::new();
+        if let Some(ticket) = self.ticket.take() {
+            headers = ticket.headers();
+            let actual = cfg.cache.hit_actual(&hit, choice.target.price.as_ref());
+            cfg.limiter.settle(env.store, env.now_ms(), &ticket, actual);
+        }
+        Err(cache::hit_reply(api, req, &hit, Some(vault), headers))
+    }
+
+    /// Hands the IR request to the provider role and names the cluster for Envoy's router.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &mut self,
+        cfg: &Config,
+        mut upstream: Upstream,
+        route: &Route,
+        key: &ClientKey,
+        choice: Choice,
+        estimate: &Estimate,
+        env: &Env,
+    ) -> Result<Forward, ErrorInfo> {
+        let target = choice.target;
+        let out = handoff::send(&route.name, &target.cluster, &upstream.request, env.random)
+            .map_err(|_| {
+                ErrorInfo::new(500, ErrorKind::Internal, "could not serialise the request")
+            })?;
+        upstream.handoff = out.id;
+        let mut set = vec![
+            (CLUSTER_HEADER.to_string(), target.cluster.clone()),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        if let Some(hash) = choice.affinity {
+            set.push((crate::routing::affinity::AFFINITY_HEADER.to_string(), hash));
+        }
+        if cfg.limiter.global_descriptors() {
+            set.extend(descriptors::request_headers(&key.id, &route.name, estimate));
+        }
+        self.phase = Phase::Forwarded(Box::new(upstream));
+        Ok((set, out.body))
+    }
+}
+
+/// The protocol to answer in when the path is not one weir serves.
+fn fallback_api(path: &str) -> ClientApi {
+    if path.starts_with("/api/") {
+        ClientApi::OllamaChat
+    } else if path.starts_with("/v1/messages") {
+        ClientApi::AnthropicMessages
+    } else {
+        ClientApi::OpenAiChat
+    }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`), in any case.
+fn is_json(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default();
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/json")
+}
+
+fn carries_body(headers: &[(String, Vec<u8>)]) -> bool {
+    header_value(headers, "transfer-encoding").is_some()
+        || header_value(headers, "content-length").is_some_and(|v| v != b"0")
+}
+
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+/// A model the gateway does not serve.
+pub(crate) fn not_found(model: &str) -> ErrorInfo {
+    let mut e = ErrorInfo::new(
+        404,
+        ErrorKind::NotFound,
+        format!("The model `{model}` does not exist or is not served by this gateway"),
+    );
+    e.field = Some("model".into());
+    e
+}
+
+fn too_large(limit: usize) -> ErrorInfo {
+    ErrorInfo::new(
+        413,
+        ErrorKind::PayloadTooLarge,
+        format!("the request body exceeds the gateway's limit of {limit} bytes"),
+    )
+}
