@@ -44,7 +44,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// The plugin configuration as users write it. See the README's configuration reference.
+/// The plugin configuration as users write it. See docs/configuration.md.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
