@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use std::collections::BTreeMap;
 
-/// The plugin configuration as users write it. See the README's configuration reference.
+/// The plugin configuration as users write it. See docs/configuration.md.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
