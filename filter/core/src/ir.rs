@@ -96,6 +96,9 @@ pub struct ChatRequest {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
+    /// How much the model should reason before answering; `None` leaves it to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
     #[serde(default)]
     pub stream: bool,
     /// The client asked for usage on its stream (OpenAI `stream_options.include_usage`). Provider
@@ -114,6 +117,58 @@ pub struct ChatRequest {
     pub extra: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_family: Option<Family>,
+}
+
+/// How much the model should reason before it answers: the union of Anthropic `thinking` and
+/// `output_config.effort`, OpenAI `reasoning_effort` and Responses `reasoning`, OpenRouter-style
+/// `reasoning`, Gemini `thinkingConfig` and Ollama `think`. Each encoder maps it to its target's
+/// nearest control (the table is in docs/translation.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reasoning {
+    /// `Some(false)`: no reasoning (Anthropic `disabled`, OpenAI effort `none`, Gemini budget 0,
+    /// Ollama `think: false`). `Some(true)`: reasoning on, at the provider's default depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<Effort>,
+    /// A token budget for reasoning (Anthropic `budget_tokens`, Gemini `thinkingBudget`,
+    /// OpenRouter `reasoning.max_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u32>,
+    /// The model decides whether and how much to reason (Anthropic `adaptive`, Gemini budget -1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive: bool,
+    /// Whether the answer should carry the reasoning text (Gemini `includeThoughts`, Anthropic
+    /// `display`, OpenRouter `exclude`); `None` is the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<bool>,
+    /// The Responses API's `reasoning.summary` (`auto`, `concise`, `detailed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// Reasoning effort levels, lowest first (OpenAI's names; Anthropic's `max` is the top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+    Xhigh,
+    Max,
+}
+
+/// Which provider family made a reasoning signature or encrypted reasoning: only a provider of
+/// the same family can verify it, so it goes back only there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Claude, through Anthropic's API or Bedrock.
+    Anthropic,
+    Gemini,
+    /// OpenAI's Responses API (reasoning items with `encrypted_content`).
+    OpenAiResponses,
 }
 
 /// Wire-format families, for deciding whether `extra` fields may pass through.
@@ -156,6 +211,9 @@ pub struct Message {
     /// Tool turns: the result reported an error (Anthropic `is_error`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_error: bool,
+    /// Assistant turns: the model declined to answer (OpenAI `refusal`), instead of content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 impl Message {
@@ -167,6 +225,7 @@ impl Message {
             tool_call_id: None,
             name: None,
             is_error: false,
+            refusal: None,
         }
     }
 
@@ -196,6 +255,26 @@ pub enum Part {
         source: Media,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
+    },
+    /// The model's reasoning, in an answer or in an assistant turn of the history. A
+    /// `signature` or `redacted` payload lets the provider that made it verify it when the
+    /// history comes back, so it is sent back only to a provider of the same `origin` and
+    /// dropped (never forged) anywhere else.
+    Reasoning {
+        #[serde(default)]
+        text: String,
+        /// Anthropic `signature`, Gemini `thoughtSignature`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+        /// Opaque encrypted reasoning (Anthropic `redacted_thinking.data`, Responses
+        /// `encrypted_content`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        redacted: Option<String>,
+        /// The provider's id for it (Responses reasoning items).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
 }
 
@@ -337,6 +416,9 @@ pub struct Usage {
     /// Part of `input_tokens` served from the provider's prompt cache.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_input_tokens: u64,
+    /// Part of `output_tokens` the model spent reasoning.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -353,7 +435,8 @@ pub struct EmbeddingsResponse {
 
 /// One step of a streamed chat answer, in the order a client must see them.
 ///
-/// A well-formed stream is: `Start`, then any mix of deltas for choice 0 (and more choices only
+/// A well-formed stream is: `Start`, then any mix of deltas (reasoning, each reasoning block
+/// closed by `ReasoningEnd`, text, refusal, tool calls) for choice 0 (and more choices only
 /// for OpenAI-type providers with `n > 1`), then `Finish` per choice, then at most one `Usage`,
 /// then the end of the stream. `Error` may come at any point and ends the stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,6 +460,32 @@ pub enum StreamEvent {
         index: u32,
         id: String,
         name: String,
+    },
+    /// A fragment of the model's reasoning text.
+    ReasoningDelta {
+        #[serde(default)]
+        choice: u32,
+        text: String,
+    },
+    /// The current reasoning block is complete: its signature or encrypted payload, if any,
+    /// as for [`Part::Reasoning`].
+    ReasoningEnd {
+        #[serde(default)]
+        choice: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        redacted: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
+    },
+    /// A fragment of a refusal (OpenAI `delta.refusal`).
+    RefusalDelta {
+        #[serde(default)]
+        choice: u32,
+        text: String,
     },
     /// A fragment of the JSON arguments text of tool call `index`.
     ToolCallDelta {

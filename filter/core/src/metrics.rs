@@ -372,6 +372,7 @@ mod tests {
             input_tokens: 1000,
             output_tokens: 1000,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         };
         // (0.25 + 0.6) Wh × 480 g/kWh = 408 mg.
         assert_eq!(

@@ -106,6 +106,7 @@ impl Collector {
                     tool_call_id: None,
                     name: None,
                     is_error: false,
+                    refusal: None,
                 },
                 finish_reason: FinishReason::Stop,
             });
@@ -134,6 +135,11 @@ impl Collector {
                 self.resp.model.clone_from(model);
                 self.resp.created = *created;
             }
+            // Reasoning and refusals are not rebuilt into a stored answer: such a stream is not
+            // cached.
+            StreamEvent::ReasoningDelta { .. }
+            | StreamEvent::ReasoningEnd { .. }
+            | StreamEvent::RefusalDelta { .. } => self.broken = true,
             StreamEvent::TextDelta { choice, text } => {
                 if !self.charge(text.len()) {
                     return;

@@ -39,6 +39,7 @@ fn answer(text: &str) -> Response {
             input_tokens: 3,
             output_tokens: 4,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
     })
 }
@@ -393,6 +394,7 @@ fn a_stream_is_collected_into_the_answer_it_replays_as() {
             input_tokens: 1,
             output_tokens: 2,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
     });
     let Response::Chat(c) = &full else {

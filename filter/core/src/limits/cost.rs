@@ -50,6 +50,7 @@ impl Estimate {
                     for part in &m.content {
                         match part {
                             Part::Text { text } => bytes = bytes.saturating_add(len(text)),
+                            Part::Reasoning { text, .. } => bytes = bytes.saturating_add(len(text)),
                             Part::Image { .. } => flat = flat.saturating_add(IMAGE_TOKENS),
                             Part::Document { .. } => flat = flat.saturating_add(DOCUMENT_TOKENS),
                         }
@@ -97,6 +98,7 @@ impl Estimate {
             input_tokens,
             output_tokens,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         };
         Estimate {
             tokens: input_tokens.saturating_add(output_tokens),

@@ -726,6 +726,7 @@ fn estimates_and_costs() {
         input_tokens: 1_000_000,
         output_tokens: 100_000,
         cached_input_tokens: 400_000,
+        reasoning_tokens: 0,
     };
     // 600k * 2.5 + 400k * 1.25 + 100k * 10 (micro-USD) = $3.00.
     assert_eq!(cost_micro_usd(&price, &usage), 3_000_000);
@@ -742,6 +743,7 @@ fn estimates_and_costs() {
         input_tokens: u64::MAX,
         output_tokens: u64::MAX,
         cached_input_tokens: u64::MAX,
+        reasoning_tokens: 0,
     };
     assert_eq!(
         cost_micro_usd(

@@ -177,6 +177,12 @@ impl EventRestorer {
                 index,
                 arguments,
             } => self.delta(vault, Key::Args { choice, index }, &arguments, out),
+            StreamEvent::ReasoningDelta { choice, .. }
+            | StreamEvent::ReasoningEnd { choice, .. }
+            | StreamEvent::RefusalDelta { choice, .. } => {
+                self.release(|k| k.choice() == choice, out);
+                out.push(ev);
+            }
             StreamEvent::ToolCallStart { choice, .. } | StreamEvent::Finish { choice, .. } => {
                 self.release(|k| k.choice() == choice, out);
                 out.push(ev);

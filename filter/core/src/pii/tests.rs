@@ -195,6 +195,7 @@ fn placeholders_are_stable_within_a_request_and_restored() {
                 tool_call_id: None,
                 name: None,
                 is_error: false,
+                refusal: None,
             },
             finish_reason: FinishReason::Stop,
         }],
@@ -247,6 +248,7 @@ fn scope_covers_every_provider_visible_text_and_nothing_else() {
                 tool_call_id: None,
                 name: None,
                 is_error: false,
+                refusal: None,
             },
             Message {
                 role: Role::Assistant,
@@ -259,6 +261,7 @@ fn scope_covers_every_provider_visible_text_and_nothing_else() {
                 tool_call_id: None,
                 name: None,
                 is_error: false,
+                refusal: None,
             },
             Message {
                 role: Role::Tool,
@@ -269,6 +272,7 @@ fn scope_covers_every_provider_visible_text_and_nothing_else() {
                 tool_call_id: Some("call_a@b.co".into()),
                 name: None,
                 is_error: false,
+                refusal: None,
             },
         ],
         ..Default::default()
@@ -330,6 +334,7 @@ fn unparseable_arguments_are_scrubbed_as_text() {
             tool_call_id: None,
             name: None,
             is_error: false,
+            refusal: None,
         }],
         ..Default::default()
     });

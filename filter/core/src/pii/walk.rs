@@ -29,6 +29,7 @@ pub(crate) fn scrub_request(
                         Part::Document {
                             title: Some(title), ..
                         } => scrub_in_place(engine, title, &mut st)?,
+                        Part::Reasoning { text, .. } => scrub_in_place(engine, text, &mut st)?,
                         Part::Document { title: None, .. } | Part::Image { .. } => {}
                     }
                 }

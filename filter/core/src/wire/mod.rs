@@ -427,6 +427,7 @@ pub(crate) fn body_size_hint(req: &ChatRequest) -> usize {
     use crate::ir::{Media, Part};
     let part = |p: &Part| match p {
         Part::Text { text } => text.len(),
+        Part::Reasoning { text, .. } => text.len(),
         Part::Image { source } | Part::Document { source, .. } => match source {
             Media::Base64 { data, .. } => data.len(),
             Media::Url { url } => url.len(),

@@ -305,6 +305,7 @@ fn decode_tool_result(block: &Obj<'_, '_>) -> Result<Message, WireError> {
         tool_call_id: Some(block.req_str("tool_use_id")?.to_string()),
         name: None,
         is_error: block.bool("is_error")?.unwrap_or(false),
+        refusal: None,
     })
 }
 
@@ -410,6 +411,7 @@ pub(super) fn usage_from(input: u64, cache_read: u64, cache_write: u64, output: 
         input_tokens: input.saturating_add(cache_read).saturating_add(cache_write),
         output_tokens: output,
         cached_input_tokens: cache_read,
+        reasoning_tokens: 0,
     }
 }
 

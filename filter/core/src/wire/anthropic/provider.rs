@@ -275,6 +275,7 @@ fn encode_blocks(parts: &[Part], path: Path<'_>, w: &mut JsonWriter) -> Result<(
     let content = path.key("content");
     for (k, part) in parts.iter().enumerate() {
         match part {
+            Part::Reasoning { .. } => continue,
             // Anthropic rejects empty text blocks; an empty part says nothing anyway.
             Part::Text { text } if text.is_empty() => continue,
             Part::Text { text } => {

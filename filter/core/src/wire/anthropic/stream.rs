@@ -177,6 +177,9 @@ impl StreamEncoder for MessagesStreamEncoder {
             self.start("msg_unknown", "", out);
         }
         match ev {
+            StreamEvent::ReasoningDelta { .. }
+            | StreamEvent::ReasoningEnd { .. }
+            | StreamEvent::RefusalDelta { .. } => {}
             StreamEvent::Start { id, model, .. } => self.start(id, model, out),
             // Anthropic clients cannot ask for more than one choice.
             StreamEvent::TextDelta { choice, .. }

@@ -306,6 +306,7 @@ mod client {
                 input_tokens: 10,
                 output_tokens: 3,
                 cached_input_tokens: 4,
+                reasoning_tokens: 0,
             }),
         };
         let v: Value = serde_json::from_slice(&encode_messages_response(&r)).unwrap();
@@ -785,7 +786,8 @@ mod provider {
             Some(Usage {
                 input_tokens: 10,
                 output_tokens: 7,
-                cached_input_tokens: 3
+                cached_input_tokens: 3,
+                reasoning_tokens: 0
             })
         );
 
@@ -883,6 +885,7 @@ mod stream {
                 input_tokens: 572,
                 output_tokens: 89,
                 cached_input_tokens: 100,
+                reasoning_tokens: 0,
             }),
         ]
     }
@@ -1114,6 +1117,7 @@ mod stream {
                 input_tokens: 3,
                 output_tokens: 4,
                 cached_input_tokens: 0,
+                reasoning_tokens: 0,
             }),
         ]));
         assert_eq!(got[0].1["message"]["id"], json!("msg_unknown"));

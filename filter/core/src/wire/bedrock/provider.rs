@@ -158,6 +158,7 @@ pub(super) fn content_blocks(parts: &[Part], i: usize) -> Result<Vec<Value>, Wir
     for (j, part) in parts.iter().enumerate() {
         let field = || format!("messages[{i}].content[{j}]");
         match part {
+            Part::Reasoning { .. } => {}
             Part::Text { text } if text.is_empty() => {}
             Part::Text { text } => out.push(json!({ "text": text })),
             Part::Image { source } => {
@@ -347,6 +348,7 @@ impl TokenUsage {
                 .saturating_add(self.cache_write_input_tokens),
             output_tokens: self.output_tokens,
             cached_input_tokens: self.cache_read_input_tokens,
+            reasoning_tokens: 0,
         }
     }
 }
@@ -424,6 +426,7 @@ pub fn decode_response(
                 tool_call_id: None,
                 name: None,
                 is_error: false,
+                refusal: None,
             },
             finish_reason: finish,
         }],

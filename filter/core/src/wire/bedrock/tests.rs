@@ -351,7 +351,8 @@ fn decodes_text_tool_use_and_usage() {
             usage: Some(Usage {
                 input_tokens: 40,
                 output_tokens: 5,
-                cached_input_tokens: 20
+                cached_input_tokens: 20,
+                reasoning_tokens: 0
             }),
         })
     );
@@ -512,6 +513,7 @@ fn expected_events() -> Vec<StreamEvent> {
             input_tokens: 390,
             output_tokens: 74,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
     ]
 }
@@ -670,6 +672,7 @@ fn responses_round_trip_through_a_mock() {
                 input_tokens: 30,
                 output_tokens: 4,
                 cached_input_tokens: 10,
+                reasoning_tokens: 0,
             }),
         };
         let body = mock_converse(&want).to_string();

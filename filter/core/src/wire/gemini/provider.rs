@@ -477,6 +477,7 @@ pub(super) fn content_parts(parts: &[Part], i: usize) -> Result<Vec<Value>, Wire
     let mut out = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         match part {
+            Part::Reasoning { .. } => {}
             Part::Text { text } if text.is_empty() => {}
             Part::Text { text } => out.push(json!({ "text": text })),
             Part::Image { source } | Part::Document { source, .. } => match source {
@@ -620,6 +621,7 @@ impl UsageMetadata {
                 .candidates_token_count
                 .saturating_add(self.thoughts_token_count),
             cached_input_tokens: self.cached_content_token_count,
+            reasoning_tokens: 0,
         }
     }
 }
@@ -834,6 +836,7 @@ pub(super) fn decode_chat(
                 tool_call_id: None,
                 name: None,
                 is_error: false,
+                refusal: None,
             },
             finish_reason: finish,
         });

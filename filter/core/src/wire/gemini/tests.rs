@@ -473,7 +473,8 @@ fn decodes_text_function_calls_and_usage() {
             usage: Some(Usage {
                 input_tokens: 100,
                 output_tokens: 50,
-                cached_input_tokens: 64
+                cached_input_tokens: 64,
+                reasoning_tokens: 0
             }),
         }
     );
@@ -617,6 +618,7 @@ fn expected_events() -> Vec<StreamEvent> {
             input_tokens: 31,
             output_tokens: 14,
             cached_input_tokens: 16,
+            reasoning_tokens: 0,
         }),
     ]
 }
@@ -675,7 +677,8 @@ fn stream_errors_blocks_and_truncation() {
             StreamEvent::Usage(Usage {
                 input_tokens: 5,
                 output_tokens: 0,
-                cached_input_tokens: 0
+                cached_input_tokens: 0,
+                reasoning_tokens: 0
             }),
         ]
     );
@@ -770,6 +773,7 @@ fn responses_round_trip_through_a_mock() {
             input_tokens: 12,
             output_tokens: 7,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
     };
     assert_eq!(decode(mock_generate(&want)), want);

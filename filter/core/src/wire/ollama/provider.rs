@@ -191,6 +191,7 @@ fn encode_message(
     let mut images = false;
     for (k, part) in m.content.iter().enumerate() {
         match part {
+            Part::Reasoning { .. } => {}
             Part::Text { .. } => {}
             // Ollama takes bare base64 and sniffs the type itself.
             Part::Image {
@@ -343,6 +344,7 @@ pub(super) fn usage_of(line: &WireChat) -> Usage {
         input_tokens: line.prompt_eval_count.unwrap_or(0),
         output_tokens: line.eval_count.unwrap_or(0),
         cached_input_tokens: 0,
+        reasoning_tokens: 0,
     }
 }
 

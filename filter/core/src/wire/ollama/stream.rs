@@ -87,6 +87,9 @@ impl StreamEncoder for ChatStreamEncoder {
             return;
         }
         match ev {
+            StreamEvent::ReasoningDelta { .. }
+            | StreamEvent::ReasoningEnd { .. }
+            | StreamEvent::RefusalDelta { .. } => {}
             StreamEvent::Start { model, created, .. } => {
                 if !model.is_empty() {
                     model.clone_into(&mut self.model);

@@ -309,6 +309,7 @@ mod client {
                 input_tokens: 26,
                 output_tokens: 298,
                 cached_input_tokens: 0,
+                reasoning_tokens: 0,
             }),
         }
     }
@@ -669,7 +670,8 @@ mod provider {
             Some(Usage {
                 input_tokens: 122,
                 output_tokens: 33,
-                cached_input_tokens: 0
+                cached_input_tokens: 0,
+                reasoning_tokens: 0
             })
         );
         let body = json!({"model": "m", "message": {"role": "assistant", "content": "hi"}, "done": true, "done_reason": "length"});
@@ -770,7 +772,8 @@ mod stream {
                 StreamEvent::Usage(Usage {
                     input_tokens: 122,
                     output_tokens: 33,
-                    cached_input_tokens: 0
+                    cached_input_tokens: 0,
+                    reasoning_tokens: 0
                 }),
             ]
         );
@@ -946,6 +949,7 @@ mod stream {
                     input_tokens: 1,
                     output_tokens: 2,
                     cached_input_tokens: 0,
+                    reasoning_tokens: 0,
                 }),
             ],
             false,

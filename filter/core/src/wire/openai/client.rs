@@ -192,6 +192,7 @@ fn decode_message(v: &Json<'_>, path: Path<'_>) -> R<Message> {
         tool_call_id: None,
         name: o.string("name")?,
         is_error: false,
+        refusal: None,
     };
     match role {
         Role::Assistant => {

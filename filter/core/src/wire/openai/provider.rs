@@ -336,6 +336,7 @@ fn user_content(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWri
     for (j, p) in m.content.iter().enumerate() {
         w.begin_object();
         match p {
+            Part::Reasoning { .. } => continue,
             Part::Text { text } => {
                 w.key("type").str("text");
                 w.key("text").str(text);
@@ -492,6 +493,7 @@ pub(super) fn decode_usage(o: &Obj<'_, '_>) -> R<Usage> {
         input_tokens: o.u64("prompt_tokens")?.unwrap_or(0),
         output_tokens: o.u64("completion_tokens")?.unwrap_or(0),
         cached_input_tokens: cached,
+        reasoning_tokens: 0,
     })
 }
 

@@ -163,6 +163,9 @@ impl StreamEncoder for ChatStreamEncoder {
             return;
         }
         match ev {
+            StreamEvent::ReasoningDelta { .. }
+            | StreamEvent::ReasoningEnd { .. }
+            | StreamEvent::RefusalDelta { .. } => {}
             StreamEvent::Start { id, model, created } => {
                 id.clone_into(&mut self.id);
                 if !model.is_empty() {

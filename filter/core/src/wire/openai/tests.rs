@@ -191,6 +191,7 @@ fn full_ir() -> ChatRequest {
             schema: json!({"type": "object"}),
             strict: Some(true),
         }),
+        reasoning: None,
         stream: true,
         stream_include_usage: true,
         keep_alive: None,
@@ -556,6 +557,7 @@ fn chat_responses_encode_as_chat_completion_objects() {
             input_tokens: 10,
             output_tokens: 5,
             cached_input_tokens: 4,
+            reasoning_tokens: 0,
         }),
     };
     let v: Value = serde_json::from_slice(&encode_chat_response(&r)).unwrap();
@@ -579,6 +581,7 @@ fn chat_responses_encode_as_chat_completion_objects() {
             input_tokens: 1,
             output_tokens: 1,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
         choices: vec![Choice {
             index: 0,
@@ -985,7 +988,8 @@ fn chat_answers_decode_with_tool_calls_usage_and_every_finish_reason() {
         Some(Usage {
             input_tokens: 82,
             output_tokens: 17,
-            cached_input_tokens: 64
+            cached_input_tokens: 64,
+            reasoning_tokens: 0
         })
     );
     // Re-encoding for an OpenAI client gives back the same essentials.
@@ -1222,6 +1226,7 @@ fn sample_events() -> Vec<StreamEvent> {
             input_tokens: 5,
             output_tokens: 3,
             cached_input_tokens: 0,
+            reasoning_tokens: 0,
         }),
     ]
 }
@@ -1356,6 +1361,7 @@ fn openai_stream_events() -> Vec<StreamEvent> {
             input_tokens: 82,
             output_tokens: 40,
             cached_input_tokens: 64,
+            reasoning_tokens: 0,
         }),
     ]
 }
@@ -1485,7 +1491,8 @@ fn mistral_and_vllm_streams_with_usage_beside_choices_and_whole_tool_calls() {
             StreamEvent::Usage(Usage {
                 input_tokens: 10,
                 output_tokens: 5,
-                cached_input_tokens: 0
+                cached_input_tokens: 0,
+                reasoning_tokens: 0
             }),
         ]
     );
