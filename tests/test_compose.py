@@ -51,7 +51,7 @@ def test_compose_file_structure(path):
     assert text.startswith("# "), "each compose file starts with a comment saying what it is"
     doc = yaml.safe_load(text)
     envoy = doc["services"]["envoy"]
-    assert envoy["image"] == "${WEIR_ENVOY_IMAGE:-envoyproxy/envoy:v1.40-latest}"
+    assert envoy["image"] == "${WEIR_ENVOY_IMAGE:-weir-envoy:local}"
     assert envoy["ports"] == ["127.0.0.1:${WEIR_PORT:-10000}:10000", "127.0.0.1:${WEIR_ADMIN_PORT:-9901}:9901"]
     config = envoy["command"][envoy["command"].index("-c") + 1]
     assert envoy["working_dir"] == "/weir"
