@@ -3,6 +3,8 @@ else 18000); serves every mock provider until interrupted."""
 
 import argparse
 import os
+import signal
+import sys
 
 from .server import MockServer
 
@@ -14,6 +16,9 @@ def main() -> None:
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = ap.parse_args()
     server = MockServer(args.host, args.port, args.verbose)
+    # As a container's PID 1 (docker-compose.yaml) Python would ignore SIGTERM: `stop` would wait
+    # out its timeout and then kill. Exit as on Ctrl-C instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"mockllm listening on {server.url}", flush=True)
     try:
         server.serve_forever()
