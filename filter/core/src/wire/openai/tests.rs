@@ -1,3 +1,6 @@
+//! OpenAI codec tests: client decoding and encoding, provider requests and answers for every
+//! OpenAI-type kind, and recorded chunk streams decoded in every split.
+
 use serde_json::{json, Value};
 
 use super::*;
