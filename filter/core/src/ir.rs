@@ -13,6 +13,9 @@
 //!   `wire::WireError::Unsupported` naming it, which the client sees as a 400.
 //! - Tool-call arguments are kept as JSON *text*, because OpenAI-style clients send and expect
 //!   text and may stream it in fragments; object-shaped formats parse it at encode time.
+//! - Enums use serde's default, externally tagged form (`{"text_delta": {...}}`), not an inner
+//!   `type` field: both ends are this crate, and an internally tagged enum's deserializer buffers
+//!   every field through a generic tree, which cost ~67 KB of the wasm module.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -242,7 +245,7 @@ impl Message {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Part {
     Text {
         text: String,
@@ -280,7 +283,7 @@ pub enum Part {
 
 /// Where binary content lives: inline base64, or a URL the provider fetches itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Media {
     Base64 { media_type: String, data: String },
     Url { url: String },
@@ -342,7 +345,7 @@ pub enum ToolChoice {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ResponseFormat {
     Text,
     JsonObject,
@@ -440,7 +443,7 @@ pub struct EmbeddingsResponse {
 /// for OpenAI-type providers with `n > 1`), then `Finish` per choice, then at most one `Usage`,
 /// then the end of the stream. `Error` may come at any point and ends the stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StreamEvent {
     Start {
         id: String,
