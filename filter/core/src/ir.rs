@@ -178,6 +178,9 @@ pub enum Family {
     OpenAi,
     Anthropic,
     Ollama,
+    /// OpenAI's Responses API (`/v1/responses`): its extras reach `openai-responses` providers
+    /// verbatim, and other targets as `wire::responses::portable` says.
+    OpenAiResponses,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

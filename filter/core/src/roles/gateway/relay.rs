@@ -66,7 +66,7 @@ impl GatewayRole {
                 edits.set.push(("cache-control".into(), "no-cache".into()));
                 Relay::Stream(Box::new(StreamState {
                     framer: NdjsonFramer::new(self.cfg.max_stream_frame_bytes),
-                    encoder: api.stream_encoder(chat),
+                    encoder: api.stream_encoder(chat, self.cfg.max_response_bytes),
                     restorer: EventRestorer::new(),
                     failed: false,
                 }))
@@ -219,7 +219,7 @@ fn finish_buffered(
         Response::Error(e) => (None, Some(e.status)),
     };
     Buffered {
-        body: api.encode_response(&resp),
+        body: api.encode_response(&up.request, &resp),
         status,
         usage,
     }
