@@ -547,3 +547,28 @@ fn read_output_item(o: &Obj<'_, '_>, message: &mut Message) -> R<()> {
     }
     Ok(())
 }
+
+// --- stored responses -------------------------------------------------------------------------
+
+impl super::StoredCall {
+    /// The provider's path for the call: the operation under its base path, with the call's
+    /// documented parameters and the configured `api-version`.
+    pub fn provider_path(&self, spec: &ProviderSpec) -> String {
+        let mut path = format!("{}/responses/{}", spec.base_path, self.id);
+        if self.op == super::StoredOp::InputItems {
+            path.push_str("/input_items");
+        }
+        let mut query: Vec<String> = Vec::new();
+        if !self.query.is_empty() {
+            query.push(self.query.clone());
+        }
+        if let Some(v) = &spec.api_version {
+            query.push(format!("api-version={}", openai::percent_encode(v)));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        path
+    }
+}
