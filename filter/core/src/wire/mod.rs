@@ -390,6 +390,7 @@ impl ProviderSpec {
     pub fn encode_request(&self, req: &Request) -> Result<Outgoing, WireError> {
         if let Request::Chat(c) = req {
             if c.extra_family == Some(Family::OpenAiResponses)
+                && !c.extra.is_empty()
                 && self.kind != ProviderKind::OpenAiResponses
             {
                 let portable = responses::portable(c, self.kind)?;

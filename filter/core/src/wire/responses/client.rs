@@ -101,9 +101,9 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, WireError> {
             req.extra.insert(name.to_string(), value.to_value());
         }
     }
-    if !req.extra.is_empty() {
-        req.extra_family = Some(Family::OpenAiResponses);
-    }
+    // Set even without extras: a Responses provider reads it as "the client speaks Responses"
+    // and leaves what the client left out (`store`) to the API's defaults.
+    req.extra_family = Some(Family::OpenAiResponses);
 
     req.model = o.req_str("model")?.to_string();
     if req.model.is_empty() {
@@ -1007,8 +1007,6 @@ pub(super) fn echo(req: &ChatRequest) -> String {
             .opt_str(r.and_then(|r| r.summary.as_deref()));
         w.end_object();
     }
-    let stored = extra("store").and_then(Value::as_bool) == Some(true);
-    w.key("store").bool(stored);
     w.key("text");
     match extra("text") {
         Some(v) => w.value(v),

@@ -53,7 +53,10 @@ mod requests {
                 Message::text(Role::User, "Hi")
             ]
         );
-        assert!(r.extra.is_empty() && r.extra_family.is_none());
+        assert!(r.extra.is_empty());
+        // What the client left out stays out for a Responses provider (`store` defaults there).
+        assert_eq!(r.extra_family, Some(Family::OpenAiResponses));
+        assert!(body_of(&r).get("store").is_none());
         assert!(!r.stream);
     }
 
@@ -741,9 +744,10 @@ mod answers {
         assert_eq!(v["usage"]["total_tokens"], json!(15));
         assert_eq!(v["metadata"], json!({"a": "1"}));
         assert_eq!(v["tools"][0]["strict"], json!(true));
-        assert_eq!(
-            (&v["max_output_tokens"], &v["store"]),
-            (&json!(9), &json!(false))
+        assert_eq!(v["max_output_tokens"], json!(9));
+        assert!(
+            v.get("store").is_none(),
+            "the SDK's `Response` has no `store`"
         );
 
         // The client sends the reasoning back: Claude's signature comes back out of it.
