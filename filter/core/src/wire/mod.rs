@@ -309,6 +309,50 @@ pub trait StreamDecoder {
     fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError>;
 }
 
+/// A [`StreamDecoder`] of SSE that a terminal event ends (Chat Completions' `[DONE]`, the
+/// Responses API's terminal events), with the framing and the ending written once: frames
+/// completed before a framing error still count, and nothing after the terminal event is part of
+/// the answer, so the outcome never depends on how the provider's bytes happen to be chunked
+/// (found by the provider_stream fuzz target).
+pub(crate) trait TerminatedSse {
+    fn framer(&mut self) -> &mut crate::stream::sse::SseFramer;
+    /// The terminal event was seen.
+    fn done(&self) -> bool;
+    /// Decodes complete frames into `out`, none after the terminal event.
+    fn frames(
+        &mut self,
+        frames: Vec<crate::stream::sse::SseEvent>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), WireError>;
+    /// The provider's stream ended: what the decoder still owes (usage it held back).
+    fn ended(&mut self, _out: &mut Vec<StreamEvent>) {}
+}
+
+impl<T: TerminatedSse> StreamDecoder for T {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        if self.done() {
+            return Ok(());
+        }
+        let mut frames = Vec::new();
+        let pushed = self.framer().push(chunk, &mut frames);
+        self.frames(frames, out)?;
+        if self.done() {
+            return Ok(());
+        }
+        pushed.map_err(Into::into)
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        if !self.done() {
+            let mut frames = Vec::new();
+            self.framer().finish(&mut frames)?;
+            self.frames(frames, out)?;
+        }
+        self.ended(out);
+        Ok(())
+    }
+}
+
 /// The provider types weir speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

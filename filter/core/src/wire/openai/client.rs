@@ -7,11 +7,12 @@
 
 use std::fmt;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{
-    as_obj, as_str, must_be, parse_object, required, Json, JsonWriter, Obj, Path, R,
+    as_obj, as_str, must_be, parameters_schema, parse_object, required, Json, JsonWriter, Obj,
+    Path, R,
 };
 use crate::wire::WireError;
 
@@ -332,16 +333,10 @@ fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
     // `strict`, like image `detail` and schema `description`, is a hint with no IR field: it is
     // type-checked and dropped, since refusing it would turn away ordinary SDK requests.
     f.bool("strict")?;
-    let parameters = match f.get("parameters") {
-        Some(p @ Json::Object(_)) => p.to_value(),
-        Some(_) => return Err(must_be(f.path("parameters"), "a JSON Schema object")),
-        // OpenAI: omitting `parameters` defines a function with an empty parameter list.
-        None => json!({"type": "object", "properties": {}}),
-    };
     Ok(Tool {
         name: f.req_str("name")?.to_string(),
         description: f.string("description")?,
-        parameters,
+        parameters: parameters_schema(&f)?,
     })
 }
 

@@ -5,12 +5,13 @@
 //! fields an SDK echoes back from earlier output (`id`, `status`, `annotations`, `phase`, ...) are
 //! accepted and not carried.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{pack_reasoning, reasoning_text, response_id, unpack_reasoning, write_usage};
 use crate::ir::*;
 use crate::wire::json::{
-    as_obj, as_str, must_be, not_supported, parse_object, required, Json, JsonWriter, Obj, Path, R,
+    as_obj, as_str, must_be, not_supported, parameters_schema, parse_object, required, Json,
+    JsonWriter, Obj, Path, R,
 };
 use crate::wire::{ProviderKind, WireError};
 
@@ -256,15 +257,7 @@ fn to_assistant(
         add(m);
         return;
     }
-    let mut m = Message {
-        role: Role::Assistant,
-        content: Vec::new(),
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        name: None,
-        is_error: false,
-        refusal: None,
-    };
+    let mut m = Message::new(Role::Assistant);
     add(&mut m);
     out.push(m);
 }
@@ -316,13 +309,10 @@ fn decode_item(v: &Json<'_>, path: Path<'_>, out: &mut Vec<Message>) -> R<()> {
                 _ => return Err(must_be(o.path("output"), "a string or an array of parts")),
             };
             out.push(Message {
-                role: Role::Tool,
                 content,
-                tool_calls: Vec::new(),
                 tool_call_id: Some(o.req_str("call_id")?.to_string()),
                 name: o.string("name")?,
-                is_error: false,
-                refusal: None,
+                ..Message::new(Role::Tool)
             });
             Ok(())
         }
@@ -404,13 +394,8 @@ fn decode_message(o: &Obj<'_, '_>, out: &mut Vec<Message>) -> R<()> {
         return Ok(());
     }
     out.push(Message {
-        role,
         content: parts,
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        name: None,
-        is_error: false,
-        refusal: None,
+        ..Message::new(role)
     });
     Ok(())
 }
@@ -546,15 +531,10 @@ fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
             return Err(not_supported(o.path(field)));
         }
     }
-    let parameters = match o.get("parameters") {
-        Some(p @ Json::Object(_)) => p.to_value(),
-        Some(_) => return Err(must_be(o.path("parameters"), "a JSON Schema object")),
-        None => json!({"type": "object", "properties": {}}),
-    };
     Ok(Tool {
         name: o.req_str("name")?.to_string(),
         description: o.string("description")?,
-        parameters,
+        parameters: parameters_schema(&o)?,
     })
 }
 

@@ -441,15 +441,7 @@ fn decode_chat(req: &ChatRequest, o: &Obj<'_, '_>) -> R<Response> {
         }
         _ => {}
     }
-    let mut message = Message {
-        role: Role::Assistant,
-        content: Vec::new(),
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-        name: None,
-        is_error: false,
-        refusal: None,
-    };
+    let mut message = Message::new(Role::Assistant);
     let output = o.arr("output")?.unwrap_or_default();
     let path = Path::field("output");
     for (i, item) in output.iter().enumerate() {

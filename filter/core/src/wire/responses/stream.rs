@@ -20,7 +20,7 @@ use super::{item_id, pack_reasoning, response_id};
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
 use crate::wire::json::{as_obj, upstream, Json, JsonWriter, Obj, R};
-use crate::wire::{StreamDecoder, StreamEncoder, WireError};
+use crate::wire::{StreamEncoder, TerminatedSse, WireError};
 
 /// The content part of the open message item being written.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -583,31 +583,6 @@ impl ResponsesStreamDecoder {
         }
     }
 
-    fn frames(&mut self, frames: Vec<SseEvent>, out: &mut Vec<StreamEvent>) -> R<()> {
-        for f in frames {
-            if self.done {
-                break;
-            }
-            let data = f.data.trim();
-            if data.is_empty() || data == "[DONE]" {
-                continue;
-            }
-            let v: Json<'_> = serde_json::from_str(data).map_err(|e| {
-                WireError::upstream(format!("a stream event is not valid JSON: {e}"))
-            })?;
-            let Json::Object(map) = &v else {
-                return Err(WireError::upstream("a stream event is not a JSON object"));
-            };
-            let o = Obj::root(map);
-            let kind = match o.str("type").map_err(upstream)? {
-                Some(k) => k.to_string(),
-                None => f.event.unwrap_or_default(),
-            };
-            self.event(&kind, &o, out).map_err(upstream)?;
-        }
-        Ok(())
-    }
-
     fn start(&mut self, o: &Obj<'_, '_>, out: &mut Vec<StreamEvent>) -> R<()> {
         if self.started {
             return Ok(());
@@ -851,27 +826,36 @@ impl ResponsesStreamDecoder {
     }
 }
 
-impl StreamDecoder for ResponsesStreamDecoder {
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        if self.done {
-            return Ok(());
-        }
-        let mut frames = Vec::new();
-        // Frames completed before a framing error still count, and nothing after the terminal
-        // event is part of the answer, whatever the chunking.
-        let pushed = self.framer.push(chunk, &mut frames);
-        self.frames(frames, out)?;
-        if self.done {
-            return Ok(());
-        }
-        pushed.map_err(Into::into)
+impl TerminatedSse for ResponsesStreamDecoder {
+    fn framer(&mut self) -> &mut SseFramer {
+        &mut self.framer
     }
 
-    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        if !self.done {
-            let mut frames = Vec::new();
-            self.framer.finish(&mut frames)?;
-            self.frames(frames, out)?;
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn frames(&mut self, frames: Vec<SseEvent>, out: &mut Vec<StreamEvent>) -> R<()> {
+        for f in frames {
+            if self.done {
+                break;
+            }
+            let data = f.data.trim();
+            if data.is_empty() || data == "[DONE]" {
+                continue;
+            }
+            let v: Json<'_> = serde_json::from_str(data).map_err(|e| {
+                WireError::upstream(format!("a stream event is not valid JSON: {e}"))
+            })?;
+            let Json::Object(map) = &v else {
+                return Err(WireError::upstream("a stream event is not a JSON object"));
+            };
+            let o = Obj::root(map);
+            let kind = match o.str("type").map_err(upstream)? {
+                Some(k) => k.to_string(),
+                None => f.event.unwrap_or_default(),
+            };
+            self.event(&kind, &o, out).map_err(upstream)?;
         }
         Ok(())
     }
