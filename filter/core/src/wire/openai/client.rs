@@ -123,7 +123,7 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     req.parallel_tool_calls = o.bool("parallel_tool_calls")?;
     req.response_format = o
         .obj("response_format")?
-        .map(decode_response_format)
+        .map(|f| decode_response_format(f, false))
         .transpose()?;
     req.stop = match o.get("stop") {
         None => Vec::new(),
@@ -366,16 +366,26 @@ fn decode_tool_choice(v: &Json<'_>, path: Path<'_>) -> R<ToolChoice> {
     }
 }
 
-fn decode_response_format(o: Obj<'_, '_>) -> R<ResponseFormat> {
+/// `response_format` (Chat Completions: the schema nested under `json_schema`, and optional),
+/// or with `flat` the Responses API's `text.format` (the schema's fields beside `type`, and the
+/// schema required).
+pub(crate) fn decode_response_format(o: Obj<'_, '_>, flat: bool) -> R<ResponseFormat> {
     match o.req_str("type")? {
         "text" => Ok(ResponseFormat::Text),
         "json_object" => Ok(ResponseFormat::JsonObject),
         "json_schema" => {
-            let s = o.req_obj("json_schema")?;
+            let nested;
+            let s = if flat {
+                &o
+            } else {
+                nested = o.req_obj("json_schema")?;
+                &nested
+            };
             s.str("description")?; // a hint with no IR field, like `strict` on tools
             let schema = match s.get("schema") {
                 Some(v @ Json::Object(_)) => v.to_value(),
                 Some(_) => return Err(must_be(s.path("schema"), "a JSON Schema object")),
+                None if flat => return Err(required(s.path("schema"))),
                 None => Value::Object(Map::new()),
             };
             Ok(ResponseFormat::JsonSchema {

@@ -21,6 +21,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use client::decode_response_format;
 pub use client::{
     decode_chat_request, decode_embeddings_request, encode_chat_response,
     encode_embeddings_response, encode_error,

@@ -13,7 +13,7 @@ use crate::wire::json::{
     as_obj, as_str, must_be, not_supported, parameters_schema, parse_object, required, Json,
     JsonWriter, Obj, Path, R,
 };
-use crate::wire::{ProviderKind, WireError};
+use crate::wire::{openai, ProviderKind, WireError};
 
 /// How a field the IR cannot carry (kept in `extra`) reaches targets other than Responses
 /// providers, which take every one verbatim.
@@ -165,7 +165,10 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, WireError> {
                 return Err(must_be(text.path("verbosity"), "`low`, `medium` or `high`"));
             }
         }
-        req.response_format = text.obj("format")?.map(decode_format).transpose()?;
+        req.response_format = text
+            .obj("format")?
+            .map(|f| openai::decode_response_format(f, true))
+            .transpose()?;
     }
     if let Some(r) = o.obj("reasoning")? {
         req.reasoning = decode_reasoning(&r)?;
@@ -576,30 +579,6 @@ fn decode_tool_choice(v: &Json<'_>, path: Path<'_>, tools: &mut Vec<Tool>) -> R<
                  function tools",
                 o.path("type")
             ),
-        )),
-    }
-}
-
-fn decode_format(o: Obj<'_, '_>) -> R<ResponseFormat> {
-    match o.req_str("type")? {
-        "text" => Ok(ResponseFormat::Text),
-        "json_object" => Ok(ResponseFormat::JsonObject),
-        "json_schema" => {
-            o.str("description")?; // a hint with no IR field
-            let schema = match o.get("schema") {
-                Some(v @ Json::Object(_)) => v.to_value(),
-                Some(_) => return Err(must_be(o.path("schema"), "a JSON Schema object")),
-                None => return Err(required(o.path("schema"))),
-            };
-            Ok(ResponseFormat::JsonSchema {
-                name: o.req_str("name")?.to_string(),
-                schema,
-                strict: o.bool("strict")?,
-            })
-        }
-        _ => Err(must_be(
-            o.path("type"),
-            "`text`, `json_object` or `json_schema`",
         )),
     }
 }
