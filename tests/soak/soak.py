@@ -39,7 +39,7 @@ from bench import Procs, envoy_binary, free_ports, rss_bytes, wasm_linear_memori
 
 KEY = "sk-weir-demo"  # every model, no limits
 MODELS = ["mock-openai", "mock-azure", "mock-anthropic", "mock-gemini", "mock-bedrock", "mock-ollama",
-          "mock-mistral", "mock-vllm", "mock-responses", "mock-failover"]
+          "mock-mistral", "mock-vllm", "mock-failover"]
 PROTOCOLS = ("openai", "anthropic", "ollama")
 TIMEOUT = 30.0
 # Linear memory may grow by at most this much between the checkpoints (all VMs together).
