@@ -134,3 +134,30 @@ def test_a_chat_client_and_the_agents_style_history_reach_the_responses_provider
                                include=["reasoning.encrypted_content"])
     assert again.output_text == "echo: again"
     assert mock.requests()[-1]["valid"] is True
+
+
+def test_a_stored_call_is_tried_once_and_its_failure_reaches_the_client(envoy, mock):
+    first = openai_client(envoy.url).responses.create(model="mock-responses", input="keep me")
+    mock.clear()
+    httpx.post(mock.url + "/_mock/faults", json=[{"provider": "openai-responses", "status": 503}],
+               timeout=10).raise_for_status()
+    with pytest.raises(openai.InternalServerError) as e:
+        openai_client(envoy.url).responses.retrieve(first.id)
+    assert e.value.status_code == 503
+    # Untranslated calls are not failed over: the route's retries do not apply.
+    assert [(r["kind"], r["status"]) for r in mock.requests()] == [("stored", 503)]
+
+
+def test_cached_answers_replay_in_the_responses_shape(envoy, mock):
+    c = openai_client(envoy.url)
+    ask = {"model": "mock-gemini", "input": "cache me, s'il vous plaît", "temperature": 0}
+    fresh = c.responses.create(**ask)
+    raw = c.responses.with_raw_response.create(**ask)
+    assert raw.headers.get("x-weir-cache") == "hit"
+    hit = raw.parse()
+    assert (hit.output_text, hit.id) == (fresh.output_text, fresh.id)
+    with c.responses.stream(**ask) as s:
+        replayed = s.get_final_response()
+    assert replayed.output_text == fresh.output_text
+    assert len(mock.requests()) == 1
+

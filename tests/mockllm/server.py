@@ -265,7 +265,12 @@ class Handler(BaseHTTPRequestHandler):
             reply = RESPONSES.error(400, entry["errors"][0])
         elif reply is None:
             entry["valid"] = True
-            reply = RESPONSES.stored_call(self.command, m.group("rid"), m.group("op"), query)
+            fault = self.server.faults.match(RESPONSES.name, req.host, entry["key_sha12"])
+            if fault is not None:
+                entry["fault"] = fault
+                reply = self._fault_reply(RESPONSES, fault)
+            else:
+                reply = RESPONSES.stored_call(self.command, m.group("rid"), m.group("op"), query)
         entry["status"] = reply.status
         self.server.recorder.add(entry)
         self._send(reply)

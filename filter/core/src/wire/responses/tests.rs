@@ -824,6 +824,23 @@ mod stored {
         }
         assert_eq!(StoredCall::parse("POST", "/v1/responses"), None);
     }
+
+    #[test]
+    fn the_provider_path_keeps_the_operation_and_adds_the_api_version() {
+        let c = StoredCall::parse("GET", "/responses/resp_9/input_items?after=x").unwrap();
+        assert_eq!(
+            c.provider_path(&spec()),
+            "/v1/responses/resp_9/input_items?after=x"
+        );
+        let mut azure = spec();
+        azure.base_path = "/openai/v1".into();
+        azure.api_version = Some("2025-04-01 preview".into());
+        let c = StoredCall::parse("DELETE", "/v1/responses/resp_9").unwrap();
+        assert_eq!(
+            c.provider_path(&azure),
+            "/openai/v1/responses/resp_9?api-version=2025-04-01%20preview"
+        );
+    }
 }
 
 mod streams {
