@@ -214,6 +214,91 @@ def test_failing_upstream_is_503_and_recorded(mock):
     assert rec["provider"] == "failing" and rec["status"] == 503 and rec["valid"] is True
 
 
+# --- OpenAI Responses -----------------------------------------------------------------------------
+
+STRICT_TOOL = {"type": "function", "name": "search", "strict": True,
+               "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
+                              "required": ["query"], "additionalProperties": False}}
+
+
+def test_responses_create_stream_and_answers_match_the_sdk_types(mock, oai):
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
+    raw = oai.responses.with_raw_response.create(model="gpt-5", input="hello there", instructions="be brief",
+                                                 reasoning={"effort": "low", "summary": "auto"},
+                                                 include=["reasoning.encrypted_content"])
+    body = raw.http_response.json()
+    assert mockllm.validate.model(Response, body) == []
+    r = raw.parse()
+    assert r.output_text == "echo: hello there" and r.status == "completed"
+    assert [o.type for o in r.output] == ["reasoning", "message"]
+    assert r.output[0].encrypted_content.startswith("gAAAA") and r.usage.output_tokens_details.reasoning_tokens > 0
+    rec = last(mock)
+    assert rec["provider"] == "openai-responses" and rec["valid"] is True and rec["key_sha12"] == sha12(KEY)
+
+    events = TypeAdapter(ResponseStreamEvent)
+    with httpx.stream("POST", mock.url + "/v1/responses", headers={"authorization": f"Bearer {KEY}"},
+                      json={"model": "gpt-5", "input": "stream me", "stream": True}) as resp:
+        lines = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    seqs = []
+    for line in lines:
+        ev = json.loads(line)
+        # Documented padding (`stream_options.include_obfuscation`) the SDK's types leave out.
+        padded = ev.pop("obfuscation", None) is not None
+        assert padded == ev["type"].endswith(".delta"), ev
+        assert mockllm.validate.model(type(events.validate_python(ev)), ev) == [], ev["type"]
+        seqs.append(ev["sequence_number"])
+    assert seqs == list(range(len(lines))) and json.loads(lines[-1])["type"] == "response.completed"
+
+    with oai.responses.stream(model="gpt-5", input="stream me too") as s:
+        final = s.get_final_response()
+    assert final.output_text == "echo: stream me too"
+
+
+def test_responses_tool_round_trip_and_the_checks_the_api_makes(mock, oai):
+    r = oai.responses.create(model="gpt-5", input="use the tool", tools=[STRICT_TOOL], store=False)
+    call = r.output[0]
+    assert (call.type, call.name, json.loads(call.arguments)) == ("function_call", "search", {"query": "use the tool"})
+    items = [{"role": "user", "content": "use the tool"}, call.model_dump(exclude_none=True),
+             {"type": "function_call_output", "call_id": call.call_id, "output": "42"}]
+    assert oai.responses.create(model="gpt-5", input=items, tools=[STRICT_TOOL], store=False).output_text == "echo: 42"
+
+    def refused(**kw):
+        with pytest.raises(openai.BadRequestError) as e:
+            oai.responses.create(model="gpt-5", **kw)
+        return e.value.message
+
+    assert "No tool call found" in refused(input=[{"type": "function_call_output", "call_id": "x", "output": "1"}])
+    loose = dict(STRICT_TOOL, parameters={"type": "object", "properties": {"q": {"type": "string"}}})
+    assert "additionalProperties" in refused(input="x", tools=[loose])
+    assert "not found" in refused(input="x", previous_response_id="resp_nope")
+    # Reasoning items come back with the payload the API gave, or by an id it stored.
+    assert "not persisted" in refused(input=[{"type": "reasoning", "id": "rs_made_up", "summary": []}], store=False)
+    assert "could not be verified" in refused(
+        input=[{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "forged"}])
+    assert "Extra inputs" in refused(input="x", extra_body={"max_tokens": 5})
+
+
+def test_responses_store_retrieve_items_and_delete(mock, oai):
+    r = oai.responses.create(model="gpt-5", input="remember me")
+    follow = oai.responses.create(model="gpt-5", input="and now?", previous_response_id=r.id)
+    assert follow.previous_response_id == r.id
+    assert oai.responses.retrieve(r.id).output_text == "echo: remember me"
+    assert [i.content[0].text for i in oai.responses.input_items.list(r.id)] == ["remember me"]
+    with httpx.stream("GET", f"{mock.url}/v1/responses/{r.id}?stream=true",
+                      headers={"authorization": f"Bearer {KEY}"}) as resp:
+        kinds = [json.loads(line[6:])["type"] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    oai.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(r.id)
+    kinds = [(e["kind"], e["status"]) for e in recorded(mock)]
+    assert kinds[-1] == ("stored", 404) and ("stored", 200) in kinds
+    unsigned = httpx.get(f"{mock.url}/v1/responses/{follow.id}")
+    assert unsigned.status_code == 401
+
+
 # --- Anthropic ---------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -87,6 +87,11 @@ def test_private_key_is_blocked_with_400_in_the_clients_shape(envoy, mock, proto
         assert exc.value.body["type"] == "error"
         assert exc.value.body["error"]["type"] == "invalid_request_error"
         message = exc.value.body["error"]["message"]
+    elif protocol == "responses":
+        with pytest.raises(openai.BadRequestError) as exc:
+            openai_client(envoy.url).responses.create(model="mock-gemini", input=prompt)
+        message = exc.value.body["message"]
+        assert exc.value.body["type"] == "invalid_request_error"
     else:
         with pytest.raises(ollama.ResponseError) as exc:
             ollama_client(envoy.url).chat(model="mock-openai", messages=msgs, stream=False)

@@ -87,6 +87,15 @@ def send(envoy, protocol: str, model: str, stream: bool):
                 return ("ok", "".join(b.text for b in m.content if b.type == "text"))
             with c.messages.stream(model=model, max_tokens=64, messages=msgs) as s:
                 return ("ok", "".join(s.text_stream))
+        if protocol == "responses":
+            c = openai.OpenAI(base_url=envoy.url + "/v1", api_key=DEMO_KEY, max_retries=0, timeout=TIMEOUT)
+            if not stream:
+                return ("ok", c.responses.create(model=model, input=text).output_text)
+            with c.responses.stream(model=model, input=text) as s:
+                for ev in s:
+                    if ev.type in ("response.failed", "error"):  # the answer failed mid-stream
+                        return ("raised", ev)
+                return ("ok", s.get_final_response().output_text)
         c = ollama.Client(host=envoy.url, headers={"Authorization": f"Bearer {DEMO_KEY}"}, timeout=TIMEOUT,
                           event_hooks={"response": [keep]})
         if not stream:
@@ -106,6 +115,8 @@ def send(envoy, protocol: str, model: str, stream: bool):
         return ("error", e.status_code, seen.get("headers", {}), {"error": e.error})
     except (openai.APIError, anthropic.APIError) as e:  # an error event inside a 200 stream
         return ("raised", e)
+    except RuntimeError as e:  # the Responses stream helper: no `response.completed` came
+        return ("raised", e)
     except (httpx.TransportError, httpx2.TransportError) as e:
         # The upstream connection was reset mid-stream: Envoy resets the client's stream too, so
         # the SDK sees an incomplete chunked body (no room for an error event, but never "done").
@@ -115,7 +126,7 @@ def send(envoy, protocol: str, model: str, stream: bool):
 def assert_client_shaped(protocol: str, body) -> str:
     """The error body is the client protocol's own error shape; returns its message."""
     assert isinstance(body, dict), body
-    if protocol == "openai":
+    if protocol in ("openai", "responses"):  # the Responses API's errors are OpenAI's
         assert isinstance(body["error"]["message"], str) and body["error"].get("type"), body
         return body["error"]["message"]
     if protocol == "anthropic":
@@ -141,7 +152,9 @@ def test_invalid_json_with_200_is_a_502_in_the_clients_shape(envoy, faults, prot
 # Each client protocol against a provider format other than its own.
 @pytest.mark.parametrize("protocol,model,provider", [("openai", "mock-anthropic", "anthropic"),
                                                      ("anthropic", "mock-ollama", "ollama"),
-                                                     ("ollama", "mock-openai", "openai")])
+                                                     ("ollama", "mock-openai", "openai"),
+                                                     ("responses", "mock-gemini", "gemini"),
+                                                     ("openai", "mock-responses", "openai-responses")])
 def test_truncated_stream_makes_the_sdk_raise(envoy, faults, protocol, model, provider):
     # Two chunks of a good stream, then a TCP reset: never a silently complete answer.
     faults({"provider": provider, "status": 200, "truncate_stream_after": 2})
@@ -157,7 +170,10 @@ def test_truncated_stream_makes_the_sdk_raise(envoy, faults, protocol, model, pr
     ("ollama", "mock-anthropic", "anthropic", "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"ind"),
     ("anthropic", "mock-openai", "openai", "data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {]]\n\n"),
     ("openai", "mock-ollama", "ollama", "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"h\"},\"done\":false}\n{nope\n"),
-], ids=["anthropic-sse-cut-mid-json", "openai-sse-bad-json", "ollama-ndjson-bad-line"])
+    ("anthropic", "mock-responses", "openai-responses",
+     "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"r\"}}\n\n"
+     "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.del"),
+], ids=["anthropic-sse-cut-mid-json", "openai-sse-bad-json", "ollama-ndjson-bad-line", "responses-sse-cut-mid-json"])
 def test_garbled_stream_makes_the_sdk_raise(envoy, faults, protocol, model, provider, garbage):
     # A 200 stream whose frames are cut mid-JSON or are not JSON, then a clean end.
     ctype = "application/x-ndjson" if provider == "ollama" else "text/event-stream"

@@ -1,5 +1,6 @@
-"""The three client protocols weir serves, driven only by their official SDKs: one call to chat
-(plain or streamed) and a tool round trip, the same way for each, so tests can loop over them."""
+"""The four client protocols weir serves, driven only by their official SDKs: one call to chat
+(plain or streamed) and a tool round trip, the same way for each, so tests can loop over them.
+`responses` is OpenAI's Responses API, through the same `openai` SDK."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ TOKENS_KEY = "sk-weir-tokens"              # mock-openai, 200 tokens/min
 TOKENS_FLOOD_KEY = "sk-weir-tokens-flood"  # mock-openai, 500 tokens/min
 HEADERS_KEY = "sk-weir-headers"            # mock-openai, 20 requests/min
 CLIENT_KEYS = [DEMO_KEY, LIMITED_KEY, BURST_KEY, TOKENS_KEY, TOKENS_FLOOD_KEY, HEADERS_KEY]
-PROTOCOLS = ("openai", "anthropic", "ollama")
+PROTOCOLS = ("openai", "anthropic", "ollama", "responses")
 
 # mock-openai's keys in envoy/demo.yaml, in order; weir rotates over them.
 OPENAI_KEYS = ("sk-mock-openai-1", "sk-mock-openai-2", "sk-mock-openai-3")
@@ -35,6 +36,7 @@ DEMO_MODELS = {
     "mock-ollama": ("ollama", "llama3.2", None),
     "mock-mistral": ("mistral", "mistral-small-latest", "mock-mistral-key"),
     "mock-vllm": ("openai-compatible", "meta-llama/Llama-3.1-8B-Instruct", "mock-vllm-key"),
+    "mock-responses": ("openai-responses", "gpt-5", "sk-mock-responses"),
 }
 # Demo models that show routing strategies and target health (tests/test_routing.py).
 ROUTING_MODELS = ["mock-rr", "mock-weighted", "mock-wrr", "mock-least-busy", "mock-fastest", "mock-cheapest", "mock-affinity",
@@ -42,13 +44,15 @@ ROUTING_MODELS = ["mock-rr", "mock-weighted", "mock-wrr", "mock-least-busy", "mo
 ALL_DEMO_MODELS = sorted([*DEMO_MODELS, "mock-failover", *ROUTING_MODELS])
 PROVIDER_KEYS = [*OPENAI_KEYS, "mock-azure-key", "sk-ant-mock", "mock-gemini-key",
                  "weir-mock-secret-access-key", "mock-mistral-key", "mock-vllm-key", "sk-mock-failing",
-                 "sk-mock-breaker"]
+                 "sk-mock-breaker", "sk-mock-responses"]
 
 TIMEOUT = 30
 SCHEMA = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
 OPENAI_TOOLS = [{"type": "function", "function": {"name": "search", "description": "Search the web",
                                                   "parameters": SCHEMA}}]
 ANTHROPIC_TOOLS = [{"name": "search", "description": "Search the web", "input_schema": SCHEMA}]
+RESPONSES_TOOLS = [{"type": "function", "name": "search", "description": "Search the web", "parameters": SCHEMA,
+                    "strict": False}]
 
 
 def sha12(secret: str) -> str:
@@ -89,6 +93,16 @@ def chat(url: str, protocol: str, model: str, text: str, stream: bool, key: str 
         if not stream:
             return c.chat(model=model, messages=msgs, stream=False).message.content
         return "".join(p.message.content or "" for p in c.chat(model=model, messages=msgs, stream=True))
+    if protocol == "responses":
+        c = openai_client(url, key)
+        if not stream:
+            return c.responses.create(model=model, input=text).output_text
+        # The SDK's stream helper checks every event's numbering and items as it accumulates.
+        with c.responses.stream(model=model, input=text) as s:
+            deltas = "".join(e.delta for e in s if e.type == "response.output_text.delta")
+            final = s.get_final_response()
+        assert final.output_text == deltas, (final.output_text, deltas)
+        return deltas
     raise ValueError(protocol)
 
 
@@ -134,6 +148,17 @@ def tool_call(url: str, protocol: str, model: str, text: str, stream: bool) -> t
         turn = {"role": "assistant", "content": "",
                 "tool_calls": [{"function": {"name": fn.name, "arguments": dict(fn.arguments)}}]}
         return fn.name, dict(fn.arguments), [user, turn]
+    if protocol == "responses":
+        c = openai_client(url)
+        if not stream:
+            r = c.responses.create(model=model, input=[user], tools=RESPONSES_TOOLS)
+        else:
+            with c.responses.stream(model=model, input=[user], tools=RESPONSES_TOOLS) as s:
+                r = s.get_final_response()
+        call = next(o for o in r.output if o.type == "function_call")
+        # A stateless client sends every output item back, as the Agents SDK does.
+        items = [o.model_dump(mode="json", exclude_none=True, by_alias=True) for o in r.output]
+        return call.name, json.loads(call.arguments), [user, *items]
     raise ValueError(protocol)
 
 
@@ -153,6 +178,10 @@ def tool_result(url: str, protocol: str, model: str, convo: list, result: str) -
         name = convo[-1]["tool_calls"][0]["function"]["name"]
         msgs = convo + [{"role": "tool", "content": result, "tool_name": name}]
         return ollama_client(url).chat(model=model, messages=msgs, tools=OPENAI_TOOLS, stream=False).message.content
+    if protocol == "responses":
+        cid = next(i["call_id"] for i in convo if i.get("type") == "function_call")
+        items = convo + [{"type": "function_call_output", "call_id": cid, "output": result}]
+        return openai_client(url).responses.create(model=model, input=items, tools=RESPONSES_TOOLS).output_text
     raise ValueError(protocol)
 
 

@@ -20,10 +20,12 @@ from .common import Provider, Reply, Request, decide, sha12
 from .gemini import Gemini
 from .ollama_api import Ollama
 from .openai_like import Azure, Failing, Mistral, OpenAI, Vllm
+from .openai_responses import Responses
 from .state import LEAK_MARK, Faults, Recorder, redact_headers
 
 OPENAI, AZURE, MISTRAL, VLLM, FAILING = OpenAI(), Azure(), Mistral(), Vllm(), Failing()
 ANTHROPIC, GEMINI, BEDROCK, OLLAMA = Anthropic(), Gemini(), Bedrock(), Ollama()
+RESPONSES = Responses()
 
 # (pattern, provider or None for "by Host", kind); kind "op" is decided from the path's operation.
 ROUTES = [
@@ -36,10 +38,14 @@ ROUTES = [
     (re.compile(r"^/api/chat$"), OLLAMA, "chat"),
     (re.compile(r"^/api/generate$"), OLLAMA, "generate"),
     (re.compile(r"^/api/embed$"), OLLAMA, "embed"),
+    (re.compile(r"^/v1/responses$"), RESPONSES, "chat"),
     (re.compile(r"^/v1/chat/completions$"), None, "chat"),
     (re.compile(r"^/v1/embeddings$"), None, "embed"),
 ]
 
+
+# The Responses API's operations on stored responses (GET, DELETE; GET input_items).
+STORED = re.compile(r"^/v1/responses/(?P<rid>[A-Za-z0-9_-]+)(?:/(?P<op>input_items))?$")
 
 # Cheap liveness endpoints real servers offer, for Envoy's active health checks: Ollama's
 # GET /api/version and vLLM's GET /health. Counted, not recorded (checks run all the time).
@@ -179,6 +185,9 @@ class Handler(BaseHTTPRequestHandler):
             entry["body"] = json.loads(raw) if raw else None
         except ValueError:
             entry["body"] = raw.decode("utf-8", "replace")
+        stored = STORED.match(url.path)
+        if stored and self.command in ("GET", "DELETE"):
+            return self._stored(stored, query, headers, raw, entry)
         found = route(url.path, headers.get("host", "").split(":")[0].lower())
         if found is None or self.command != "POST":
             entry["errors"] = [f"no mock route for {self.command} {url.path}"]
@@ -240,6 +249,31 @@ class Handler(BaseHTTPRequestHandler):
         if req.kind == "embed":
             return provider.embed(req), fault
         return provider.respond(req, decide(provider.conversation(req))), fault
+
+    def _stored(self, m, query: dict, headers: dict, raw: bytes, entry: dict) -> None:
+        """A Responses API call on a stored response: authenticated, recorded, answered."""
+        req = Request(self.command, m.group(0), query, "", headers, raw, None, "stored")
+        entry.update(provider=RESPONSES.name, kind="stored")
+        leaks = [n for n, v in headers.items() if LEAK_MARK in v or n.startswith("x-weir-")]
+        reply = RESPONSES.authenticate(req)
+        entry["key_sha12"] = sha12(req.key) if req.key else None
+        if leaks:
+            entry["errors"] = [f"client credential leaked upstream (headers: {', '.join(sorted(leaks))})"]
+            reply = RESPONSES.error(400, entry["errors"][0])
+        elif raw:
+            entry["errors"] = ["<body>: this operation takes no body"]
+            reply = RESPONSES.error(400, entry["errors"][0])
+        elif reply is None:
+            entry["valid"] = True
+            fault = self.server.faults.match(RESPONSES.name, req.host, entry["key_sha12"])
+            if fault is not None:
+                entry["fault"] = fault
+                reply = self._fault_reply(RESPONSES, fault)
+            else:
+                reply = RESPONSES.stored_call(self.command, m.group("rid"), m.group("op"), query)
+        entry["status"] = reply.status
+        self.server.recorder.add(entry)
+        self._send(reply)
 
     @staticmethod
     def _fault_reply(provider: Provider, fault: dict) -> Reply:

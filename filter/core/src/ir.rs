@@ -181,6 +181,9 @@ pub enum Family {
     OpenAi,
     Anthropic,
     Ollama,
+    /// OpenAI's Responses API (`/v1/responses`): its extras reach `openai-responses` providers
+    /// verbatim, and other targets as `wire::responses::portable` says.
+    OpenAiResponses,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,15 +223,23 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn text(role: Role, text: impl Into<String>) -> Self {
+    /// A turn with nothing in it yet.
+    pub fn new(role: Role) -> Self {
         Message {
             role,
-            content: vec![Part::Text { text: text.into() }],
+            content: Vec::new(),
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
             is_error: false,
             refusal: None,
+        }
+    }
+
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Message {
+            content: vec![Part::Text { text: text.into() }],
+            ..Message::new(role)
         }
     }
 

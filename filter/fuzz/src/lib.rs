@@ -47,16 +47,17 @@ impl<'a> Input<'a> {
 }
 
 /// Every client operation that has a body to decode.
-pub const CLIENT_APIS: [ClientApi; 6] = [
+pub const CLIENT_APIS: [ClientApi; 7] = [
     ClientApi::OpenAiChat,
     ClientApi::OpenAiEmbeddings,
     ClientApi::AnthropicMessages,
     ClientApi::OllamaChat,
     ClientApi::OllamaGenerate,
     ClientApi::OllamaEmbed,
+    ClientApi::ResponsesCreate,
 ];
 
-pub const PROVIDER_KINDS: [ProviderKind; 8] = [
+pub const PROVIDER_KINDS: [ProviderKind; 9] = [
     ProviderKind::OpenAi,
     ProviderKind::AzureOpenAi,
     ProviderKind::Anthropic,
@@ -65,6 +66,7 @@ pub const PROVIDER_KINDS: [ProviderKind; 8] = [
     ProviderKind::Ollama,
     ProviderKind::Mistral,
     ProviderKind::OpenAiCompatible,
+    ProviderKind::OpenAiResponses,
 ];
 
 pub fn spec(kind: ProviderKind) -> ProviderSpec {

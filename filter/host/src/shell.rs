@@ -104,6 +104,8 @@ pub struct Shell<R: Filter> {
     role: R,
     request_headers: KnownHeaders,
     response_headers: KnownHeaders,
+    /// The role sent the request on from its headers: a body passes untouched.
+    forwarded: bool,
 }
 
 impl<R: Filter> Shell<R> {
@@ -112,6 +114,7 @@ impl<R: Filter> Shell<R> {
             role,
             request_headers: KnownHeaders::default(),
             response_headers: KnownHeaders::default(),
+            forwarded: false,
         }
     }
 }
@@ -138,10 +141,18 @@ impl<R: Filter> HttpContext for Shell<R> {
                 }
                 Action::Pause
             }
+            HeadersVerdict::Forward { remove, set } => {
+                self.request_headers.edit(&remove, &set);
+                self.forwarded = true;
+                Action::Continue
+            }
         }
     }
 
     fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.forwarded {
+            return Action::Continue;
+        }
         if !end_of_stream {
             return Action::Pause;
         }

@@ -544,7 +544,8 @@ pub fn hit_reply(
     let mut headers = Vec::new();
     let body = match (req, &resp) {
         (Request::Chat(chat), Response::Chat(answer)) if chat.stream => {
-            let mut enc = api.stream_encoder(chat);
+            // The answer is already whole in memory, within the cache's entry bound.
+            let mut enc = api.stream_encoder(chat, usize::MAX);
             let mut out = Vec::new();
             for ev in replay::events(answer) {
                 enc.event(&ev, &mut out);
@@ -556,7 +557,7 @@ pub fn hit_reply(
         }
         _ => {
             headers.push(("content-type".into(), "application/json".into()));
-            api.encode_response(&resp)
+            api.encode_response(req, &resp)
         }
     };
     headers.push((CACHE_HEADER.into(), "hit".into()));

@@ -99,15 +99,7 @@ impl Collector {
             let n = self.resp.choices.len() as u32;
             self.resp.choices.push(Choice {
                 index: n,
-                message: Message {
-                    role: Role::Assistant,
-                    content: Vec::new(),
-                    tool_calls: Vec::new(),
-                    tool_call_id: None,
-                    name: None,
-                    is_error: false,
-                    refusal: None,
-                },
+                message: Message::new(Role::Assistant),
                 finish_reason: FinishReason::Stop,
             });
             self.texts.push(String::new());

@@ -154,7 +154,10 @@ fn compile_provider(
         }
     };
     let default_base = match kind {
-        ProviderKind::OpenAi | ProviderKind::Mistral | ProviderKind::OpenAiCompatible => "/v1",
+        ProviderKind::OpenAi
+        | ProviderKind::OpenAiResponses
+        | ProviderKind::Mistral
+        | ProviderKind::OpenAiCompatible => "/v1",
         ProviderKind::AzureOpenAi => "/openai",
         ProviderKind::Gemini => "/v1beta",
         ProviderKind::Anthropic | ProviderKind::Bedrock | ProviderKind::Ollama => "",
@@ -171,12 +174,16 @@ fn compile_provider(
             "must start with '/'",
         ));
     }
+    // Azure OpenAI's v1 API speaks Responses with an `api-key` header.
     if (cfg.auth_header.is_some() || cfg.auth_prefix.is_some())
-        && kind != ProviderKind::OpenAiCompatible
+        && !matches!(
+            kind,
+            ProviderKind::OpenAiCompatible | ProviderKind::OpenAiResponses
+        )
     {
         return Err(ConfigError::new(
             format!("{field}.auth_header"),
-            "only openai-compatible providers take a custom auth header",
+            "only openai-compatible and openai-responses providers take a custom auth header",
         ));
     }
     if cfg

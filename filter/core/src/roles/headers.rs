@@ -9,7 +9,13 @@ pub const INTERNAL_PREFIX: &str = "x-weir-";
 /// `cluster_header`).
 pub const CLUSTER_HEADER: &str = "x-weir-cluster";
 
-/// Response header set by the provider role: `response` (an IR answer) or `stream` (IR events).
+/// Request header set by the gateway role on a stored-response call (`GET /v1/responses/{id}`,
+/// ...): the provider that serves it. Such a call carries no IR: its own method and path are the
+/// request, and its answer passes back unchanged.
+pub const STORED_HEADER: &str = "x-weir-stored";
+
+/// Response header set by the provider role: `response` (an IR answer), `stream` (IR events) or
+/// `raw` (a stored-response call's answer, unchanged).
 pub const IR_HEADER: &str = "x-weir-ir";
 
 /// Response header set by the provider role: the provider that answered.

@@ -76,6 +76,12 @@ pub enum HeadersVerdict {
     Buffer {
         remove: Vec<String>,
     },
+    /// Remove and set these headers and send the request on as it is: the role is done with
+    /// it, and any body passes untouched (`on_request_body` is not called).
+    Forward {
+        remove: Vec<String>,
+        set: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -97,7 +103,8 @@ pub struct HeaderEdits {
 }
 
 /// One request (downstream) or one attempt (upstream), driven by the host in this order:
-/// `on_request_headers` → `on_request_body` (whole body) → `on_response_headers` →
+/// `on_request_headers` → `on_request_body` (whole body; not after a `Forward` verdict) →
+/// `on_response_headers` →
 /// `on_response_body` per chunk, or once whole when `buffers_response` → `take_status` after
 /// the last body call → `on_done`.
 pub trait Filter {

@@ -10,6 +10,10 @@
 //! body (the target is resolved here: see `attempt_target`) → [`ProviderRole::on_response_headers`]
 //! → [`ProviderRole::on_response_body`] per chunk, or once whole when [`ProviderRole::buffers_response`].
 //!
+//! A stored-response call (`GET`/`DELETE /v1/responses/{id}`) carries no IR: the gateway names
+//! its provider in `x-weir-stored`, and [`ProviderRole::on_request_headers`] sends it on at once
+//! with the provider's path and key; the answer passes back unchanged (`x-weir-ir: raw`).
+//!
 //! Invariants: no `x-weir-` header and no client credential leaves Envoy; a provider's 401/403
 //! is the gateway's problem, not the client's, so it becomes a 502 naming the key id (never the
 //! key) and the key is benched; a 429 cools the key down for its `Retry-After`.
@@ -18,12 +22,13 @@ use crate::config::Config;
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
 use crate::providers::{keys, sigv4, Credential, Provider};
 use crate::roles::handoff::{self, Refused};
-use crate::roles::headers::{IR_HEADER, PROVIDER_HEADER};
+use crate::roles::headers::{IR_HEADER, PROVIDER_HEADER, STORED_HEADER};
 use crate::roles::{
     header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, Filter, HeaderEdits,
     HeadersVerdict,
 };
 use crate::routing::{Route, Router, Target};
+use crate::wire::responses::StoredCall;
 use crate::wire::Reply;
 use crate::wire::{ProviderKind, StreamDecoder};
 use std::rc::Rc;
@@ -46,6 +51,7 @@ const STRIPPED_REQUEST_HEADERS: &[&str] = &[
     "x-forwarded-proto",
     "x-envoy-expected-rq-timeout-ms",
     "x-envoy-attempt-count",
+    "x-envoy-max-retries",
     "content-length",
     "accept-encoding",
 ];
@@ -53,6 +59,11 @@ const STRIPPED_REQUEST_HEADERS: &[&str] = &[
 enum Mode {
     None,
     Buffered,
+    /// A stored-response call's answer: passed on unchanged, unless the provider refused the
+    /// gateway's key (then replaced by an IR error, which needs the whole body held).
+    Stored {
+        rejected: bool,
+    },
     Stream {
         decoder: Box<dyn StreamDecoder>,
         failed: bool,
@@ -70,6 +81,8 @@ pub struct ProviderRole {
     final_status: Option<u16>,
     /// Where a buffered answer goes back by reference (in-VM hand-off), if it does.
     slot: Option<handoff::Slot>,
+    /// This attempt is a stored-response call.
+    stored: bool,
 }
 
 impl ProviderRole {
@@ -84,6 +97,7 @@ impl ProviderRole {
             mode: Mode::None,
             final_status: None,
             slot: None,
+            stored: false,
         }
     }
 
@@ -120,6 +134,104 @@ impl ProviderRole {
         handoff::answer(self.slot, resp)
     }
 
+    /// One of the provider's keys on the request: a header, or a SigV4 signature over `set`
+    /// (which must then be complete). Fails when the provider needs a key and none is usable.
+    fn authorize(
+        &mut self,
+        provider: &Provider,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        set: &mut Vec<(String, String)>,
+        env: &Env,
+    ) -> Result<(), Reply> {
+        let key = keys::pick(provider, env.store, env.now_ms(), env.random);
+        if provider.needs_keys && key.is_none() {
+            return Err(ir_error(
+                ErrorInfo::new(
+                    503,
+                    ErrorKind::Unavailable,
+                    format!("provider '{}' has no usable credentials", provider.name),
+                )
+                .with_retry_after(Some(30)),
+            ));
+        }
+        let Some(key) = key else {
+            return Ok(());
+        };
+        self.key_id = Some(key.id.clone());
+        match &key.credential {
+            Credential::ApiKey {
+                header,
+                prefix,
+                key,
+            } => {
+                set_header(set, header, &format!("{prefix}{key}"));
+            }
+            Credential::Aws(creds) => {
+                let signed: Vec<(String, String)> = set
+                    .iter()
+                    .filter(|(n, _)| !n.starts_with(':') && n != "accept-encoding")
+                    .cloned()
+                    .collect();
+                let region = provider.spec.region.as_deref().unwrap_or("us-east-1");
+                set.extend(sigv4::sign(
+                    creds,
+                    region,
+                    "bedrock",
+                    method,
+                    &provider.spec.host,
+                    path,
+                    &signed,
+                    body,
+                    env.now_ms() / 1000,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored-response call for provider `name` (the gateway's `x-weir-stored`): the
+    /// provider's path for it, and its key. The call is the client's own method and path.
+    fn stored_call(
+        &mut self,
+        headers: &[(String, Vec<u8>)],
+        name: &[u8],
+        env: &Env,
+    ) -> Result<Vec<(String, String)>, Reply> {
+        let cfg = Rc::clone(&self.cfg);
+        let internal =
+            |message: String| ir_error(ErrorInfo::new(500, ErrorKind::Internal, message));
+        let name = String::from_utf8_lossy(name);
+        let provider = cfg
+            .providers
+            .get(&name)
+            .filter(|p| p.spec.kind == ProviderKind::OpenAiResponses)
+            .ok_or_else(|| internal(format!("'{name}' is not an openai-responses provider")))?;
+        // Envoy may pick another endpoint of a cluster several providers share: the call is
+        // meant for this provider's host and key only.
+        if let Some(picked) = env.endpoint.provider().filter(|p| *p != provider.name) {
+            return Err(internal(format!(
+                "the endpoint Envoy chose serves provider '{picked}', not '{}'",
+                provider.name
+            )));
+        }
+        let text = |n| header_value(headers, n).and_then(|v| std::str::from_utf8(v).ok());
+        let (method, path) = (text(":method").unwrap_or(""), text(":path").unwrap_or(""));
+        let call = StoredCall::parse(method, path)
+            .ok_or_else(|| internal(format!("{method} {path} is not a stored-response call")))?;
+        let path = call.provider_path(&provider.spec);
+        let mut set = vec![
+            (":path".to_string(), path.clone()),
+            (":authority".to_string(), provider.spec.host.clone()),
+            ("accept-encoding".to_string(), "identity".to_string()),
+        ];
+        self.authorize(provider, method, &path, &[], &mut set, env)?;
+        self.provider = Some(provider.name.clone());
+        self.stored = true;
+        Ok(set)
+    }
+
     /// Provider error messages may quote the credential (OpenAI echoes part of a bad key), and a
     /// provider's auth failure is not the client's: replace them.
     fn sanitize(&self, provider: &Provider, mut e: ErrorInfo) -> ErrorInfo {
@@ -150,9 +262,14 @@ impl Filter for ProviderRole {
     ///
     /// On a retry Envoy hands this attempt the header map the previous attempt rewrote, so
     /// everything a previous attempt set (credentials of another provider included) is removed.
-    fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], _env: &Env) -> HeadersVerdict {
-        HeadersVerdict::Buffer {
-            remove: strip_list(headers, STRIPPED_REQUEST_HEADERS.iter().copied()),
+    fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
+        let remove = strip_list(headers, STRIPPED_REQUEST_HEADERS.iter().copied());
+        let Some(name) = header_value(headers, STORED_HEADER) else {
+            return HeadersVerdict::Buffer { remove };
+        };
+        match self.stored_call(headers, name, env) {
+            Ok(set) => HeadersVerdict::Forward { remove, set },
+            Err(reply) => HeadersVerdict::Reply(reply),
         }
     }
 
@@ -200,17 +317,6 @@ impl Filter for ProviderRole {
             Ok(o) => o,
             Err(e) => return BodyVerdict::Reply(ir_error(e.info())),
         };
-        let key = keys::pick(provider, env.store, env.now_ms(), env.random);
-        if provider.needs_keys && key.is_none() {
-            return BodyVerdict::Reply(ir_error(
-                ErrorInfo::new(
-                    503,
-                    ErrorKind::Unavailable,
-                    format!("provider '{}' has no usable credentials", provider.name),
-                )
-                .with_retry_after(Some(30)),
-            ));
-        }
         let mut set = vec![
             (":method".to_string(), "POST".to_string()),
             (":path".to_string(), out.path.clone()),
@@ -221,36 +327,8 @@ impl Filter for ProviderRole {
         for (name, value) in &out.headers {
             set_header(&mut set, name, value);
         }
-        if let Some(key) = key {
-            self.key_id = Some(key.id.clone());
-            match &key.credential {
-                Credential::ApiKey {
-                    header,
-                    prefix,
-                    key,
-                } => {
-                    set_header(&mut set, header, &format!("{prefix}{key}"));
-                }
-                Credential::Aws(creds) => {
-                    let signed: Vec<(String, String)> = set
-                        .iter()
-                        .filter(|(n, _)| !n.starts_with(':') && n != "accept-encoding")
-                        .cloned()
-                        .collect();
-                    let region = provider.spec.region.as_deref().unwrap_or("us-east-1");
-                    set.extend(sigv4::sign(
-                        creds,
-                        region,
-                        "bedrock",
-                        "POST",
-                        &provider.spec.host,
-                        &out.path,
-                        &signed,
-                        &out.body,
-                        env.now_ms() / 1000,
-                    ));
-                }
-            }
+        if let Err(reply) = self.authorize(provider, "POST", &out.path, &out.body, &mut set, env) {
+            return BodyVerdict::Reply(reply);
         }
         self.created = env.now_ms() / 1000;
         self.request = Some(req);
@@ -300,6 +378,16 @@ impl Filter for ProviderRole {
                 _ => {}
             }
         }
+        if self.stored {
+            let rejected = matches!(status, 401 | 403);
+            self.mode = Mode::Stored { rejected };
+            let marker = if rejected { "response" } else { "raw" };
+            edits.set.push((IR_HEADER.into(), marker.into()));
+            edits
+                .set
+                .push((PROVIDER_HEADER.into(), provider.name.clone()));
+            return edits;
+        }
         let stream = self.request.as_ref().and_then(|r| match r {
             Request::Chat(c) if c.stream && (200..300).contains(&status) => Some(c),
             _ => None,
@@ -336,14 +424,24 @@ impl Filter for ProviderRole {
     }
 
     fn buffers_response(&self) -> bool {
-        matches!(self.mode, Mode::Buffered)
+        matches!(self.mode, Mode::Buffered | Mode::Stored { rejected: true })
     }
 
     /// A response chunk (or the whole body when buffering); returns its replacement.
     fn on_response_body(&mut self, chunk: &[u8], end: bool, _env: &Env) -> Option<Vec<u8>> {
         match &mut self.mode {
-            Mode::None => None,
+            Mode::None | Mode::Stored { rejected: false } => None,
             Mode::Buffered => end.then(|| self.finish_buffered(chunk)),
+            Mode::Stored { rejected: true } => end.then(|| {
+                let cfg = Rc::clone(&self.cfg);
+                let provider = self.provider.as_deref().and_then(|p| cfg.providers.get(p));
+                let e = ErrorInfo::new(502, ErrorKind::Upstream, "rejected");
+                let e = match provider {
+                    Some(p) => self.sanitize(p, e),
+                    None => e,
+                };
+                handoff::answer(None, Response::Error(e))
+            }),
             Mode::Stream { decoder, failed } => {
                 if *failed {
                     return Some(Vec::new());

@@ -46,8 +46,9 @@ pub mod json;
 pub mod media;
 pub mod ollama;
 pub mod openai;
+pub mod responses;
 
-use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
+use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Family, Request, Response, StreamEvent};
 
 /// Why a translation failed. Converted to a client-visible [`ErrorInfo`] by [`WireError::info`].
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +130,11 @@ pub enum ClientApi {
     OpenAiEmbeddings,
     /// `GET /v1/models`
     OpenAiModels,
+    /// `POST /v1/responses`
+    ResponsesCreate,
+    /// `GET` or `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`: a response
+    /// the provider stored, passed through to an `openai-responses` provider unchanged.
+    ResponsesStored(responses::StoredOp),
     /// `POST /v1/messages`
     AnthropicMessages,
     /// `POST /api/chat`
@@ -148,12 +154,16 @@ pub enum ClientApi {
 impl ClientApi {
     /// The operation for a method and path (query string ignored); `None` if weir does not serve it.
     pub fn classify(method: &str, path: &str) -> Option<ClientApi> {
+        if let Some(call) = responses::StoredCall::parse(method, path) {
+            return Some(ClientApi::ResponsesStored(call.op));
+        }
         let path = path.split('?').next().unwrap_or(path);
         let path = path.strip_suffix('/').unwrap_or(path);
         let api = match path {
             "/v1/chat/completions" | "/chat/completions" => ClientApi::OpenAiChat,
             "/v1/embeddings" | "/embeddings" => ClientApi::OpenAiEmbeddings,
             "/v1/models" | "/models" => ClientApi::OpenAiModels,
+            "/v1/responses" | "/responses" => ClientApi::ResponsesCreate,
             "/v1/messages" => ClientApi::AnthropicMessages,
             "/api/chat" => ClientApi::OllamaChat,
             "/api/generate" => ClientApi::OllamaGenerate,
@@ -169,9 +179,12 @@ impl ClientApi {
 
     pub fn protocol(self) -> ClientProtocol {
         match self {
-            ClientApi::OpenAiChat | ClientApi::OpenAiEmbeddings | ClientApi::OpenAiModels => {
-                ClientProtocol::OpenAi
-            }
+            // The Responses API's errors are OpenAI's.
+            ClientApi::OpenAiChat
+            | ClientApi::OpenAiEmbeddings
+            | ClientApi::OpenAiModels
+            | ClientApi::ResponsesCreate
+            | ClientApi::ResponsesStored(_) => ClientProtocol::OpenAi,
             ClientApi::AnthropicMessages => ClientProtocol::Anthropic,
             _ => ClientProtocol::Ollama,
         }
@@ -181,8 +194,15 @@ impl ClientApi {
     pub fn method(self) -> &'static str {
         match self {
             ClientApi::OpenAiModels | ClientApi::OllamaTags | ClientApi::OllamaVersion => "GET",
+            ClientApi::ResponsesStored(responses::StoredOp::Delete) => "DELETE",
+            ClientApi::ResponsesStored(_) => "GET",
             _ => "POST",
         }
+    }
+
+    /// Operations on state a provider keeps, which pass through without translation.
+    pub fn is_stored(self) -> bool {
+        matches!(self, ClientApi::ResponsesStored(_))
     }
 
     /// Turns a client body into IR. `created`/ids are not needed on the way in.
@@ -198,18 +218,26 @@ impl ClientApi {
             ClientApi::OllamaChat => ollama::decode_chat_request(body).map(Request::Chat),
             ClientApi::OllamaGenerate => ollama::decode_generate_request(body).map(Request::Chat),
             ClientApi::OllamaEmbed => ollama::decode_embed_request(body).map(Request::Embeddings),
+            ClientApi::ResponsesCreate => responses::decode_request(body).map(Request::Chat),
             ClientApi::OpenAiModels
             | ClientApi::OllamaTags
             | ClientApi::OllamaShow
-            | ClientApi::OllamaVersion => Err(WireError::invalid("", "this endpoint has no body")),
+            | ClientApi::OllamaVersion
+            | ClientApi::ResponsesStored(_) => {
+                Err(WireError::invalid("", "this endpoint has no body"))
+            }
         }
     }
 
-    /// Encodes a complete answer (never an error: see [`ClientApi::encode_error`]).
-    pub fn encode_response(self, resp: &Response) -> Vec<u8> {
+    /// Encodes a complete answer to `req` (an error goes out as [`ClientApi::encode_error`]).
+    pub fn encode_response(self, req: &Request, resp: &Response) -> Vec<u8> {
         match (self, resp) {
             (_, Response::Error(e)) => self.encode_error(e),
             (ClientApi::OpenAiChat, Response::Chat(c)) => openai::encode_chat_response(c),
+            (ClientApi::ResponsesCreate, Response::Chat(c)) => match req {
+                Request::Chat(r) => responses::encode_response(r, c),
+                Request::Embeddings(_) => self.encode_error(&mismatched()),
+            },
             (ClientApi::OpenAiEmbeddings, Response::Embeddings(e)) => {
                 openai::encode_embeddings_response(e)
             }
@@ -219,11 +247,7 @@ impl ClientApi {
             (ClientApi::OllamaChat, Response::Chat(c)) => ollama::encode_chat_response(c),
             (ClientApi::OllamaGenerate, Response::Chat(c)) => ollama::encode_generate_response(c),
             (ClientApi::OllamaEmbed, Response::Embeddings(e)) => ollama::encode_embed_response(e),
-            _ => self.encode_error(&ErrorInfo::new(
-                502,
-                ErrorKind::Upstream,
-                "the provider answered with a different kind of response than was asked for",
-            )),
+            _ => self.encode_error(&mismatched()),
         }
     }
 
@@ -244,15 +268,27 @@ impl ClientApi {
         }
     }
 
-    /// A stream encoder for one streamed answer to `req`.
-    pub fn stream_encoder(self, req: &ChatRequest) -> Box<dyn StreamEncoder> {
+    /// A stream encoder for one streamed answer to `req`; `max_answer` bounds what an encoder
+    /// that must repeat the whole answer at its end (Responses) holds.
+    pub fn stream_encoder(self, req: &ChatRequest, max_answer: usize) -> Box<dyn StreamEncoder> {
         match self {
+            ClientApi::ResponsesCreate => {
+                Box::new(responses::ResponsesStreamEncoder::new(req, max_answer))
+            }
             ClientApi::AnthropicMessages => Box::new(anthropic::MessagesStreamEncoder::new(req)),
             ClientApi::OllamaChat => Box::new(ollama::ChatStreamEncoder::new(req, false)),
             ClientApi::OllamaGenerate => Box::new(ollama::ChatStreamEncoder::new(req, true)),
             _ => Box::new(openai::ChatStreamEncoder::new(req)),
         }
     }
+}
+
+fn mismatched() -> ErrorInfo {
+    ErrorInfo::new(
+        502,
+        ErrorKind::Upstream,
+        "the provider answered with a different kind of response than was asked for",
+    )
 }
 
 /// Turns IR stream events into a client protocol's stream bytes, one event at a time.
@@ -273,6 +309,50 @@ pub trait StreamDecoder {
     fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError>;
 }
 
+/// A [`StreamDecoder`] of SSE that a terminal event ends (Chat Completions' `[DONE]`, the
+/// Responses API's terminal events), with the framing and the ending written once: frames
+/// completed before a framing error still count, and nothing after the terminal event is part of
+/// the answer, so the outcome never depends on how the provider's bytes happen to be chunked
+/// (found by the provider_stream fuzz target).
+pub(crate) trait TerminatedSse {
+    fn framer(&mut self) -> &mut crate::stream::sse::SseFramer;
+    /// The terminal event was seen.
+    fn done(&self) -> bool;
+    /// Decodes complete frames into `out`, none after the terminal event.
+    fn frames(
+        &mut self,
+        frames: Vec<crate::stream::sse::SseEvent>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), WireError>;
+    /// The provider's stream ended: what the decoder still owes (usage it held back).
+    fn ended(&mut self, _out: &mut Vec<StreamEvent>) {}
+}
+
+impl<T: TerminatedSse> StreamDecoder for T {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        if self.done() {
+            return Ok(());
+        }
+        let mut frames = Vec::new();
+        let pushed = self.framer().push(chunk, &mut frames);
+        self.frames(frames, out)?;
+        if self.done() {
+            return Ok(());
+        }
+        pushed.map_err(Into::into)
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
+        if !self.done() {
+            let mut frames = Vec::new();
+            self.framer().finish(&mut frames)?;
+            self.frames(frames, out)?;
+        }
+        self.ended(out);
+        Ok(())
+    }
+}
+
 /// The provider types weir speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -288,6 +368,10 @@ pub enum ProviderKind {
     Mistral,
     #[serde(rename = "openai-compatible")]
     OpenAiCompatible,
+    /// OpenAI's Responses API (OpenAI, Azure OpenAI's v1 API): chat goes to `/responses`,
+    /// embeddings to `/embeddings` as for `openai`.
+    #[serde(rename = "openai-responses")]
+    OpenAiResponses,
 }
 
 impl ProviderKind {
@@ -301,13 +385,14 @@ impl ProviderKind {
             ProviderKind::Ollama => "ollama",
             ProviderKind::Mistral => "mistral",
             ProviderKind::OpenAiCompatible => "openai-compatible",
+            ProviderKind::OpenAiResponses => "openai-responses",
         }
     }
 
     /// The host real providers of this type answer on, when the config names none.
     pub fn default_host(self) -> Option<&'static str> {
         match self {
-            ProviderKind::OpenAi => Some("api.openai.com"),
+            ProviderKind::OpenAi | ProviderKind::OpenAiResponses => Some("api.openai.com"),
             ProviderKind::Anthropic => Some("api.anthropic.com"),
             ProviderKind::Gemini => Some("generativelanguage.googleapis.com"),
             ProviderKind::Mistral => Some("api.mistral.ai"),
@@ -347,6 +432,15 @@ pub struct Outgoing {
 impl ProviderSpec {
     /// Builds the provider request. `req.model()` is already the provider's model id.
     pub fn encode_request(&self, req: &Request) -> Result<Outgoing, WireError> {
+        if let Request::Chat(c) = req {
+            if c.extra_family == Some(Family::OpenAiResponses)
+                && !c.extra.is_empty()
+                && self.kind != ProviderKind::OpenAiResponses
+            {
+                let portable = responses::portable(c, self.kind)?;
+                return self.encode_request(&Request::Chat(portable));
+            }
+        }
         match self.kind {
             ProviderKind::OpenAi
             | ProviderKind::AzureOpenAi
@@ -356,6 +450,10 @@ impl ProviderSpec {
             ProviderKind::Gemini => gemini::encode_request(self, req),
             ProviderKind::Bedrock => bedrock::encode_request(self, req),
             ProviderKind::Ollama => ollama::encode_request(self, req),
+            ProviderKind::OpenAiResponses => match req {
+                Request::Chat(_) => responses::encode_request(self, req),
+                Request::Embeddings(_) => openai::encode_request(self, req),
+            },
         }
     }
 
@@ -378,6 +476,10 @@ impl ProviderSpec {
             ProviderKind::Gemini => gemini::decode_response(req, status, body, created),
             ProviderKind::Bedrock => bedrock::decode_response(req, status, body, created),
             ProviderKind::Ollama => ollama::decode_response(req, status, body, created),
+            ProviderKind::OpenAiResponses => match req {
+                Request::Chat(_) => responses::decode_response(req, status, body),
+                Request::Embeddings(_) => openai::decode_response(self, req, status, body),
+            },
         }
     }
 
@@ -400,6 +502,9 @@ impl ProviderSpec {
             ProviderKind::Gemini => Box::new(gemini::StreamDecoder::new(req, max_frame, created)),
             ProviderKind::Bedrock => Box::new(bedrock::StreamDecoder::new(req, max_frame, created)),
             ProviderKind::Ollama => Box::new(ollama::ChatStreamDecoder::new(max_frame, created)),
+            ProviderKind::OpenAiResponses => {
+                Box::new(responses::ResponsesStreamDecoder::new(req, max_frame))
+            }
         }
     }
 }

@@ -190,6 +190,9 @@ struct Response {
     held: bool,
     status: u16,
     client: Vec<u8>,
+    /// The provider role passes this answer on unchanged (`x-weir-ir: raw`), so a role leaving
+    /// a body as it is (`None`) is expected.
+    raw: bool,
 }
 
 /// One host and the request in flight on it: the gateway role for the client's request and the
@@ -280,6 +283,44 @@ impl Harness {
                 assert_stripped(&raw, &remove, &["authorization", "content-length"]);
                 Ok(remove)
             }
+            HeadersVerdict::Forward { .. } => panic!("the gateway sent the request on unread"),
+        }
+    }
+
+    /// A body-less request the gateway role sends on from its headers (a stored-response
+    /// call): the headers it set, or its own answer.
+    pub fn send_unread(&mut self, headers: Headers) -> Result<Forwarded, Reply> {
+        let raw = headers.raw();
+        match self.gateway.on_request_headers(&raw, &self.host.env()) {
+            HeadersVerdict::Reply(r) => Err(r),
+            HeadersVerdict::Forward { remove, set } => {
+                assert_stripped(&raw, &remove, &["authorization"]);
+                Ok(Forwarded {
+                    set,
+                    body: Vec::new(),
+                })
+            }
+            HeadersVerdict::Buffer { .. } => panic!("the gateway waits for a body"),
+        }
+    }
+
+    /// A new attempt of a request the gateway sent on unread, at an endpoint whose metadata
+    /// names `provider`: what the provider role sends, or its own answer.
+    pub fn attempt_unread(&mut self, provider: &str, headers: Headers) -> Result<Forwarded, Reply> {
+        self.host.endpoint = Some(provider.to_string());
+        self.response = Response::default();
+        let attempt = self.attempt.insert(ProviderRole::new(Rc::clone(&self.cfg)));
+        let raw = headers.raw();
+        match attempt.on_request_headers(&raw, &self.host.upstream_env()) {
+            HeadersVerdict::Forward { remove, set } => {
+                assert_stripped(&raw, &remove, &["authorization"]);
+                Ok(Forwarded {
+                    set,
+                    body: Vec::new(),
+                })
+            }
+            HeadersVerdict::Reply(r) => Err(r),
+            HeadersVerdict::Buffer { .. } => panic!("the provider role waits for a body"),
         }
     }
 
@@ -327,6 +368,9 @@ impl Harness {
                 remove
             }
             HeadersVerdict::Reply(r) => panic!("the provider role answered headers: {r:?}"),
+            HeadersVerdict::Forward { .. } => {
+                panic!("the provider role sent the request on unread")
+            }
         }
     }
 
@@ -372,6 +416,7 @@ impl Harness {
         let edits = attempt.on_response_headers(&incoming, &self.host.upstream_env());
         let passed = edited(incoming, &edits);
         self.response = Response::default();
+        self.response.raw = set_of(&edits.set, "x-weir-ir") == Some("raw");
         if attempt.buffers_response() {
             self.response.held_upstream = Some(passed);
         } else {
@@ -439,9 +484,12 @@ impl Harness {
             return None;
         }
         let chunk = std::mem::take(&mut r.upstream_buffer);
-        let out = attempt
-            .on_response_body(&chunk, end, &self.host.upstream_env())
-            .expect("the provider role rewrites every body it relays");
+        let raw = r.raw;
+        let out = match attempt.on_response_body(&chunk, end, &self.host.upstream_env()) {
+            Some(out) => out,
+            None if raw => chunk,
+            None => panic!("the provider role rewrites every body it relays"),
+        };
         if let (Some(s), Some(held)) = (attempt.take_status(), r.held_upstream.as_mut()) {
             set_status(held, s);
         }
@@ -464,10 +512,12 @@ impl Harness {
             return Vec::new();
         }
         let chunk = std::mem::take(&mut r.gateway_buffer);
-        let out = self
-            .gateway
-            .on_response_body(&chunk, end, &self.host.env())
-            .expect("the gateway role rewrites every body it relays");
+        let raw = r.raw;
+        let out = match self.gateway.on_response_body(&chunk, end, &self.host.env()) {
+            Some(out) => out,
+            None if raw => chunk,
+            None => panic!("the gateway role rewrites every body it relays"),
+        };
         // Envoy can change the status only of headers it still holds.
         if let Some(s) = self.gateway.take_status().filter(|_| r.held) {
             r.status = s;

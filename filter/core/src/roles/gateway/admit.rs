@@ -10,10 +10,10 @@ use crate::ir::{ErrorInfo, ErrorKind, Request};
 use crate::limits::{descriptors, Estimate, Subject};
 use crate::pii::Vault;
 use crate::roles::handoff;
-use crate::roles::headers::CLUSTER_HEADER;
-use crate::roles::{catalog, header_value, strip_list, Env};
+use crate::roles::headers::{CLUSTER_HEADER, STORED_HEADER};
+use crate::roles::{catalog, header_value, strip_list, Env, HeadersVerdict};
 use crate::routing::{Choice, Route, Target};
-use crate::wire::{ClientApi, Reply};
+use crate::wire::{ClientApi, ProviderKind, Reply};
 use std::rc::Rc;
 
 /// Headers to set and the IR body to forward.
@@ -21,12 +21,13 @@ pub(super) type Forward = (Vec<(String, String)>, Vec<u8>);
 
 impl GatewayRole {
     /// The request headers: which operation, whose key, and whether the body can be taken.
-    /// Returns the headers to strip before the body is buffered.
+    /// Returns the headers to strip before the body is buffered, or (a stored-response call)
+    /// the request as it goes on.
     pub(super) fn admit_headers(
         &mut self,
         headers: &[(String, Vec<u8>)],
         env: &Env,
-    ) -> Result<Vec<String>, Reply> {
+    ) -> Result<HeadersVerdict, Reply> {
         let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
         let (method, path) = (text(":method").unwrap_or(""), text(":path").unwrap_or(""));
         let Some(api) = ClientApi::classify(method, path) else {
@@ -49,11 +50,20 @@ impl GatewayRole {
         let now_s = env.now_ms() / 1000;
         let key = cfg.keys.authenticate(headers, now_s).map_err(refuse)?;
         self.summary.key = Some(key.id.clone());
-        if api.method() == "GET" && carries_body(headers) {
+        if api.method() != "POST" && carries_body(headers) {
             return Err(refuse(ErrorInfo::invalid(
                 "",
-                format!("GET {} takes no request body", path_only(path)),
+                format!("{method} {} takes no request body", path_only(path)),
             )));
+        }
+        let credentials = cfg.keys.credential_headers().iter().map(String::as_str);
+        let remove = strip_list(
+            headers,
+            credentials.chain(["content-length", "accept-encoding"]),
+        );
+        if api.is_stored() {
+            let set = self.admit_stored(&cfg, api, key).map_err(refuse)?;
+            return Ok(HeadersVerdict::Forward { remove, set });
         }
         if let Some(list) = catalog::list(api, key, &cfg.router, now_s) {
             return Err(list);
@@ -72,16 +82,49 @@ impl GatewayRole {
         if declared.is_some_and(|n| n > cfg.max_request_bytes) {
             return Err(refuse(too_large(cfg.max_request_bytes)));
         }
-        let credentials = cfg.keys.credential_headers().iter().map(String::as_str);
-        let remove = strip_list(
-            headers,
-            credentials.chain(["content-length", "accept-encoding"]),
-        );
         self.phase = Phase::Admitting {
             api,
             directive: Directive::from_headers(headers),
         };
-        Ok(remove)
+        Ok(HeadersVerdict::Buffer { remove })
+    }
+
+    /// A stored-response call goes to an `openai-responses` provider: the first target of that
+    /// type on the first route (in configuration order) the key may use. weir keeps no state of
+    /// its own, so without such a target there is nobody to ask. Returns the headers to set.
+    fn admit_stored(
+        &mut self,
+        cfg: &Config,
+        api: ClientApi,
+        key: &ClientKey,
+    ) -> Result<Vec<(String, String)>, ErrorInfo> {
+        let responses = |t: &&Target| {
+            cfg.providers
+                .get(&t.provider)
+                .is_some_and(|p| p.spec.kind == ProviderKind::OpenAiResponses)
+        };
+        let found = cfg
+            .router
+            .routes()
+            .iter()
+            .filter(|r| key.may_use(&r.name))
+            .find_map(|r| Some((r, r.targets.iter().find(responses)?)));
+        let Some((route, target)) = found else {
+            return Err(ErrorInfo::invalid(
+                "",
+                "weir is stateless and none of the models this key may use is served by a \
+                 provider that stores responses (an openai-responses provider): send the whole \
+                 conversation in `input` instead of referring to a stored response",
+            ));
+        };
+        self.summary.model = Some(route.name.clone());
+        self.phase = Phase::Stored { api, answer: None };
+        Ok(vec![
+            (CLUSTER_HEADER.to_string(), target.cluster.clone()),
+            (STORED_HEADER.to_string(), target.provider.clone()),
+            // The call is not translated, so another provider cannot take it over.
+            ("x-envoy-max-retries".to_string(), "0".to_string()),
+        ])
     }
 
     /// The whole request body through every stage; on success, the IR request to forward.

@@ -4,7 +4,9 @@
 //! client's protocol with PII restored.
 //!
 //! Call order (the host pumps; every input is data, every effect is a returned value):
-//! 1. [`Filter::on_request_headers`] → reply now, or buffer the body (after stripping headers).
+//! 1. [`Filter::on_request_headers`] → reply now, or buffer the body (after stripping headers);
+//!    a stored-response call (`GET`/`DELETE /v1/responses/{id}`) goes on here, untranslated, to
+//!    the provider that keeps the state ([`Phase::Stored`]).
 //! 2. [`Filter::on_request_body`] with the whole body → reply now, or forward an IR body with
 //!    `x-weir-cluster` set (it selects the Envoy cluster); the body is an
 //!    [`Envelope`](crate::ir::Envelope) naming the model route, for the provider role.
@@ -57,6 +59,12 @@ enum Phase {
     Forwarded(Box<Upstream>),
     /// The response headers arrived; the body is being relayed.
     Relaying(Box<Upstream>, Relay),
+    /// A stored-response call sent on as it came; `answer` is set once its response headers say
+    /// how its body is relayed.
+    Stored {
+        api: ClientApi,
+        answer: Option<relay::Passed>,
+    },
     /// `on_done` ran.
     Done,
 }
@@ -140,7 +148,7 @@ impl Filter for GatewayRole {
     fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
         self.started_ms = env.now_ms();
         match self.admit_headers(headers, env) {
-            Ok(remove) => HeadersVerdict::Buffer { remove },
+            Ok(verdict) => verdict,
             Err(reply) => HeadersVerdict::Reply(self.answered(reply)),
         }
     }
@@ -161,7 +169,14 @@ impl Filter for GatewayRole {
 
     /// Whether the host must hold the response body until its end and pass it whole.
     fn buffers_response(&self) -> bool {
-        matches!(self.phase, Phase::Relaying(_, Relay::Buffered { .. }))
+        matches!(
+            self.phase,
+            Phase::Relaying(_, Relay::Buffered { .. })
+                | Phase::Stored {
+                    answer: Some(relay::Passed::Error { .. }),
+                    ..
+                }
+        )
     }
 
     /// A response body chunk (or the whole body when buffering); returns its replacement.

@@ -1,6 +1,7 @@
 //! Relaying the answer: the provider role's IR (a complete answer, or a stream of events) back
 //! into the client's protocol with PII restored, and any answer the provider role did not make
 //! (Envoy's local replies, a global rate-limit refusal) re-shaped into the client's error format.
+//! A stored-response call's answer passes unchanged ([`Passed`]).
 
 use super::{GatewayRole, Phase, Upstream, SERVED_BY_HEADER};
 use crate::cache::{Lookup, CACHE_HEADER};
@@ -21,6 +22,15 @@ pub(super) enum Relay {
     Stream(Box<StreamState>),
 }
 
+/// How a stored-response call's answer is relayed.
+#[derive(Clone, Copy)]
+pub(crate) enum Passed {
+    /// The provider's own answer, chunk by chunk as it came (streams included).
+    Raw,
+    /// Anything else (the provider role's IR error, Envoy's local reply), re-shaped as an error.
+    Error { status: u16, ir: bool },
+}
+
 pub(super) struct StreamState {
     framer: NdjsonFramer,
     encoder: Box<dyn StreamEncoder>,
@@ -38,20 +48,37 @@ impl GatewayRole {
         env: &Env,
     ) -> HeaderEdits {
         let mut edits = HeaderEdits::default();
+        let status = status_of(headers);
         let mut up = match std::mem::replace(&mut self.phase, Phase::Start) {
             Phase::Forwarded(up) => up,
+            Phase::Stored { api, answer: None } => {
+                self.note_response(headers);
+                let passed = match header_value(headers, IR_HEADER) {
+                    Some(b"raw") => Passed::Raw,
+                    marker => {
+                        edits
+                            .set
+                            .push(("content-type".into(), "application/json".into()));
+                        edits.remove.push("content-length".into());
+                        Passed::Error {
+                            status,
+                            ir: marker == Some(b"response"),
+                        }
+                    }
+                };
+                self.internal_headers(headers, &mut edits, env);
+                self.phase = Phase::Stored {
+                    api,
+                    answer: Some(passed),
+                };
+                return edits;
+            }
             other => {
                 self.phase = other;
                 return edits;
             }
         };
-        let status = status_of(headers);
-        let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
-        self.summary.status = status;
-        self.summary.provider = text(PROVIDER_HEADER).map(str::to_string);
-        self.summary.attempts = text("x-envoy-attempt-count")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
+        self.note_response(headers);
         let api = up.api;
         let marker = header_value(headers, IR_HEADER);
         let stream_req = match up.request.as_ref() {
@@ -66,7 +93,7 @@ impl GatewayRole {
                 edits.set.push(("cache-control".into(), "no-cache".into()));
                 Relay::Stream(Box::new(StreamState {
                     framer: NdjsonFramer::new(self.cfg.max_stream_frame_bytes),
-                    encoder: api.stream_encoder(chat),
+                    encoder: api.stream_encoder(chat, self.cfg.max_response_bytes),
                     restorer: EventRestorer::new(),
                     failed: false,
                 }))
@@ -94,6 +121,30 @@ impl GatewayRole {
             }
         };
         edits.remove.push("content-length".into());
+        self.internal_headers(headers, &mut edits, env);
+        if let Some(ticket) = &self.ticket {
+            edits.set.extend(ticket.headers());
+        }
+        if let Some(label) = up.cache.label() {
+            edits.set.push((CACHE_HEADER.into(), label.into()));
+        }
+        self.phase = Phase::Relaying(up, relay);
+        edits
+    }
+
+    /// What the summary says about who answered.
+    fn note_response(&mut self, headers: &[(String, Vec<u8>)]) {
+        let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
+        self.summary.status = status_of(headers);
+        self.summary.provider = text(PROVIDER_HEADER).map(str::to_string);
+        self.summary.attempts = text("x-envoy-attempt-count")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+    }
+
+    /// Internal headers leave with the answer; with `debug_headers`, who served it says so.
+    fn internal_headers(&self, headers: &[(String, Vec<u8>)], edits: &mut HeaderEdits, env: &Env) {
+        let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
         for (name, _) in headers {
             if name.starts_with(INTERNAL_PREFIX) || name == "x-envoy-attempt-count" {
                 edits.remove.push(name.clone());
@@ -110,18 +161,30 @@ impl GatewayRole {
                 edits.set.push((crate::routing::HEALTH_HEADER.into(), h));
             }
         }
-        if let Some(ticket) = &self.ticket {
-            edits.set.extend(ticket.headers());
-        }
-        if let Some(label) = up.cache.label() {
-            edits.set.push((CACHE_HEADER.into(), label.into()));
-        }
-        self.phase = Phase::Relaying(up, relay);
-        edits
     }
 
     /// A response body chunk (or the whole body when buffering); returns its replacement.
     pub(super) fn relay_body(&mut self, chunk: &[u8], end: bool, env: &Env) -> Option<Vec<u8>> {
+        if let Phase::Stored {
+            api,
+            answer: Some(passed),
+        } = self.phase
+        {
+            let Passed::Error { status, ir } = passed else {
+                return None;
+            };
+            if !end {
+                return None;
+            }
+            let parsed = if ir { handoff::response(chunk) } else { None };
+            let err = match parsed {
+                Some(Response::Error(e)) => e,
+                _ => foreign_error(status, chunk),
+            };
+            self.final_status = Some(err.status);
+            self.summary.status = err.status;
+            return Some(api.encode_error(&err));
+        }
         let GatewayRole {
             cfg,
             phase,
@@ -219,7 +282,7 @@ fn finish_buffered(
         Response::Error(e) => (None, Some(e.status)),
     };
     Buffered {
-        body: api.encode_response(&resp),
+        body: api.encode_response(&up.request, &resp),
         status,
         usage,
     }

@@ -287,6 +287,16 @@ impl<'a> Obj<'a, '_> {
     }
 }
 
+/// A function tool's `parameters`: a JSON Schema object, or (OpenAI's rule, where omitting them
+/// defines a function that takes none) the empty parameter list.
+pub(crate) fn parameters_schema(o: &Obj<'_, '_>) -> R<Value> {
+    match o.get("parameters") {
+        Some(p @ Json::Object(_)) => Ok(p.to_value()),
+        Some(_) => Err(must_be(o.path("parameters"), "a JSON Schema object")),
+        None => Ok(serde_json::json!({"type": "object", "properties": {}})),
+    }
+}
+
 /// Serialises a value built here; `Value` serialisation cannot fail, so the fallback is moot.
 pub(crate) fn to_bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()

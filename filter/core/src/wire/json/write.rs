@@ -114,6 +114,26 @@ impl JsonWriter {
         self
     }
 
+    /// Object members rendered earlier (`"a":1,"b":2`, as [`JsonWriter::members_of`] returns
+    /// them), spliced into the object being written: for parts of a document that repeat
+    /// unchanged, such as a stream's echo of its request.
+    pub fn members(&mut self, rendered: &str) -> &mut Self {
+        if !rendered.is_empty() {
+            self.sep();
+            self.buf.extend_from_slice(rendered.as_bytes());
+            self.comma = true;
+        }
+        self
+    }
+
+    /// The members of the one object this writer holds, without its braces.
+    pub fn members_of(&self) -> &str {
+        let text = self.as_str();
+        text.strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or_default()
+    }
+
     /// A string, or `null` for `None`.
     pub fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
         match s {
@@ -337,6 +357,26 @@ mod tests {
         w.clear();
         w.begin_array().str_concat(&["a\"", "", "b"]).end_array();
         assert_eq!(w.as_str(), r#"["a\"b"]"#);
+        w.clear();
+        w.begin_object()
+            .key("a")
+            .u64(1)
+            .key("b")
+            .null()
+            .end_object();
+        let members = w.members_of().to_string();
+        assert_eq!(members, r#""a":1,"b":null"#);
+        w.clear();
+        w.begin_object()
+            .key("x")
+            .bool(true)
+            .members(&members)
+            .members("");
+        w.key("y").u64(2).end_object();
+        assert_eq!(w.as_str(), r#"{"x":true,"a":1,"b":null,"y":2}"#);
+        w.clear();
+        w.begin_object().members(&members).end_object();
+        assert_eq!(w.as_str(), r#"{"a":1,"b":null}"#);
         w.clear();
         w.begin_object().end_object();
         assert_eq!(w.into_string(), "{}");

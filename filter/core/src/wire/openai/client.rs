@@ -7,11 +7,12 @@
 
 use std::fmt;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{
-    as_obj, as_str, must_be, parse_object, required, Json, JsonWriter, Obj, Path, R,
+    as_obj, as_str, must_be, parameters_schema, parse_object, required, Json, JsonWriter, Obj,
+    Path, R,
 };
 use crate::wire::WireError;
 
@@ -122,7 +123,7 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     req.parallel_tool_calls = o.bool("parallel_tool_calls")?;
     req.response_format = o
         .obj("response_format")?
-        .map(decode_response_format)
+        .map(|f| decode_response_format(f, false))
         .transpose()?;
     req.stop = match o.get("stop") {
         None => Vec::new(),
@@ -332,16 +333,10 @@ fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
     // `strict`, like image `detail` and schema `description`, is a hint with no IR field: it is
     // type-checked and dropped, since refusing it would turn away ordinary SDK requests.
     f.bool("strict")?;
-    let parameters = match f.get("parameters") {
-        Some(p @ Json::Object(_)) => p.to_value(),
-        Some(_) => return Err(must_be(f.path("parameters"), "a JSON Schema object")),
-        // OpenAI: omitting `parameters` defines a function with an empty parameter list.
-        None => json!({"type": "object", "properties": {}}),
-    };
     Ok(Tool {
         name: f.req_str("name")?.to_string(),
         description: f.string("description")?,
-        parameters,
+        parameters: parameters_schema(&f)?,
     })
 }
 
@@ -371,16 +366,26 @@ fn decode_tool_choice(v: &Json<'_>, path: Path<'_>) -> R<ToolChoice> {
     }
 }
 
-fn decode_response_format(o: Obj<'_, '_>) -> R<ResponseFormat> {
+/// `response_format` (Chat Completions: the schema nested under `json_schema`, and optional),
+/// or with `flat` the Responses API's `text.format` (the schema's fields beside `type`, and the
+/// schema required).
+pub(crate) fn decode_response_format(o: Obj<'_, '_>, flat: bool) -> R<ResponseFormat> {
     match o.req_str("type")? {
         "text" => Ok(ResponseFormat::Text),
         "json_object" => Ok(ResponseFormat::JsonObject),
         "json_schema" => {
-            let s = o.req_obj("json_schema")?;
+            let nested;
+            let s = if flat {
+                &o
+            } else {
+                nested = o.req_obj("json_schema")?;
+                &nested
+            };
             s.str("description")?; // a hint with no IR field, like `strict` on tools
             let schema = match s.get("schema") {
                 Some(v @ Json::Object(_)) => v.to_value(),
                 Some(_) => return Err(must_be(s.path("schema"), "a JSON Schema object")),
+                None if flat => return Err(required(s.path("schema"))),
                 None => Value::Object(Map::new()),
             };
             Ok(ResponseFormat::JsonSchema {

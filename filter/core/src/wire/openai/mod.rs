@@ -21,10 +21,11 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use client::decode_response_format;
 pub use client::{
     decode_chat_request, decode_embeddings_request, encode_chat_response,
     encode_embeddings_response, encode_error,
 };
-pub(crate) use provider::write_tools;
 pub use provider::{decode_response, encode_request};
+pub(crate) use provider::{percent_encode, provider_error, write_tools};
 pub use stream::{ChatStreamDecoder, ChatStreamEncoder};

@@ -58,7 +58,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, for one path segment or
 /// query value.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -456,7 +456,7 @@ pub fn decode_response(
 }
 
 /// A non-2xx answer, with the provider's own message when it gave one.
-pub(super) fn provider_error(status: u16, body: &[u8]) -> ErrorInfo {
+pub(crate) fn provider_error(status: u16, body: &[u8]) -> ErrorInfo {
     let message = parse(body)
         .ok()
         .and_then(|v| provider_error_message(&v))

@@ -15,7 +15,7 @@ use super::provider::{decode_usage, finish_reason, generation_failed, message_te
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
 use crate::wire::json::{as_obj, upstream, Json, JsonWriter, Obj, Path, R};
-use crate::wire::{StreamDecoder, StreamEncoder, WireError};
+use crate::wire::{StreamEncoder, TerminatedSse, WireError};
 
 pub struct ChatStreamEncoder {
     include_usage: bool,
@@ -267,25 +267,6 @@ impl ChatStreamDecoder {
         }
     }
 
-    fn frames(&mut self, frames: Vec<SseEvent>, out: &mut Vec<StreamEvent>) -> R<()> {
-        for f in frames {
-            if self.done {
-                break;
-            }
-            let data = f.data.trim();
-            if data == "[DONE]" {
-                self.done = true;
-                self.flush_usage(out);
-            } else if !data.is_empty() {
-                let v: Json<'_> = serde_json::from_str(data).map_err(|e| {
-                    WireError::upstream(format!("a stream chunk is not valid JSON: {e}"))
-                })?;
-                self.chunk(&v, out).map_err(upstream)?;
-            }
-        }
-        Ok(())
-    }
-
     fn flush_usage(&mut self, out: &mut Vec<StreamEvent>) {
         if let Some(u) = self.usage.take() {
             out.push(StreamEvent::Usage(u));
@@ -433,30 +414,35 @@ impl ChatStreamDecoder {
     }
 }
 
-impl StreamDecoder for ChatStreamDecoder {
-    fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        if self.done {
-            return Ok(());
-        }
-        let mut frames = Vec::new();
-        // Frames completed before a framing error still count, and whatever follows `[DONE]`
-        // is not part of the answer: otherwise the outcome would depend on how the provider's
-        // bytes happen to be chunked (found by the provider_stream fuzz target).
-        let pushed = self.framer.push(chunk, &mut frames);
-        self.frames(frames, out)?;
-        if self.done {
-            return Ok(());
-        }
-        pushed.map_err(Into::into)
+impl TerminatedSse for ChatStreamDecoder {
+    fn framer(&mut self) -> &mut SseFramer {
+        &mut self.framer
     }
 
-    fn end(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
-        if !self.done {
-            let mut frames = Vec::new();
-            self.framer.finish(&mut frames)?;
-            self.frames(frames, out)?;
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn frames(&mut self, frames: Vec<SseEvent>, out: &mut Vec<StreamEvent>) -> R<()> {
+        for f in frames {
+            if self.done {
+                break;
+            }
+            let data = f.data.trim();
+            if data == "[DONE]" {
+                self.done = true;
+                self.flush_usage(out);
+            } else if !data.is_empty() {
+                let v: Json<'_> = serde_json::from_str(data).map_err(|e| {
+                    WireError::upstream(format!("a stream chunk is not valid JSON: {e}"))
+                })?;
+                self.chunk(&v, out).map_err(upstream)?;
+            }
         }
-        self.flush_usage(out);
         Ok(())
+    }
+
+    fn ended(&mut self, out: &mut Vec<StreamEvent>) {
+        self.flush_usage(out);
     }
 }
