@@ -1293,7 +1293,14 @@ mod streams {
 
     #[test]
     fn interleaved_calls_and_signed_reasoning_from_other_providers() {
-        let ev = |e: Value| serde_json::from_value::<StreamEvent>(e).unwrap();
+        // Written as `{"type": variant, fields...}` for reading; the IR's own JSON is externally
+        // tagged (`{variant: {fields...}}`).
+        let ev = |mut e: Value| {
+            let variant = e["type"].take();
+            e.as_object_mut().unwrap().remove("type");
+            let tagged = json!({ variant.as_str().unwrap(): e });
+            serde_json::from_value::<StreamEvent>(tagged).unwrap()
+        };
         let events = vec![
             ev(json!({"type": "start", "id": "msg_01", "model": "claude", "created": 1})),
             ev(json!({"type": "reasoning_delta", "text": "think"})),
