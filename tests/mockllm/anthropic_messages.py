@@ -1,12 +1,29 @@
-"""Anthropic Messages API (POST /v1/messages): x-api-key + anthropic-version, strict validation
-against the anthropic SDK's MessageCreateParams, Message replies and the full SSE event sequence."""
+"""Anthropic Messages API (POST /v1/messages, /v1/messages/count_tokens): x-api-key +
+anthropic-version, strict validation against the anthropic SDK's MessageCreateParams (the beta
+ones when an anthropic-beta header comes), Message replies with signed thinking blocks, the full
+SSE event sequence, and thinking blocks in the history checked against their signatures."""
 
 from __future__ import annotations
 
+from typing import Optional
+
+from anthropic.types import message_count_tokens_params as mctp
 from anthropic.types import message_create_params as mcp
+from anthropic.types.beta import message_create_params as beta_mcp
+from pydantic import BaseModel, ConfigDict
 
 from . import validate
-from .common import (Answer, Conversation, Provider, Reply, Request, halves, pieces, rand, sse, text_of)
+from .common import (Answer, Conversation, Provider, Reply, Request, halves, mock_signature, pieces, rand,
+                     sse, text_of, words)
+
+
+class LegacySampling(BaseModel):
+    """Sampling fields the API still takes for the models that have them, which the newest SDK's
+    request types no longer declare (clients send them through extra_body)."""
+    model_config = ConfigDict(extra="forbid")
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
@@ -40,8 +57,32 @@ class Anthropic(Provider):
                                    "request_id": rid}, {"request-id": rid})
 
     def validate(self, req: Request) -> list[str]:
-        td = mcp.MessageCreateParamsStreaming if req.stream else mcp.MessageCreateParamsNonStreaming
-        return validate.typed_dict(td, req.body)
+        if not isinstance(req.body, dict):
+            return ["<body>: must be a JSON object"]
+        if req.kind == "count":
+            return validate.typed_dict(mctp.MessageCountTokensParams, req.body)
+        params = beta_mcp if req.headers.get("anthropic-beta") else mcp
+        td = params.MessageCreateParamsStreaming if req.stream else params.MessageCreateParamsNonStreaming
+        sampling = {k: v for k, v in req.body.items() if k in LegacySampling.model_fields}
+        rest = {k: v for k, v in req.body.items() if k not in LegacySampling.model_fields}
+        return (validate.model(LegacySampling, sampling) + validate.typed_dict(td, rest)
+                + self._signatures(req.body))
+
+    @staticmethod
+    def _signatures(body: dict) -> list[str]:
+        """Thinking blocks must come back exactly as the mock signed them, as Anthropic checks."""
+        errs = []
+        for i, m in enumerate(body.get("messages") or []):
+            content = m.get("content") if isinstance(m.get("content"), list) else []
+            for j, b in enumerate(content):
+                if isinstance(b, dict) and b.get("type") == "thinking" \
+                        and b.get("signature") != mock_signature(b.get("thinking", "")):
+                    errs.append(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+        return errs
+
+    def count(self, req: Request) -> Reply:
+        conv = self.conversation(req)
+        return Reply.json(200, {"input_tokens": sum(words(t) for t in conv.texts)})
 
     def conversation(self, req: Request) -> Conversation:
         body, conv = req.body, Conversation()
@@ -64,6 +105,10 @@ class Anthropic(Provider):
         tools = body.get("tools") or []
         if tools and (body.get("tool_choice") or {}).get("type") != "none":
             conv.tool_name = tools[0].get("name")
+        conv.reasoning = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive", "between_tools")
+        fmt = (body.get("output_config") or {}).get("format")
+        if isinstance(fmt, dict):
+            conv.schema = fmt.get("schema") or {}
         return conv
 
     def _usage(self, inp: int, out: int) -> dict:
@@ -74,9 +119,11 @@ class Anthropic(Provider):
         mid, tid = "msg_01" + rand(22), "toolu_01" + rand(22)
         stop = "tool_use" if ans.tool_name else "end_turn"
         headers = {"request-id": "req_" + rand(24), "anthropic-organization-id": "mock-org"}
+        thinking = ([{"type": "thinking", "thinking": ans.reasoning, "signature": mock_signature(ans.reasoning)}]
+                    if ans.reasoning else [])
         if not req.stream:
-            content = ([{"type": "tool_use", "id": tid, "name": ans.tool_name, "input": ans.tool_args}]
-                       if ans.tool_name else [{"type": "text", "text": ans.text}])
+            content = thinking + ([{"type": "tool_use", "id": tid, "name": ans.tool_name, "input": ans.tool_args}]
+                                  if ans.tool_name else [{"type": "text", "text": ans.text}])
             return Reply.json(200, {"id": mid, "type": "message", "role": "assistant", "model": req.model,
                                     "content": content, "stop_reason": stop, "stop_sequence": None,
                                     "usage": self._usage(ans.input_tokens, ans.output_tokens)}, headers)
@@ -89,17 +136,28 @@ class Anthropic(Provider):
                 "id": mid, "type": "message", "role": "assistant", "model": req.model, "content": [],
                 "stop_reason": None, "stop_sequence": None, "usage": self._usage(ans.input_tokens, 1)}})
             yield ev({"type": "ping"})
+            n = 0
+            if ans.reasoning:
+                yield ev({"type": "content_block_start", "index": 0,
+                          "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                for p in pieces(ans.reasoning):
+                    yield ev({"type": "content_block_delta", "index": 0,
+                              "delta": {"type": "thinking_delta", "thinking": p}})
+                yield ev({"type": "content_block_delta", "index": 0,
+                          "delta": {"type": "signature_delta", "signature": mock_signature(ans.reasoning)}})
+                yield ev({"type": "content_block_stop", "index": 0})
+                n = 1
             if ans.tool_name:
-                yield ev({"type": "content_block_start", "index": 0, "content_block": {
+                yield ev({"type": "content_block_start", "index": n, "content_block": {
                     "type": "tool_use", "id": tid, "name": ans.tool_name, "input": {}}})
                 for part in halves(ans.tool_json):
-                    yield ev({"type": "content_block_delta", "index": 0,
+                    yield ev({"type": "content_block_delta", "index": n,
                               "delta": {"type": "input_json_delta", "partial_json": part}})
             else:
-                yield ev({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+                yield ev({"type": "content_block_start", "index": n, "content_block": {"type": "text", "text": ""}})
                 for p in pieces(ans.text):
-                    yield ev({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
-            yield ev({"type": "content_block_stop", "index": 0})
+                    yield ev({"type": "content_block_delta", "index": n, "delta": {"type": "text_delta", "text": p}})
+            yield ev({"type": "content_block_stop", "index": n})
             yield ev({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                       "usage": {"input_tokens": ans.input_tokens, "cache_creation_input_tokens": 0,
                                 "cache_read_input_tokens": 0, "output_tokens": ans.output_tokens}})

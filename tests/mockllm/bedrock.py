@@ -8,7 +8,8 @@ import functools
 import botocore.session
 
 from . import eventstream, sigv4, validate
-from .common import Answer, Conversation, Provider, Reply, Request, compact, halves, pieces, rand
+from .common import (Answer, Conversation, Provider, Reply, Request, compact, halves, mock_signature, pieces,
+                     rand)
 
 ERRORS = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
           408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
@@ -55,7 +56,18 @@ class Bedrock(Provider):
         if "modelId" in req.body:
             return ["modelId: Unknown parameter in input: the model id travels in the path, not the body"]
         params, errs = validate.botocore_input(shape, dict(req.body, modelId=req.model))
-        return errs + validate.botocore_params(shape, params)
+        return errs + validate.botocore_params(shape, params) + self._signatures(req.body)
+
+    @staticmethod
+    def _signatures(body: dict) -> list[str]:
+        """Claude on Bedrock checks the reasoning it signed when the history comes back."""
+        errs = []
+        for i, m in enumerate(body.get("messages") or []):
+            for j, b in enumerate(m.get("content") or []):
+                text = (b.get("reasoningContent") or {}).get("reasoningText")
+                if isinstance(text, dict) and text.get("signature") != mock_signature(text.get("text", "")):
+                    errs.append(f"messages.{i}.content.{j}.reasoningContent: the signature does not match")
+        return errs
 
     def conversation(self, req: Request) -> Conversation:
         body, conv = req.body, Conversation()
@@ -77,6 +89,14 @@ class Bedrock(Provider):
         specs = [t["toolSpec"] for t in tools if isinstance(t.get("toolSpec"), dict)]
         if specs:
             conv.tool_name = specs[0].get("name")
+        forced = ((body.get("toolConfig") or {}).get("toolChoice") or {}).get("tool")
+        if isinstance(forced, dict):
+            spec = next((s for s in specs if s.get("name") == forced.get("name")), {})
+            conv.tool_name = forced.get("name")
+            conv.forced_schema = (spec.get("inputSchema") or {}).get("json") or {}
+        extra = body.get("additionalModelRequestFields") or {}
+        conv.reasoning = ((extra.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+                          or (extra.get("reasoningConfig") or {}).get("type") == "enabled")
         return conv
 
     def respond(self, req: Request, ans: Answer) -> Reply:
@@ -85,24 +105,35 @@ class Bedrock(Provider):
         usage = {"inputTokens": ans.input_tokens, "outputTokens": ans.output_tokens,
                  "totalTokens": ans.input_tokens + ans.output_tokens}
         headers = {"x-amzn-RequestId": rand(8) + "-mock-" + rand(12)}
+        reasoning = ([{"reasoningContent": {"reasoningText": {
+            "text": ans.reasoning, "signature": mock_signature(ans.reasoning)}}}] if ans.reasoning else [])
         if not req.stream:
             block = ({"toolUse": {"toolUseId": tid, "name": ans.tool_name, "input": ans.tool_args}}
                      if ans.tool_name else {"text": ans.text})
-            return Reply.json(200, {"output": {"message": {"role": "assistant", "content": [block]}},
+            return Reply.json(200, {"output": {"message": {"role": "assistant", "content": reasoning + [block]}},
                                     "stopReason": stop, "usage": usage, "metrics": {"latencyMs": 1}}, headers)
 
         def gen():
             ev = eventstream.event
             yield ev("messageStart", {"role": "assistant"})
+            n = 0
+            if ans.reasoning:
+                for p in pieces(ans.reasoning):
+                    yield ev("contentBlockDelta", {"contentBlockIndex": 0,
+                                                   "delta": {"reasoningContent": {"text": p}}})
+                yield ev("contentBlockDelta", {"contentBlockIndex": 0, "delta": {
+                    "reasoningContent": {"signature": mock_signature(ans.reasoning)}}})
+                yield ev("contentBlockStop", {"contentBlockIndex": 0})
+                n = 1
             if ans.tool_name:
-                yield ev("contentBlockStart", {"contentBlockIndex": 0,
+                yield ev("contentBlockStart", {"contentBlockIndex": n,
                                                "start": {"toolUse": {"toolUseId": tid, "name": ans.tool_name}}})
                 for part in halves(ans.tool_json):
-                    yield ev("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": {"input": part}}})
+                    yield ev("contentBlockDelta", {"contentBlockIndex": n, "delta": {"toolUse": {"input": part}}})
             else:
                 for p in pieces(ans.text):
-                    yield ev("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}})
-            yield ev("contentBlockStop", {"contentBlockIndex": 0})
+                    yield ev("contentBlockDelta", {"contentBlockIndex": n, "delta": {"text": p}})
+            yield ev("contentBlockStop", {"contentBlockIndex": n})
             yield ev("messageStop", {"stopReason": stop})
             yield ev("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
 

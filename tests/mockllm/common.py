@@ -85,6 +85,9 @@ class Conversation:
     last_user: str = ""                             # last user message's text, as received
     tool_result: str | None = None                  # set when the last message is a tool result
     tool_name: str | None = None                    # first offered tool, None if none or choice "none"
+    reasoning: bool = False                         # the request asks the model to reason
+    schema: dict | None = None                      # structured output: its JSON schema ({}: any JSON)
+    forced_schema: dict | None = None               # the schema of a tool the request forces
 
 
 @dataclass
@@ -94,23 +97,66 @@ class Answer:
     tool_args: dict | None
     input_tokens: int
     output_tokens: int
+    reasoning: str | None = None                    # the model's reasoning, when asked to reason
+    refusal: str | None = None                      # the model declines (providers that say so)
 
     @property
     def tool_json(self) -> str:
         return compact(self.tool_args)
 
 
+REFUSAL = "I'm sorry, I can't help with that."
+
+
+def mock_signature(text: str) -> str:
+    """The mock's signature over reasoning it wrote: providers that check signatures on the way
+    back (Anthropic, Gemini, Claude on Bedrock) recompute it, so an altered or forged block fails."""
+    digest = hashlib.sha256(("weir-mock:" + text).encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+def fill(schema: Any, text: str) -> Any:
+    """A value of `schema`: strings are `text`, numbers its word count, objects every property."""
+    if not isinstance(schema, dict):
+        return text
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
+    kind = kind.lower() if isinstance(kind, str) else kind  # Gemini's Schema spells types in capitals
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        if not props:
+            return {"echo": text}
+        return {name: fill(sub, text) for name, sub in props.items()}
+    if kind == "array":
+        return [fill(schema.get("items") or {"type": "string"}, text)]
+    if kind in ("integer", "number"):
+        return words(text)
+    if kind == "boolean":
+        return True
+    return text
+
+
 def decide(conv: Conversation) -> Answer:
-    """The mock's only 'model': echo the last user text, or call the first tool when asked to."""
+    """The mock's only 'model': echo the last user text, or call the first tool when asked to;
+    with structured output the echo is a value of the schema; it reasons when asked to."""
     inp = sum(words(t) for t in conv.texts)
+    reasoning = "thinking about: " + conv.last_user if conv.reasoning else None
+    refusal = REFUSAL if conv.last_user.startswith("REFUSE") else None
+    if conv.forced_schema is not None and conv.tool_name and conv.tool_result is None:
+        args = fill(conv.forced_schema, conv.last_user)
+        return Answer(None, conv.tool_name, args, inp, words(compact(args)), reasoning)
     if conv.tool_result is not None:
         text = "echo: " + conv.tool_result
     elif conv.tool_name and TOOL_WORD.search(conv.last_user):
         args = {"query": conv.last_user}
-        return Answer(None, conv.tool_name, args, inp, words(compact(args)))
+        return Answer(None, conv.tool_name, args, inp, words(compact(args)), reasoning)
+    elif conv.schema is not None:
+        text = compact(fill(conv.schema, conv.last_user))
     else:
         text = "echo: " + conv.last_user
-    return Answer(text, None, None, inp, words(text))
+    return Answer(text, None, None, inp, words(text), reasoning, refusal)
 
 
 @dataclass
@@ -122,7 +168,7 @@ class Request:
     headers: dict[str, str]   # lower-case names
     raw: bytes
     body: Any                 # parsed JSON or None
-    kind: str = "chat"        # chat | embed | generate
+    kind: str = "chat"        # chat | embed | generate | count
     model: str = ""
     stream: bool = False
     key: str | None = None    # the provider credential found (for key_sha12)
@@ -169,6 +215,9 @@ class Provider:
 
     def embed(self, req: Request) -> Reply:
         return self.error(404, f"{self.name} has no embeddings endpoint here")
+
+    def count(self, req: Request) -> Reply:
+        return self.error(404, f"{self.name} has no token counting endpoint here")
 
     def stream_reply(self, chunks: Iterator[bytes], headers: dict[str, str] | None = None) -> Reply:
         return Reply(200, content_type=self.stream_type, headers=dict(headers or {}), chunks=chunks)

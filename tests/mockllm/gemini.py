@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from . import validate
-from .common import (Answer, Conversation, Provider, Reply, Request, compact, embedding, pieces, rand, sse,
-                     words)
+from .common import (Answer, Conversation, Provider, Reply, Request, compact, embedding, mock_signature, pieces,
+                     rand, sse, words)
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
@@ -96,6 +98,19 @@ class Gemini(Provider):
             camel = _SNAKE.get(key, key)
             if camel in REQUEST_FIELDS:
                 errs += validate.of_type(REQUEST_FIELDS[camel], value, (key,))
+        return errs + self._signatures(body)
+
+    @staticmethod
+    def _signatures(body: dict) -> list[str]:
+        """A function call in the history carries the signature Gemini gave it, or Google's
+        documented placeholder for histories Gemini did not write."""
+        errs = []
+        for i, c in enumerate(body.get("contents") or []):
+            for j, p in enumerate(c.get("parts") or []):
+                call, sig = p.get("functionCall"), p.get("thoughtSignature")
+                if isinstance(call, dict) and sig not in (None, SKIP_SIGNATURE) \
+                        and sig != mock_signature("fc:" + str(call.get("name"))):
+                    errs.append(f"contents[{i}].parts[{j}].thoughtSignature: Corrupted thought signature.")
         return errs
 
     def conversation(self, req: Request) -> Conversation:
@@ -123,12 +138,20 @@ class Gemini(Provider):
                 if decls:
                     conv.tool_name = decls[0].get("name")
                     break
+        gen = _get(body, "generationConfig") or {}
+        thinking = gen.get("thinkingConfig") or {}
+        conv.reasoning = bool(thinking.get("includeThoughts")) and thinking.get("thinkingBudget") != 0
+        if gen.get("responseMimeType") == "application/json":
+            conv.schema = gen.get("responseSchema") or {}
         return conv
 
     def _usage(self, ans: Answer, out: int) -> dict:
-        return {"promptTokenCount": ans.input_tokens, "candidatesTokenCount": out,
-                "totalTokenCount": ans.input_tokens + out,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": ans.input_tokens}]}
+        usage = {"promptTokenCount": ans.input_tokens, "candidatesTokenCount": out,
+                 "totalTokenCount": ans.input_tokens + out,
+                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": ans.input_tokens}]}
+        if ans.reasoning:
+            usage["thoughtsTokenCount"] = words(ans.reasoning)
+        return usage
 
     def respond(self, req: Request, ans: Answer) -> Reply:
         rid = rand(22)
@@ -140,13 +163,19 @@ class Gemini(Provider):
             return {"candidates": [cand], "usageMetadata": self._usage(ans, usage_out),
                     "modelVersion": req.model, "responseId": rid}
 
+        # Gemini signs a function call (on its part) when it thought first.
         call = [{"functionCall": {"name": ans.tool_name, "args": ans.tool_args}}] if ans.tool_name else None
+        if call and ans.reasoning:
+            call[0]["thoughtSignature"] = mock_signature("fc:" + ans.tool_name)
+        thought = [{"text": ans.reasoning, "thought": True}] if ans.reasoning else []
         if not req.stream:
-            return Reply.json(200, response(call or [{"text": ans.text}], ans.output_tokens, True),
+            return Reply.json(200, response(thought + (call or [{"text": ans.text}]), ans.output_tokens, True),
                               content_type="application/json; charset=UTF-8")
 
         def gen():
             # alt=sse: CRLF-delimited events; usageMetadata is cumulative on every chunk.
+            if thought:
+                yield sse(response(thought, 0, False), eol="\r\n")
             if call:
                 yield sse(response(call, ans.output_tokens, True), eol="\r\n")
                 return

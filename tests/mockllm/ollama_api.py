@@ -32,20 +32,33 @@ class Ollama(Provider):
     def error(self, status: int, message: str) -> Reply:
         return Reply.json(status, {"error": message}, content_type="application/json; charset=utf-8")
 
+    @staticmethod
+    def _images_as_models(obj):
+        """On the wire an image is a base64 string; the client's models hold it as Image."""
+        if isinstance(obj, dict) and isinstance(obj.get("images"), list):
+            return dict(obj, images=[{"value": i} if isinstance(i, str) else i for i in obj["images"]])
+        return obj
+
     def validate(self, req: Request) -> list[str]:
-        errs = validate.model(REQUESTS[req.kind], req.body)
-        if errs or not isinstance(req.body, dict):
+        body = self._images_as_models(req.body)
+        errs = validate.model(REQUESTS[req.kind], body)
+        if errs or not isinstance(body, dict):
             return errs
         # ChatRequest types messages/options as Mapping | Model, which lets any mapping through:
         # check each against the model itself.
-        for i, m in enumerate(req.body.get("messages") or []):
-            errs += validate.model(ot.Message, m, ("messages", i))
+        for i, m in enumerate(body.get("messages") or []):
+            errs += validate.model(ot.Message, self._images_as_models(m), ("messages", i))
         if isinstance(req.body.get("options"), dict):
             errs += validate.model(ot.Options, req.body["options"], ("options",))
         return errs
 
     def conversation(self, req: Request) -> Conversation:
         body, conv = req.body, Conversation()
+        think = body.get("think")
+        conv.reasoning = bool(think) and think is not False
+        fmt = body.get("format")
+        if fmt == "json" or isinstance(fmt, dict):
+            conv.schema = fmt if isinstance(fmt, dict) else {}
         if req.kind == "generate":
             conv.texts = [t for t in (body.get("system"), body.get("prompt")) if t]
             conv.last_user = body.get("prompt") or ""
@@ -75,12 +88,16 @@ class Ollama(Provider):
     def respond(self, req: Request, ans: Answer) -> Reply:
         gen_api = req.kind == "generate"
 
-        def line(content: str, done: bool, tool: bool = False) -> dict:
+        def line(content: str, done: bool, tool: bool = False, thinking: str | None = None) -> dict:
             obj = {"model": req.model, "created_at": _stamp()}
             if gen_api:
                 obj["response"] = content
+                if thinking:
+                    obj["thinking"] = thinking
             else:
                 obj["message"] = {"role": "assistant", "content": content}
+                if thinking:
+                    obj["message"]["thinking"] = thinking
                 if tool:
                     obj["message"]["tool_calls"] = [{"function": {"name": ans.tool_name,
                                                                   "arguments": ans.tool_args}}]
@@ -93,10 +110,12 @@ class Ollama(Provider):
             return obj
 
         if not req.stream:
-            return Reply.json(200, line("" if ans.tool_name else ans.text, True, bool(ans.tool_name)),
-                              content_type="application/json; charset=utf-8")
+            return Reply.json(200, line("" if ans.tool_name else ans.text, True, bool(ans.tool_name),
+                                        ans.reasoning), content_type="application/json; charset=utf-8")
 
         def gen():
+            for p in pieces(ans.reasoning) if ans.reasoning else []:
+                yield (compact(line("", False, thinking=p)) + "\n").encode()
             if ans.tool_name:
                 yield (compact(line("", False, True)) + "\n").encode()
             else:

@@ -22,6 +22,8 @@ def bearer(req: Request) -> str | None:
 class OpenAI(Provider):
     name = "openai"
     id_prefix = "chatcmpl-"
+    refuses = True            # says a refusal as `refusal` (OpenAI's structured-output refusals)
+    reasoning_field = None    # the message field that carries reasoning text, where one does
     error_types = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
                    404: "invalid_request_error", 409: "invalid_request_error", 422: "invalid_request_error",
                    429: "requests"}
@@ -68,14 +70,21 @@ class OpenAI(Provider):
         if tools and body.get("tool_choice") != "none":
             first = tools[0]
             conv.tool_name = (first.get("function") or first.get("custom") or {}).get("name")
+        conv.reasoning = body.get("reasoning_effort") not in (None, "none")
+        fmt = body.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            conv.schema = (fmt.get("json_schema") or {}).get("schema") or {}
+        elif fmt.get("type") == "json_object":
+            conv.schema = {}
         return conv
 
     # --- answering ---------------------------------------------------------------------------
     def usage(self, ans: Answer) -> dict:
-        return {"prompt_tokens": ans.input_tokens, "completion_tokens": ans.output_tokens,
-                "total_tokens": ans.input_tokens + ans.output_tokens,
+        reasoning = words(ans.reasoning) if ans.reasoning else 0
+        return {"prompt_tokens": ans.input_tokens, "completion_tokens": ans.output_tokens + reasoning,
+                "total_tokens": ans.input_tokens + ans.output_tokens + reasoning,
                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 
     def call_id(self) -> str:
@@ -97,6 +106,10 @@ class OpenAI(Provider):
 
     def complete(self, req: Request, ans: Answer, cid: str) -> Reply:
         msg: dict[str, Any] = {"role": "assistant", "content": ans.text, "refusal": None, "annotations": []}
+        if ans.refusal and self.refuses:
+            msg.update(content=None, refusal=ans.refusal)
+        if ans.reasoning and self.reasoning_field:
+            msg[self.reasoning_field] = ans.reasoning
         if ans.tool_name:
             msg["tool_calls"] = [{"id": self.call_id(), "type": "function",
                                   "function": {"name": ans.tool_name, "arguments": ans.tool_json}}]
@@ -121,7 +134,16 @@ class OpenAI(Provider):
 
         def gen():
             yield from self.stream_prelude(req)
-            if ans.tool_name:
+            if ans.reasoning and self.reasoning_field:
+                yield chunk({"role": "assistant", "content": ""})
+                for p in pieces(ans.reasoning):
+                    yield chunk({self.reasoning_field: p})
+            if ans.refusal and self.refuses:
+                # OpenAI's refusal stream: content stays null, the refusal comes in deltas.
+                yield chunk({"role": "assistant", "content": None, "refusal": ""})
+                for p in pieces(ans.refusal):
+                    yield chunk({"refusal": p})
+            elif ans.tool_name:
                 yield chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [
                     {"index": 0, "id": self.call_id(), "type": "function",
                      "function": {"name": ans.tool_name, "arguments": ""}}]})
@@ -335,6 +357,7 @@ class Mistral(OpenAI):
     """Mistral: OpenAI-like wire, its own request fields, usage always in the last stream chunk."""
     name = "mistral"
     id_prefix = ""
+    refuses = False
 
     def validate(self, req: Request) -> list[str]:
         return validate.model(MistralEmbedRequest if req.kind == "embed" else MistralChatRequest, req.body)
@@ -445,6 +468,8 @@ class VllmEmbedExtras(_M):
 
 class Vllm(OpenAI):
     name = "openai-compatible"
+    refuses = False
+    reasoning_field = "reasoning_content"  # vLLM's reasoning parsers (and DeepSeek's API)
 
     def validate(self, req: Request) -> list[str]:
         extras_model = VllmEmbedExtras if req.kind == "embed" else VllmChatExtras

@@ -32,6 +32,7 @@ ROUTES = [
     (re.compile(r"^/openai/deployments/(?P<model>[^/]+)/chat/completions$"), AZURE, "chat"),
     (re.compile(r"^/openai/deployments/(?P<model>[^/]+)/embeddings$"), AZURE, "embed"),
     (re.compile(r"^/v1/messages$"), ANTHROPIC, "chat"),
+    (re.compile(r"^/v1/messages/count_tokens$"), ANTHROPIC, "count"),
     (re.compile(r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<op>generateContent|streamGenerateContent|"
                 r"embedContent|batchEmbedContents)$"), GEMINI, "op"),
     (re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream)$"), BEDROCK, "op"),
@@ -121,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault.get("delay_ms"):
             time.sleep(fault["delay_ms"] / 1000.0)
         cut = fault.get("truncate_stream_after")
+        # A provider's own mid-stream failure: after n chunks, these bytes, then a clean end.
+        fail_at, failure = fault.get("stream_error_after"), fault.get("stream_error_body", "")
         self.send_response(reply.status)
         extra = fault.get("headers") or {}
         if not any(k.lower() == "content-type" for k in extra):  # a fault's Content-Type wins
@@ -144,8 +147,12 @@ class Handler(BaseHTTPRequestHandler):
                 if cut is not None and n >= cut:
                     self.wfile.flush()
                     return self._abort()
+                if fail_at is not None and n >= fail_at:
+                    chunk = failure.encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
+                if fail_at is not None and n >= fail_at:
+                    break
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -248,6 +255,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._fault_reply(provider, fault), fault
         if req.kind == "embed":
             return provider.embed(req), fault
+        if req.kind == "count":
+            return provider.count(req), fault
         return provider.respond(req, decide(provider.conversation(req))), fault
 
     def _stored(self, m, query: dict, headers: dict, raw: bytes, entry: dict) -> None:

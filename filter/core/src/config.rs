@@ -13,6 +13,7 @@ use crate::pii::{PiiConfig, Scrubber};
 use crate::providers::config::ProviderConfig;
 use crate::providers::Providers;
 use crate::routing::{ModelConfig, Router};
+use crate::wire::drop::Policy;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
@@ -52,6 +53,10 @@ pub struct RawConfig {
     /// Response cache for repeated deterministic prompts.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// What happens to a request field a target cannot express: `refuse` (a 400 naming it) or
+    /// `drop` (sampling and reasoning controls are dropped and reported); routes may override.
+    #[serde(default)]
+    pub unsupported: Policy,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -76,6 +81,7 @@ pub struct Config {
     pub max_response_bytes: usize,
     pub debug_headers: bool,
     pub cache: Cache,
+    pub unsupported: Policy,
 }
 
 impl Config {
@@ -131,6 +137,7 @@ impl Config {
                 max_response_bytes: raw.max_response_bytes,
                 debug_headers: raw.debug_headers,
                 cache,
+                unsupported: raw.unsupported,
             },
             warnings,
         ))

@@ -9,8 +9,10 @@
 //!   router; the provider role (an upstream filter, once per attempt) parses it back. Responses flow
 //!   the other way as [`Response`] JSON, or as NDJSON lines of [`StreamEvent`] for streams. When
 //!   both roles share a VM, all of it is handed over by reference instead (`handoff`).
-//! - A field a target cannot express is never dropped: encoders return
-//!   `wire::WireError::Unsupported` naming it, which the client sees as a 400.
+//! - A field a target cannot express is never dropped by an encoder: encoders return
+//!   `wire::WireError::Unsupported` naming it. The provider role then refuses the request (a 400
+//!   naming the field), or, when the route's `unsupported` policy allows it and the field only
+//!   tunes the answer (`wire::drop`), removes it and encodes again, reporting what it removed.
 //! - Tool-call arguments are kept as JSON *text*, because OpenAI-style clients send and expect
 //!   text and may stream it in fragments; object-shaped formats parse it at encode time.
 //! - Enums use serde's default, externally tagged form (`{"text_delta": {...}}`), not an inner
@@ -28,18 +30,21 @@ use serde_json::{Map, Value};
 pub enum Request {
     Chat(ChatRequest),
     Embeddings(EmbeddingsRequest),
+    /// How many input tokens a chat request would take (Anthropic `count_tokens`): the request
+    /// is the conversation to count; nothing is generated.
+    CountTokens(ChatRequest),
 }
 
 impl Request {
     pub fn model(&self) -> &str {
         match self {
-            Request::Chat(c) => &c.model,
+            Request::Chat(c) | Request::CountTokens(c) => &c.model,
             Request::Embeddings(e) => &e.model,
         }
     }
     pub fn set_model(&mut self, model: &str) {
         match self {
-            Request::Chat(c) => model.clone_into(&mut c.model),
+            Request::Chat(c) | Request::CountTokens(c) => model.clone_into(&mut c.model),
             Request::Embeddings(e) => model.clone_into(&mut e.model),
         }
     }
@@ -114,8 +119,10 @@ pub struct ChatRequest {
     pub keep_alive: Option<Value>,
     /// Fields of the client's protocol that have no IR equivalent but that a provider of the
     /// *same family* accepts verbatim (e.g. OpenAI `logit_bias`, `logprobs`, `service_tier`).
-    /// Key: field name; the family is named by `extra_family`. An encoder of another family
-    /// must reject the request naming the first such field.
+    /// Key: the field's path in the client's spelling (`logit_bias`, and for fields below the
+    /// top level `tools[1].input_examples` or `options.num_ctx`, which the same-family encoder
+    /// puts back in place); the family is named by `extra_family`. An encoder of another
+    /// family must refuse the request naming the first such field (`wire::drop` decides).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +155,10 @@ pub struct Reasoning {
     /// The Responses API's `reasoning.summary` (`auto`, `concise`, `detailed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Reasoning only between tool calls (Anthropic `between_tools`); targets without that
+    /// control reason as with `enabled`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub between_tools: bool,
 }
 
 /// Reasoning effort levels, lowest first (OpenAI's names; Anthropic's `max` is the top).
@@ -342,6 +353,9 @@ pub struct Tool {
     pub description: Option<String>,
     /// JSON Schema of the arguments object.
     pub parameters: Value,
+    /// The arguments must match `parameters` exactly (OpenAI and Anthropic `strict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -385,7 +399,19 @@ pub struct EmbeddingsRequest {
 pub enum Response {
     Chat(ChatResponse),
     Embeddings(EmbeddingsResponse),
+    /// The answer to [`Request::CountTokens`].
+    TokenCount(TokenCount),
     Error(ErrorInfo),
+}
+
+/// How many input tokens a request takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCount {
+    pub input_tokens: u64,
+    /// Counted by weir's own estimate (the provider has no counting operation), not the
+    /// provider's tokenizer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -531,6 +557,9 @@ pub struct ErrorInfo {
     /// Seconds, for 429 and 503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u32>,
+    /// A machine-readable reason a client SDK acts on (Anthropic's `error.details.error_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -558,6 +587,7 @@ impl ErrorInfo {
             message: message.into(),
             field: None,
             retry_after: None,
+            code: None,
         }
     }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -568,10 +598,15 @@ impl ErrorInfo {
             message: message.into(),
             field: if field.is_empty() { None } else { Some(field) },
             retry_after: None,
+            code: None,
         }
     }
     pub fn with_retry_after(mut self, seconds: Option<u32>) -> Self {
         self.retry_after = seconds;
+        self
+    }
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_string());
         self
     }
 

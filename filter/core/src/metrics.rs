@@ -162,6 +162,10 @@ pub struct Summary {
     /// What the response cache did: `hit`, `miss` or `bypass`; absent when no route caches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'static str>,
+    /// Request fields dropped because the provider that answered could not express them
+    /// (`wire::drop`), in IR spelling.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 impl Summary {

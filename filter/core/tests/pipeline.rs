@@ -28,7 +28,9 @@ fn config() -> Value {
                 {"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_fo"},
                 {"provider": "an", "model": "claude-x", "cluster": "c_fo"}]},
             {"name": "guarded", "breaker": {"min_requests": 1, "cooldown_s": 30},
-             "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]}
+             "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
+            {"name": "claude", "unsupported": "drop",
+             "targets": [{"provider": "an", "model": "claude-x", "cluster": "c_an"}]}
         ],
         "auth": {"keys": [
             {"id": "team-a", "sha256": sha("sk-weir-a")},
@@ -496,4 +498,156 @@ fn a_streamed_answer_reads_the_clock_once_not_per_chunk() {
     }
     // The first chunk the client sees sets the time to first token; no other chunk asks.
     assert_eq!(h.host.clock_reads(), before_answer + 1);
+}
+
+#[test]
+fn unsupported_tuning_is_dropped_where_the_route_says_and_reported_to_client_and_log() {
+    let mut h = Harness::new(config());
+    let body = json!({"model": "claude", "seed": 7, "user": "u", "top_p": 0.5,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let sent = h
+        .send(client("sk-weir-a", "/v1/chat/completions"), body)
+        .unwrap();
+    let upstream = h.attempt("an", leftovers(), &sent.body).json();
+    assert!(upstream.get("seed").is_none(), "{upstream}");
+    assert_eq!(upstream["top_p"], 0.5);
+    assert_eq!(upstream["metadata"], json!({"user_id": "u"}));
+    let answer = h.answer(200, "application/json", &[&anthropic_answer("ok")]);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-weir-dropped"), Some("seed"));
+    let summary = h.done().unwrap();
+    assert_eq!(summary.dropped, ["seed"]);
+    assert!(summary.to_json().contains(r#""dropped":["seed"]"#));
+
+    // The same field on a route that refuses: a 400 in the client's shape, naming it.
+    h.next_request();
+    let body = json!({"model": "fast", "max_tokens": 5, "top_k": 3, "metadata": {"user_id": "u"},
+        "messages": [{"role": "user", "content": "hi"}]});
+    let sent = h.send(client("sk-weir-a", "/v1/messages"), body).unwrap();
+    h.attempt_headers("oa", Headers::default());
+    let refused = h.attempt_body(&sent.body).unwrap_err();
+    assert_eq!(refused.status, 400);
+    let answer = h.local_reply(
+        Headers::new(&[(":status", "400"), (IR_HEADER, "response")]),
+        &refused.body,
+    );
+    let v = answer.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`top_k` is not supported by the openai provider"));
+}
+
+#[test]
+fn count_tokens_goes_to_anthropic_and_is_estimated_for_the_others() {
+    let mut h = Harness::new(config());
+    let count = json!({"model": "claude", "system": "be brief",
+        "messages": [{"role": "user", "content": "count these words please"}]});
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/messages/count_tokens"),
+            count.clone(),
+        )
+        .unwrap();
+    let out = h.attempt("an", leftovers(), &sent.body);
+    assert_eq!(out.header(":path"), Some("/v1/messages/count_tokens"));
+    let upstream = out.json();
+    assert!(upstream.get("max_tokens").is_none() && upstream.get("stream").is_none());
+    assert_eq!(upstream["system"], "be brief");
+    let answer = h.answer(200, "application/json", &[br#"{"input_tokens": 14}"#]);
+    assert_eq!(answer.json(), json!({"input_tokens": 14}));
+    assert_eq!(answer.header("x-weir-token-count"), None);
+    h.done();
+
+    // An OpenAI-type provider cannot count: the provider role answers with weir's estimate.
+    h.next_request();
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/messages/count_tokens"),
+            json!({"model": "fast", "messages": [{"role": "user", "content": "count these words please"}]}),
+        )
+        .unwrap();
+    h.attempt_headers("oa", Headers::default());
+    let reply = h.attempt_body(&sent.body).unwrap_err();
+    assert_eq!(reply.status, 200);
+    let mut headers = vec![(":status".to_string(), "200".to_string())];
+    headers.extend(reply.headers.iter().cloned());
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let answer = h.local_reply(Headers::new(&pairs), &reply.body);
+    assert_eq!(answer.status, 200);
+    // 24 bytes of text at the default 4 characters per token.
+    assert_eq!(answer.json(), json!({"input_tokens": 6}));
+    assert_eq!(answer.header("x-weir-token-count"), Some("estimate"));
+}
+
+#[test]
+fn anthropic_beta_reaches_anthropic_providers_only() {
+    let mut h = Harness::new(config());
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/chat/completions"),
+            json!({"model": "safe", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+    // Repeated headers, one value not a flag name (dropped), and a client's version.
+    let beta = || {
+        Headers::new(&[
+            ("x-weir-cluster", "c"),
+            ("anthropic-beta", "context-1m-2025-08-07, bad value!"),
+            ("anthropic-beta", "interleaved-thinking-2025-05-14"),
+            ("anthropic-version", "2099-01-01"),
+        ])
+    };
+    let removed = h.attempt_headers("oa", beta());
+    assert!(removed.iter().any(|n| n == "anthropic-beta"));
+    let out = h.attempt_body(&sent.body).unwrap();
+    assert_eq!(out.header("anthropic-beta"), None);
+    h.retried(503, "application/json", b"{}");
+    let removed = h.attempt_headers("an", beta());
+    assert!(removed.iter().any(|n| n == "anthropic-version"));
+    let out = h.attempt_body(&sent.body).unwrap();
+    assert_eq!(
+        out.header("anthropic-beta"),
+        Some("context-1m-2025-08-07,interleaved-thinking-2025-05-14")
+    );
+    // weir writes the body for the version the provider is configured with, not the client's.
+    assert_eq!(out.header("anthropic-version"), Some("2023-06-01"));
+}
+
+#[test]
+fn anthropics_overloaded_529_is_529_for_anthropic_clients_and_503_for_the_others() {
+    let overloaded =
+        br#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    for (path, body, want) in [
+        (
+            "/v1/messages",
+            json!({"model": "claude", "max_tokens": 5, "messages": hi}),
+            529,
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "claude", "messages": hi}),
+            503,
+        ),
+        (
+            "/api/chat",
+            json!({"model": "claude", "stream": false, "messages": hi}),
+            503,
+        ),
+    ] {
+        let mut h = Harness::new(config());
+        let sent = h.send(client("sk-weir-a", path), body).unwrap();
+        h.attempt("an", leftovers(), &sent.body);
+        let answer = h.answer(529, "application/json", &[overloaded]);
+        assert_eq!(answer.status, want, "{path}");
+        assert!(
+            answer.body.windows(10).any(|w| w == b"Overloaded"),
+            "{path}"
+        );
+    }
 }

@@ -51,6 +51,7 @@ pub const CLIENT_APIS: [ClientApi; 7] = [
     ClientApi::OpenAiChat,
     ClientApi::OpenAiEmbeddings,
     ClientApi::AnthropicMessages,
+    ClientApi::AnthropicCountTokens,
     ClientApi::OllamaChat,
     ClientApi::OllamaGenerate,
     ClientApi::OllamaEmbed,
@@ -85,8 +86,8 @@ pub fn spec(kind: ProviderKind) -> ProviderSpec {
     }
 }
 
-/// A chat request as the provider role sees it; `variant` toggles streaming, tools, n and JSON
-/// mode, which change how responses are decoded.
+/// A chat request as the provider role sees it; `variant` toggles streaming, tools, n and
+/// structured output, which change how responses are decoded.
 pub fn chat_request(variant: u8) -> ChatRequest {
     let mut req = ChatRequest {
         model: "m".into(),
@@ -100,10 +101,15 @@ pub fn chat_request(variant: u8) -> ChatRequest {
             name: "get_weather".into(),
             description: Some("weather".into()),
             parameters: serde_json_value(),
+            strict: None,
         }];
     }
     if variant & 8 != 0 {
         req.n = Some(2);
+    }
+    if variant & 64 != 0 {
+        // Bedrock answers it as a forced tool, unwrapped into text.
+        req.response_format = Some(weir_core::ir::ResponseFormat::JsonObject);
     }
     req
 }
@@ -118,6 +124,8 @@ pub fn request(variant: u8) -> Request {
             model: "e".into(),
             ..Default::default()
         })
+    } else if variant & 32 != 0 {
+        Request::CountTokens(chat_request(variant))
     } else {
         Request::Chat(chat_request(variant))
     }

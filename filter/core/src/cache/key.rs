@@ -29,6 +29,8 @@ pub fn normalised(req: &Request) -> Request {
             }
         }
         Request::Embeddings(e) => e.user = None,
+        // Never looked up (see `Cache::cacheable`).
+        Request::CountTokens(_) => {}
     }
     req
 }

@@ -293,6 +293,8 @@ impl Cache {
         let ok = match req {
             Request::Chat(c) => p.any_temperature || c.temperature == Some(0.0),
             Request::Embeddings(_) => self.embeddings,
+            // Counting is free and instant where it is not estimated: nothing to save.
+            Request::CountTokens(_) => false,
         };
         ok.then_some(p)
     }
@@ -481,7 +483,7 @@ impl Hit {
         match &self.response {
             Response::Chat(c) => c.usage,
             Response::Embeddings(e) => e.usage,
-            Response::Error(_) => None,
+            Response::TokenCount(_) | Response::Error(_) => None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! reservation), and what reported usage costs.
 
 use super::{Actual, Estimate, Limiter, Price};
-use crate::ir::{Part, Request, ResponseFormat, Usage};
+use crate::ir::{ChatRequest, Part, Request, ResponseFormat, Usage};
 
 /// Rough input-token charge for an image; providers bill ~85-1,600 tokens depending on size and
 /// detail, and the reservation is corrected at settle anyway.
@@ -44,35 +44,7 @@ impl Estimate {
         let cpt = u64::from(cfg.chars_per_token.max(1));
         let (bytes, flat, output) = match req {
             Request::Chat(c) => {
-                let mut bytes = 0u64;
-                let mut flat = 0u64;
-                for m in &c.messages {
-                    for part in &m.content {
-                        match part {
-                            Part::Text { text } => bytes = bytes.saturating_add(len(text)),
-                            Part::Reasoning { text, .. } => bytes = bytes.saturating_add(len(text)),
-                            Part::Image { .. } => flat = flat.saturating_add(IMAGE_TOKENS),
-                            Part::Document { .. } => flat = flat.saturating_add(DOCUMENT_TOKENS),
-                        }
-                    }
-                    for call in &m.tool_calls {
-                        bytes = bytes
-                            .saturating_add(len(&call.name))
-                            .saturating_add(len(&call.arguments));
-                    }
-                    bytes = bytes
-                        .saturating_add(m.name.as_deref().map_or(0, len))
-                        .saturating_add(m.tool_call_id.as_deref().map_or(0, len));
-                }
-                for t in &c.tools {
-                    bytes = bytes
-                        .saturating_add(len(&t.name))
-                        .saturating_add(t.description.as_deref().map_or(0, len))
-                        .saturating_add(json_len(&t.parameters));
-                }
-                if let Some(ResponseFormat::JsonSchema { schema, .. }) = &c.response_format {
-                    bytes = bytes.saturating_add(json_len(schema));
-                }
+                let (bytes, flat) = prompt_size(c);
                 let max = c.max_tokens.unwrap_or(cfg.default_max_tokens);
                 let choices = c.n.unwrap_or(1).max(1);
                 (
@@ -81,6 +53,8 @@ impl Estimate {
                     u64::from(max).saturating_mul(u64::from(choices)),
                 )
             }
+            // Counting generates nothing and costs no tokens; the request itself still counts.
+            Request::CountTokens(_) => (0, 0, 0),
             Request::Embeddings(e) => {
                 let bytes = e
                     .input
@@ -105,6 +79,50 @@ impl Estimate {
             micro_usd: price.map_or(0, |p| cost_micro_usd(p, &usage)),
         }
     }
+}
+
+/// weir's own count of the input tokens of `chat`, as the reservation sizes it: the answer to
+/// `count_tokens` for providers that cannot count.
+pub fn estimate_input_tokens(chat: &ChatRequest, limiter: &Limiter) -> u64 {
+    let cpt = u64::from(limiter.estimate.chars_per_token.max(1));
+    let (bytes, flat) = prompt_size(chat);
+    bytes.div_ceil(cpt).saturating_add(flat)
+}
+
+/// The prompt's UTF-8 bytes (text, reasoning, tool calls and schemas, names) and its flat token
+/// charge for images and documents.
+fn prompt_size(c: &ChatRequest) -> (u64, u64) {
+    let mut bytes = 0u64;
+    let mut flat = 0u64;
+    for m in &c.messages {
+        for part in &m.content {
+            match part {
+                Part::Text { text } => bytes = bytes.saturating_add(len(text)),
+                Part::Reasoning { text, .. } => bytes = bytes.saturating_add(len(text)),
+                Part::Image { .. } => flat = flat.saturating_add(IMAGE_TOKENS),
+                Part::Document { .. } => flat = flat.saturating_add(DOCUMENT_TOKENS),
+            }
+        }
+        for call in &m.tool_calls {
+            bytes = bytes
+                .saturating_add(len(&call.name))
+                .saturating_add(len(&call.arguments));
+        }
+        bytes = bytes
+            .saturating_add(m.name.as_deref().map_or(0, len))
+            .saturating_add(m.tool_call_id.as_deref().map_or(0, len))
+            .saturating_add(m.refusal.as_deref().map_or(0, len));
+    }
+    for t in &c.tools {
+        bytes = bytes
+            .saturating_add(len(&t.name))
+            .saturating_add(t.description.as_deref().map_or(0, len))
+            .saturating_add(json_len(&t.parameters));
+    }
+    if let Some(ResponseFormat::JsonSchema { schema, .. }) = &c.response_format {
+        bytes = bytes.saturating_add(json_len(schema));
+    }
+    (bytes, flat)
 }
 
 impl Actual {

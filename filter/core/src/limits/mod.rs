@@ -106,7 +106,7 @@ pub use config::{
     BudgetConfig, BudgetPeriod, EstimateConfig, KeyLimits, LimitSetConfig, LimitsConfig,
     LimitsSection, Price,
 };
-pub use cost::cost_micro_usd;
+pub use cost::{cost_micro_usd, estimate_input_tokens};
 
 use crate::error::ConfigError;
 use crate::ir::ErrorInfo;

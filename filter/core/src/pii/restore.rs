@@ -1,5 +1,7 @@
 //! Puts originals back where an answer repeats a placeholder: whole responses, and streams whose
-//! deltas may split a placeholder anywhere (`<EMA` + `IL_1>`).
+//! deltas may split a placeholder anywhere (`<EMA` + `IL_1>`). Answer text, refusals and
+//! tool-call arguments are restored; reasoning is not: it reaches the client as the provider
+//! wrote it, so that a signed block can go back byte for byte (see `walk` and docs/pii.md).
 //!
 //! Invariants: a stream restorer holds back, per text stream (choice) and per tool-call argument
 //! stream, only a tail that could still become a placeholder, so strictly less than the
@@ -28,6 +30,11 @@ impl Vault {
                     if let Some(new) = restore_str(self, text, false) {
                         *text = new;
                     }
+                }
+            }
+            if let Some(refusal) = &mut choice.message.refusal {
+                if let Some(new) = restore_str(self, refusal, false) {
+                    *refusal = new;
                 }
             }
             for call in &mut choice.message.tool_calls {
@@ -116,18 +123,20 @@ fn hold_from(text: &str, max: usize) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
     Text { choice: u32 },
+    Refusal { choice: u32 },
     Args { choice: u32, index: u32 },
 }
 
 impl Key {
     fn choice(self) -> u32 {
         match self {
-            Key::Text { choice } | Key::Args { choice, .. } => choice,
+            Key::Text { choice } | Key::Refusal { choice } | Key::Args { choice, .. } => choice,
         }
     }
     fn event(self, text: String) -> StreamEvent {
         match self {
             Key::Text { choice } => StreamEvent::TextDelta { choice, text },
+            Key::Refusal { choice } => StreamEvent::RefusalDelta { choice, text },
             Key::Args { choice, index } => StreamEvent::ToolCallDelta {
                 choice,
                 index,
@@ -177,9 +186,11 @@ impl EventRestorer {
                 index,
                 arguments,
             } => self.delta(vault, Key::Args { choice, index }, &arguments, out),
+            StreamEvent::RefusalDelta { choice, text } => {
+                self.delta(vault, Key::Refusal { choice }, &text, out)
+            }
             StreamEvent::ReasoningDelta { choice, .. }
-            | StreamEvent::ReasoningEnd { choice, .. }
-            | StreamEvent::RefusalDelta { choice, .. } => {
+            | StreamEvent::ReasoningEnd { choice, .. } => {
                 self.release(|k| k.choice() == choice, out);
                 out.push(ev);
             }

@@ -28,7 +28,9 @@ fn chat(texts: &[&str]) -> Request {
 
 fn texts(req: &Request) -> Vec<String> {
     match req {
-        Request::Chat(c) => c.messages.iter().map(|m| m.joined_text()).collect(),
+        Request::Chat(c) | Request::CountTokens(c) => {
+            c.messages.iter().map(|m| m.joined_text()).collect()
+        }
         Request::Embeddings(e) => e.input.clone(),
     }
 }
@@ -798,5 +800,116 @@ fn scrubs_a_32k_prompt_and_reports_the_time() {
     assert!(!out.contains("4111 1111 1111 1111"));
     assert!(
         out.contains("ORD-2024-001234") && out.contains("550e8400-e29b-41d4-a716-446655440000")
+    );
+}
+
+fn reasoning(text: &str, signature: Option<&str>) -> Part {
+    Part::Reasoning {
+        text: text.into(),
+        signature: signature.map(Into::into),
+        redacted: None,
+        id: None,
+        origin: signature.map(|_| crate::ir::Origin::Anthropic),
+    }
+}
+
+#[test]
+fn signed_reasoning_goes_back_byte_for_byte_or_not_at_all() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    let mut asst = Message::text(Role::Assistant, "ok");
+    asst.content = vec![
+        // What the provider wrote, placeholders and all: sent back unchanged.
+        reasoning("about <EMAIL_1>, signed", Some("sig-1")),
+        // A signed block holding something a detector finds: removed, never rewritten.
+        reasoning("mail ann@example.com", Some("sig-2")),
+        // Unsigned reasoning is text like any other.
+        reasoning("unsigned bob@example.com", None),
+        Part::Text { text: "ok".into() },
+    ];
+    asst.refusal = Some("not for carl@example.com".into());
+    let mut req = Request::Chat(ChatRequest {
+        model: "m".into(),
+        messages: vec![Message::text(Role::User, "I am dan@example.com"), asst],
+        ..Default::default()
+    });
+    let mut v = s.new_vault();
+    s.scrub_request(&mut req, &mut v).unwrap();
+    let Request::Chat(c) = &req else {
+        unreachable!()
+    };
+    let content = &c.messages[1].content;
+    assert_eq!(
+        content[..2],
+        [
+            reasoning("about <EMAIL_1>, signed", Some("sig-1")),
+            reasoning("unsigned <EMAIL_2>", None),
+        ]
+    );
+    assert_eq!(content.len(), 3);
+    assert_eq!(c.messages[1].refusal.as_deref(), Some("not for <EMAIL_3>"));
+    assert!(!serde_json::to_string(&req).unwrap().contains("ann@"));
+}
+
+#[test]
+fn answers_restore_refusals_but_leave_reasoning_as_the_provider_wrote_it() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    let mut v = s.new_vault();
+    s.scrub_request(&mut chat(&["I am john@example.com"]), &mut v)
+        .unwrap();
+    let mut message = Message::text(Role::Assistant, "hi <EMAIL_1>");
+    message
+        .content
+        .insert(0, reasoning("<EMAIL_1> asked", Some("sig")));
+    message.refusal = Some("no, <EMAIL_1>".into());
+    let mut resp = Response::Chat(ChatResponse {
+        choices: vec![Choice {
+            index: 0,
+            message,
+            finish_reason: FinishReason::Stop,
+        }],
+        ..Default::default()
+    });
+    v.restore_response(&mut resp);
+    let Response::Chat(c) = &resp else {
+        unreachable!()
+    };
+    let m = &c.choices[0].message;
+    assert_eq!(m.content[0], reasoning("<EMAIL_1> asked", Some("sig")));
+    assert_eq!(m.joined_text(), "hi john@example.com");
+    assert_eq!(m.refusal.as_deref(), Some("no, john@example.com"));
+    // Streamed: a refusal's placeholder split across deltas is restored; reasoning is not.
+    let mut r = EventRestorer::new();
+    let mut out = Vec::new();
+    for ev in [
+        StreamEvent::ReasoningDelta {
+            choice: 0,
+            text: "<EMAIL_1>".into(),
+        },
+        StreamEvent::RefusalDelta {
+            choice: 0,
+            text: "no, <EMA".into(),
+        },
+        StreamEvent::RefusalDelta {
+            choice: 0,
+            text: "IL_1>".into(),
+        },
+    ] {
+        r.event(&v, ev, &mut out);
+    }
+    r.flush(&v, &mut out);
+    let refusal: String = out
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::RefusalDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusal, "no, john@example.com");
+    assert_eq!(
+        out[0],
+        StreamEvent::ReasoningDelta {
+            choice: 0,
+            text: "<EMAIL_1>".into()
+        }
     );
 }

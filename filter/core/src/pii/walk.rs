@@ -1,6 +1,13 @@
 //! Which request fields are scrubbed: every text a provider reads as content. Message text
-//! parts of every role (system, developer, user, assistant history, tool results), document
-//! titles, tool-call arguments, embeddings inputs.
+//! parts of every role (system, developer, user, assistant history, tool results), refusals,
+//! unsigned reasoning, document titles, tool-call arguments, embeddings inputs.
+//!
+//! Signed reasoning (a `Part::Reasoning` with a signature or encrypted payload) is never
+//! rewritten: the provider that signed it rejects a modified block. Its text is what that
+//! provider wrote (placeholders included, since answers' reasoning is not restored), so it holds
+//! nothing new to the provider; if it does hold something a detector finds (the client edited
+//! it, or the model wrote such a value itself), the block is removed from the request instead,
+//! so nothing detected leaves and nothing signed is altered.
 //!
 //! Not scrubbed: model names, ids, tool names and schemas, `user`, `stop`, image and document
 //! data. Tool-call arguments are JSON text: string values (and numbers, which can carry card
@@ -21,17 +28,28 @@ pub(crate) fn scrub_request(
 ) -> Result<Detections, Blocked> {
     let mut st = State::new(engine, vault);
     match req {
-        Request::Chat(chat) => {
+        Request::Chat(chat) | Request::CountTokens(chat) => {
             for msg in &mut chat.messages {
+                msg.content.retain(|p| !signed_with_findings(engine, p));
                 for part in &mut msg.content {
                     match part {
                         Part::Text { text } => scrub_in_place(engine, text, &mut st)?,
                         Part::Document {
                             title: Some(title), ..
                         } => scrub_in_place(engine, title, &mut st)?,
-                        Part::Reasoning { text, .. } => scrub_in_place(engine, text, &mut st)?,
-                        Part::Document { title: None, .. } | Part::Image { .. } => {}
+                        Part::Reasoning {
+                            text,
+                            signature: None,
+                            redacted: None,
+                            ..
+                        } => scrub_in_place(engine, text, &mut st)?,
+                        Part::Reasoning { .. }
+                        | Part::Document { title: None, .. }
+                        | Part::Image { .. } => {}
                     }
+                }
+                if let Some(refusal) = &mut msg.refusal {
+                    scrub_in_place(engine, refusal, &mut st)?;
                 }
                 for call in &mut msg.tool_calls {
                     scrub_json_text(engine, &mut call.arguments, &mut st)?;
@@ -45,6 +63,19 @@ pub(crate) fn scrub_request(
         }
     }
     Ok(st.finish())
+}
+
+/// A signed reasoning part whose text a detector finds something in (see the module doc).
+fn signed_with_findings(engine: &Engine, part: &Part) -> bool {
+    match part {
+        Part::Reasoning {
+            text,
+            signature,
+            redacted,
+            ..
+        } if signature.is_some() || redacted.is_some() => !engine.spans(text).is_empty(),
+        _ => false,
+    }
 }
 
 fn scrub_in_place(engine: &Engine, text: &mut String, st: &mut State<'_>) -> Result<(), Blocked> {

@@ -20,3 +20,12 @@ pub const IR_HEADER: &str = "x-weir-ir";
 
 /// Response header set by the provider role: the provider that answered.
 pub const PROVIDER_HEADER: &str = "x-weir-provider";
+
+/// Response header: the request fields dropped because the target could not express them
+/// (comma-separated, in IR spelling; see `wire::drop`). The provider role sets it for the
+/// attempt that answered; the gateway records it and passes it to the client, always.
+pub const DROPPED_HEADER: &str = "x-weir-dropped";
+
+/// Response header for clients: `estimate` on a `count_tokens` answer weir counted itself,
+/// because the provider that served it cannot count tokens.
+pub const TOKEN_COUNT_HEADER: &str = "x-weir-token-count";

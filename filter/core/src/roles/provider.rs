@@ -19,10 +19,11 @@
 //! key) and the key is benched; a 429 cools the key down for its `Retry-After`.
 
 use crate::config::Config;
-use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent};
+use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, TokenCount};
+use crate::limits::estimate_input_tokens;
 use crate::providers::{keys, sigv4, Credential, Provider};
 use crate::roles::handoff::{self, Refused};
-use crate::roles::headers::{IR_HEADER, PROVIDER_HEADER, STORED_HEADER};
+use crate::roles::headers::{DROPPED_HEADER, IR_HEADER, PROVIDER_HEADER, STORED_HEADER};
 use crate::roles::{
     header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, Filter, HeaderEdits,
     HeadersVerdict,
@@ -30,11 +31,14 @@ use crate::roles::{
 use crate::routing::{Route, Router, Target};
 use crate::wire::responses::StoredCall;
 use crate::wire::Reply;
-use crate::wire::{ProviderKind, StreamDecoder};
+use crate::wire::{drop, ProviderKind, StreamDecoder};
 use std::rc::Rc;
 
 /// Request headers a provider must never see from the client, beyond `x-weir-*`: client
-/// credentials, the client's own provider-account headers, and Envoy's hop details.
+/// credentials, the client's own provider-account headers, and Envoy's hop details. The
+/// client's `anthropic-version` is not passed on because weir writes the body in the version
+/// the provider is configured for; its `anthropic-beta` is put back for Anthropic-type
+/// providers only ([`ProviderRole::on_request_body`]).
 const STRIPPED_REQUEST_HEADERS: &[&str] = &[
     "authorization",
     "x-api-key",
@@ -83,6 +87,10 @@ pub struct ProviderRole {
     slot: Option<handoff::Slot>,
     /// This attempt is a stored-response call.
     stored: bool,
+    /// The client's `anthropic-beta` flags, for an Anthropic-type provider.
+    anthropic_beta: Option<String>,
+    /// The fields dropped for this attempt's provider (`wire::drop`).
+    dropped: Vec<String>,
 }
 
 impl ProviderRole {
@@ -98,6 +106,8 @@ impl ProviderRole {
             final_status: None,
             slot: None,
             stored: false,
+            anthropic_beta: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -263,6 +273,7 @@ impl Filter for ProviderRole {
     /// On a retry Envoy hands this attempt the header map the previous attempt rewrote, so
     /// everything a previous attempt set (credentials of another provider included) is removed.
     fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
+        self.anthropic_beta = anthropic_beta(headers);
         let remove = strip_list(headers, STRIPPED_REQUEST_HEADERS.iter().copied());
         let Some(name) = header_value(headers, STORED_HEADER) else {
             return HeadersVerdict::Buffer { remove };
@@ -313,8 +324,26 @@ impl Filter for ProviderRole {
         if let Some(model) = target.model.as_deref() {
             req.set_model(model);
         }
-        let out = match provider.spec.encode_request(&req) {
-            Ok(o) => o,
+        if let Request::CountTokens(chat) = &req {
+            if !provider.spec.counts_tokens() {
+                let count = TokenCount {
+                    input_tokens: estimate_input_tokens(chat, &cfg.limiter),
+                    estimated: true,
+                };
+                let mut reply = ir_reply(200, &Response::TokenCount(count), None);
+                // The gateway tells the client whose count this is (an estimate) by the provider.
+                reply
+                    .headers
+                    .push((PROVIDER_HEADER.into(), provider.name.clone()));
+                return BodyVerdict::Reply(reply);
+            }
+        }
+        let policy = route.unsupported.unwrap_or(cfg.unsupported);
+        let out = match drop::encode(&provider.spec, &mut req, policy) {
+            Ok((o, dropped)) => {
+                self.dropped = dropped;
+                o
+            }
             Err(e) => return BodyVerdict::Reply(ir_error(e.info())),
         };
         let mut set = vec![
@@ -326,6 +355,9 @@ impl Filter for ProviderRole {
         ];
         for (name, value) in &out.headers {
             set_header(&mut set, name, value);
+        }
+        if let (ProviderKind::Anthropic, Some(beta)) = (provider.spec.kind, &self.anthropic_beta) {
+            set_header(&mut set, "anthropic-beta", beta);
         }
         if let Err(reply) = self.authorize(provider, "POST", &out.path, &out.body, &mut set, env) {
             return BodyVerdict::Reply(reply);
@@ -418,6 +450,13 @@ impl Filter for ProviderRole {
         edits
             .set
             .push((PROVIDER_HEADER.into(), provider.name.clone()));
+        if self.dropped.is_empty() {
+            edits.remove.push(DROPPED_HEADER.into());
+        } else {
+            edits
+                .set
+                .push((DROPPED_HEADER.into(), self.dropped.join(", ")));
+        }
         edits.remove.push("content-length".into());
         edits.remove.push("content-encoding".into());
         edits
@@ -498,19 +537,43 @@ fn set_header(set: &mut Vec<(String, String)>, name: &str, value: &str) {
 
 /// An IR error answer from the provider role itself.
 fn ir_error(err: ErrorInfo) -> Reply {
-    let status = err.status;
+    let (status, retry_after) = (err.status, err.retry_after);
+    ir_reply(status, &Response::Error(err), retry_after)
+}
+
+/// An IR answer from the provider role itself.
+fn ir_reply(status: u16, resp: &Response, retry_after: Option<u32>) -> Reply {
     let mut headers = vec![
         (IR_HEADER.to_string(), "response".to_string()),
         ("content-type".to_string(), "application/json".to_string()),
     ];
-    if let Some(s) = err.retry_after {
+    if let Some(s) = retry_after {
         headers.push(("retry-after".into(), s.to_string()));
     }
     Reply {
         status,
         headers,
-        body: serde_json::to_vec(&Response::Error(err)).unwrap_or_default(),
+        body: serde_json::to_vec(resp).unwrap_or_default(),
     }
+}
+
+/// The client's `anthropic-beta` flags, repeated headers joined; only well-formed flag names
+/// (letters, digits, `-`, `_`, `.`) are kept, so nothing else can ride along to the provider.
+fn anthropic_beta(headers: &[(String, Vec<u8>)]) -> Option<String> {
+    let flags: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "anthropic-beta")
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|f| {
+            !f.is_empty()
+                && f.len() <= 128
+                && f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .collect();
+    (!flags.is_empty()).then(|| flags.join(","))
 }
 
 fn refused(why: Refused) -> ErrorInfo {

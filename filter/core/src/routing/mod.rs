@@ -41,6 +41,10 @@ pub struct ModelConfig {
     /// Targets in this region come before others of the same priority.
     #[serde(default)]
     pub prefer_region: Option<String>,
+    /// What happens to a request field a target cannot express (`refuse` or `drop`); default:
+    /// the global `unsupported`.
+    #[serde(default)]
+    pub unsupported: Option<crate::wire::drop::Policy>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -138,6 +142,8 @@ pub struct Route {
     pub breaker: Option<health::BreakerConfig>,
     pub affinity: Option<affinity::AffinityConfig>,
     pub prefer_region: Option<String>,
+    /// This route's `unsupported` setting, when it has one.
+    pub unsupported: Option<crate::wire::drop::Policy>,
     /// Shared-data health key of each target, in target order.
     health_keys: Vec<String>,
 }
@@ -256,6 +262,7 @@ impl Router {
                 breaker: m.breaker,
                 affinity,
                 prefer_region: m.prefer_region.clone(),
+                unsupported: m.unsupported,
             });
         }
         let mut providers_of: Vec<(&str, &str)> = Vec::new();

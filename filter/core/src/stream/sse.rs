@@ -1,5 +1,10 @@
 //! Server-sent events (WHATWG `text/event-stream`): incremental parsing and writing.
 //! Handles `\n`, `\r\n` and `\r` line ends, comments, multi-line `data`, and a BOM-free stream.
+//!
+//! Lines that are no SSE field at all (not `data`, `event`, `id`, `retry` or a comment) are not
+//! dropped as the spec's unknown fields would be: providers write errors that way mid-stream
+//! (Gemini and Vertex AI put a pretty-printed `{"error": ...}` straight into the body), so such
+//! lines are handed on joined, as a [`SseEvent::raw`] event, for the decoder to judge.
 
 use super::FrameError;
 
@@ -8,6 +13,9 @@ use super::FrameError;
 pub struct SseEvent {
     pub event: Option<String>,
     pub data: String,
+    /// Text outside SSE framing: consecutive non-field lines joined with `\n`, ended by a
+    /// blank line, an SSE field or the end of the stream.
+    pub raw: bool,
 }
 
 /// Splits bytes into events. Holds at most `max_frame` bytes of one unfinished event.
@@ -20,6 +28,8 @@ pub struct SseFramer {
     event: Option<String>,
     data: String,
     has_data: bool,
+    /// Non-field lines not yet handed on (see the module doc).
+    stray: String,
     /// Bytes held for the current event (lines already parsed plus `line`).
     held: usize,
 }
@@ -33,6 +43,7 @@ impl SseFramer {
             event: None,
             data: String::new(),
             has_data: false,
+            stray: String::new(),
             held: 0,
         }
     }
@@ -101,6 +112,14 @@ impl SseFramer {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),
         };
+        if !matches!(field, "data" | "event" | "id" | "retry") {
+            if !self.stray.is_empty() {
+                self.stray.push('\n');
+            }
+            self.stray.push_str(line);
+            return Ok(());
+        }
+        self.flush_stray(out);
         match field {
             "data" => {
                 if self.has_data {
@@ -110,17 +129,29 @@ impl SseFramer {
                 self.has_data = true;
             }
             "event" => self.event = Some(value.to_string()),
-            _ => {} // id, retry and unknown fields do not matter to a translator
+            _ => {} // id and retry do not matter to a translator
         }
         Ok(())
     }
 
+    fn flush_stray(&mut self, out: &mut Vec<SseEvent>) {
+        if !self.stray.is_empty() {
+            out.push(SseEvent {
+                event: None,
+                data: std::mem::take(&mut self.stray),
+                raw: true,
+            });
+        }
+    }
+
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        self.flush_stray(out);
         let event = self.event.take();
         if self.has_data {
             out.push(SseEvent {
                 event,
                 data: std::mem::take(&mut self.data),
+                raw: false,
             });
         }
         self.has_data = false;
@@ -169,15 +200,18 @@ mod tests {
             vec![
                 SseEvent {
                     event: Some("a".into()),
-                    data: "one\ntwo".into()
+                    data: "one\ntwo".into(),
+                    raw: false,
                 },
                 SseEvent {
                     event: None,
-                    data: "{\"x\":1}".into()
+                    data: "{\"x\":1}".into(),
+                    raw: false,
                 },
                 SseEvent {
                     event: None,
-                    data: "".into()
+                    data: "".into(),
+                    raw: false,
                 },
             ]
         );
@@ -213,6 +247,35 @@ mod tests {
     }
 
     #[test]
+    fn lines_outside_sse_framing_come_out_joined_in_every_split() {
+        // Gemini's mid-stream error: a pretty-printed JSON object after two events.
+        let s = b"data: {\"a\":1}\r\n\r\ndata: {\"a\":2}\r\n\r\n{\n  \"error\": {\n    \"code\": 499\n  }\n}\n";
+        let want = vec![
+            SseEvent {
+                data: "{\"a\":1}".into(),
+                ..Default::default()
+            },
+            SseEvent {
+                data: "{\"a\":2}".into(),
+                ..Default::default()
+            },
+            SseEvent {
+                event: None,
+                data: "{\n  \"error\": {\n    \"code\": 499\n  }\n}".into(),
+                raw: true,
+            },
+        ];
+        for chunks in splits(s, 300) {
+            let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+            assert_eq!(parse_all(&parts), want);
+        }
+        // A field line ends the stray text before it; bare `data` is still a field.
+        let got = parse_all(&[b"oops\ndata\n\n"]);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].raw && got[0].data == "oops" && !got[1].raw && got[1].data.is_empty());
+    }
+
+    #[test]
     fn written_events_parse_back() {
         let mut buf = Vec::new();
         write_event(Some("message_start"), "a\nb", &mut buf);
@@ -222,11 +285,13 @@ mod tests {
             vec![
                 SseEvent {
                     event: Some("message_start".into()),
-                    data: "a\nb".into()
+                    data: "a\nb".into(),
+                    raw: false,
                 },
                 SseEvent {
                     event: None,
-                    data: "{}".into()
+                    data: "{}".into(),
+                    raw: false,
                 },
             ]
         );

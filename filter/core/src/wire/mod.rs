@@ -20,12 +20,15 @@
 //! (a client protocol: request decoding, answer and error encoding), `provider.rs` (a provider
 //! format: request encoding, answer and error decoding), `stream.rs` (its stream encoder and/or
 //! decoder), `tests.rs`. Shared pieces: [`json`] (reading with field paths, writing without a
-//! tree), [`media`] (base64, data URLs, image sniffing), [`args`] (tool-call arguments).
+//! tree), [`media`] (base64, data URLs, image sniffing), [`args`] (tool-call arguments),
+//! [`reasoning`] (effort ↔ budget, signature origins), [`drop`] (the `unsupported` policy).
 //!
 //! Adding a provider format:
 //! 1. `wire/<vendor>/`: `provider.rs` (`encode_request`, `decode_response`) and `stream.rs` (a
 //!    [`StreamDecoder`]), refusing by name every IR field the vendor cannot express
-//!    ([`WireError::Unsupported`]); `tests.rs` with the vendor's documented examples and a
+//!    ([`WireError::Unsupported`]; [`drop`] decides what becomes of it), mapping reasoning
+//!    ([`reasoning`]: controls, reasoning parts with their signatures' origin, stream events),
+//!    refusals and structured output; `tests.rs` with the vendor's documented examples and a
 //!    recorded stream decoded in every split (`stream::testutil::splits`).
 //! 2. Here: a [`ProviderKind`] variant (its config name, default host) and its arms in
 //!    [`ProviderSpec`]'s `encode_request`, `decode_response` and `stream_decoder`.
@@ -41,11 +44,13 @@
 pub mod anthropic;
 pub mod args;
 pub mod bedrock;
+pub mod drop;
 pub mod gemini;
 pub mod json;
 pub mod media;
 pub mod ollama;
 pub mod openai;
+pub mod reasoning;
 pub mod responses;
 
 use crate::ir::{ChatRequest, ErrorInfo, ErrorKind, Family, Request, Response, StreamEvent};
@@ -58,6 +63,13 @@ pub enum WireError {
     Invalid { field: String, message: String },
     /// The request is valid but the target cannot express `field`.
     Unsupported { field: String, target: &'static str },
+    /// The request is valid but asks for something weir itself does not offer; `code` tells
+    /// the client's SDK what to do instead.
+    Declined {
+        field: String,
+        message: String,
+        code: &'static str,
+    },
     /// The provider sent something that is not its documented format.
     Upstream { message: String },
 }
@@ -75,6 +87,15 @@ impl WireError {
             target,
         }
     }
+    /// The target needs a file's bytes and the client sent a URL to it: a 400 that says so
+    /// (weir does not fetch URLs for providers that cannot).
+    pub fn needs_bytes(field: impl Into<String>, target: &'static str) -> Self {
+        let field = field.into();
+        let message = format!(
+            "`{field}` is a URL, but the {target} provider serving this model needs the file's bytes: send it inline (a data URL or base64)"
+        );
+        WireError::Invalid { field, message }
+    }
     pub fn upstream(message: impl Into<String>) -> Self {
         WireError::Upstream {
             message: message.into(),
@@ -84,10 +105,24 @@ impl WireError {
     pub fn info(&self) -> ErrorInfo {
         match self {
             WireError::Invalid { field, message } => ErrorInfo::invalid(field.clone(), message),
-            WireError::Unsupported { field, target } => ErrorInfo::invalid(
-                field.clone(),
-                format!("`{field}` is not supported by the {target} provider serving this model"),
-            ),
+            WireError::Unsupported { field, target } => {
+                // The IR's name for reasoning controls is none of the clients' own.
+                let what = if field == "reasoning" {
+                    "reasoning control (`thinking`, `reasoning_effort`, `reasoning`, `think`)"
+                        .to_string()
+                } else {
+                    format!("`{field}`")
+                };
+                ErrorInfo::invalid(
+                    field.clone(),
+                    format!("{what} is not supported by the {target} provider serving this model"),
+                )
+            }
+            WireError::Declined {
+                field,
+                message,
+                code,
+            } => ErrorInfo::invalid(field.clone(), message).with_code(code),
             WireError::Upstream { message } => ErrorInfo::new(
                 502,
                 ErrorKind::Upstream,
@@ -137,6 +172,8 @@ pub enum ClientApi {
     ResponsesStored(responses::StoredOp),
     /// `POST /v1/messages`
     AnthropicMessages,
+    /// `POST /v1/messages/count_tokens`
+    AnthropicCountTokens,
     /// `POST /api/chat`
     OllamaChat,
     /// `POST /api/generate`
@@ -165,6 +202,7 @@ impl ClientApi {
             "/v1/models" | "/models" => ClientApi::OpenAiModels,
             "/v1/responses" | "/responses" => ClientApi::ResponsesCreate,
             "/v1/messages" => ClientApi::AnthropicMessages,
+            "/v1/messages/count_tokens" => ClientApi::AnthropicCountTokens,
             "/api/chat" => ClientApi::OllamaChat,
             "/api/generate" => ClientApi::OllamaGenerate,
             "/api/embed" | "/api/embeddings" => ClientApi::OllamaEmbed,
@@ -185,7 +223,9 @@ impl ClientApi {
             | ClientApi::OpenAiModels
             | ClientApi::ResponsesCreate
             | ClientApi::ResponsesStored(_) => ClientProtocol::OpenAi,
-            ClientApi::AnthropicMessages => ClientProtocol::Anthropic,
+            ClientApi::AnthropicMessages | ClientApi::AnthropicCountTokens => {
+                ClientProtocol::Anthropic
+            }
             _ => ClientProtocol::Ollama,
         }
     }
@@ -215,6 +255,9 @@ impl ClientApi {
             ClientApi::AnthropicMessages => {
                 anthropic::decode_messages_request(body).map(Request::Chat)
             }
+            ClientApi::AnthropicCountTokens => {
+                anthropic::decode_count_tokens_request(body).map(Request::CountTokens)
+            }
             ClientApi::OllamaChat => ollama::decode_chat_request(body).map(Request::Chat),
             ClientApi::OllamaGenerate => ollama::decode_generate_request(body).map(Request::Chat),
             ClientApi::OllamaEmbed => ollama::decode_embed_request(body).map(Request::Embeddings),
@@ -236,7 +279,9 @@ impl ClientApi {
             (ClientApi::OpenAiChat, Response::Chat(c)) => openai::encode_chat_response(c),
             (ClientApi::ResponsesCreate, Response::Chat(c)) => match req {
                 Request::Chat(r) => responses::encode_response(r, c),
-                Request::Embeddings(_) => self.encode_error(&mismatched()),
+                Request::Embeddings(_) | Request::CountTokens(_) => {
+                    self.encode_error(&mismatched())
+                }
             },
             (ClientApi::OpenAiEmbeddings, Response::Embeddings(e)) => {
                 openai::encode_embeddings_response(e)
@@ -244,10 +289,24 @@ impl ClientApi {
             (ClientApi::AnthropicMessages, Response::Chat(c)) => {
                 anthropic::encode_messages_response(c)
             }
+            (ClientApi::AnthropicCountTokens, Response::TokenCount(t)) => {
+                anthropic::encode_token_count(t)
+            }
             (ClientApi::OllamaChat, Response::Chat(c)) => ollama::encode_chat_response(c),
             (ClientApi::OllamaGenerate, Response::Chat(c)) => ollama::encode_generate_response(c),
             (ClientApi::OllamaEmbed, Response::Embeddings(e)) => ollama::encode_embed_response(e),
             _ => self.encode_error(&mismatched()),
+        }
+    }
+
+    /// The HTTP status an error is answered with in this protocol: Anthropic's own 529
+    /// (overloaded) only to Anthropic clients, whose SDKs raise `OverloadedError` on it; 503,
+    /// which every client retries, to the others.
+    pub fn status(self, err: &ErrorInfo) -> u16 {
+        match (self.protocol(), err.status) {
+            (ClientProtocol::Anthropic, s) => s,
+            (_, 529) => 503,
+            (_, s) => s,
         }
     }
 
@@ -430,8 +489,17 @@ pub struct Outgoing {
 }
 
 impl ProviderSpec {
+    /// Whether the provider counts tokens itself ([`Request::CountTokens`]); for others the
+    /// provider role answers with weir's own estimate.
+    pub fn counts_tokens(&self) -> bool {
+        self.kind == ProviderKind::Anthropic
+    }
+
     /// Builds the provider request. `req.model()` is already the provider's model id.
     pub fn encode_request(&self, req: &Request) -> Result<Outgoing, WireError> {
+        if matches!(req, Request::CountTokens(_)) && !self.counts_tokens() {
+            return Err(WireError::unsupported("count_tokens", self.kind.name()));
+        }
         if let Request::Chat(c) = req {
             if c.extra_family == Some(Family::OpenAiResponses)
                 && !c.extra.is_empty()
@@ -452,7 +520,9 @@ impl ProviderSpec {
             ProviderKind::Ollama => ollama::encode_request(self, req),
             ProviderKind::OpenAiResponses => match req {
                 Request::Chat(_) => responses::encode_request(self, req),
-                Request::Embeddings(_) => openai::encode_request(self, req),
+                Request::Embeddings(_) | Request::CountTokens(_) => {
+                    openai::encode_request(self, req)
+                }
             },
         }
     }
@@ -478,7 +548,9 @@ impl ProviderSpec {
             ProviderKind::Ollama => ollama::decode_response(req, status, body, created),
             ProviderKind::OpenAiResponses => match req {
                 Request::Chat(_) => responses::decode_response(req, status, body),
-                Request::Embeddings(_) => openai::decode_response(self, req, status, body),
+                Request::Embeddings(_) | Request::CountTokens(_) => {
+                    openai::decode_response(self, req, status, body)
+                }
             },
         }
     }
@@ -526,24 +598,37 @@ pub fn system_text(req: &ChatRequest) -> Option<String> {
     }
 }
 
-/// About how many bytes a provider body for `req` takes, to size the buffer it is written into
-/// once: the text and media that make up most of it, plus room for the JSON around them.
-pub(crate) fn body_size_hint(req: &ChatRequest) -> usize {
+/// About how many bytes a content part takes in a body: its text, media or reasoning payloads.
+pub(crate) fn part_size(p: &crate::ir::Part) -> usize {
     use crate::ir::{Media, Part};
-    let part = |p: &Part| match p {
+    match p {
         Part::Text { text } => text.len(),
-        Part::Reasoning { text, .. } => text.len(),
+        Part::Reasoning {
+            text,
+            signature,
+            redacted,
+            ..
+        } => {
+            text.len()
+                + signature.as_ref().map_or(0, String::len)
+                + redacted.as_ref().map_or(0, String::len)
+        }
         Part::Image { source } | Part::Document { source, .. } => match source {
             Media::Base64 { data, .. } => data.len(),
             Media::Url { url } => url.len(),
         },
-    };
+    }
+}
+
+/// About how many bytes a provider body for `req` takes, to size the buffer it is written into
+/// once: the text and media that make up most of it, plus room for the JSON around them.
+pub(crate) fn body_size_hint(req: &ChatRequest) -> usize {
     let messages: usize = req
         .messages
         .iter()
         .map(|m| {
             let calls: usize = m.tool_calls.iter().map(|c| c.arguments.len() + 64).sum();
-            m.content.iter().map(part).sum::<usize>() + calls + 64
+            m.content.iter().map(part_size).sum::<usize>() + calls + 64
         })
         .sum();
     // Tool schemas are serialised from values: a guess per tool is as good as measuring.
@@ -575,6 +660,63 @@ pub fn reject_foreign_extra(
     }
 }
 
+/// An error a provider wrote into its stream outside the stream's framing (`SseEvent::raw`, as
+/// Gemini and Vertex AI do mid-stream): a JSON object with an `error` member (an object with
+/// `code`/`status`/`message`, or a string), or a one-element array of one. `None` for anything
+/// else, which decoders ignore as before.
+pub(crate) fn stray_error(text: &str) -> Option<ErrorInfo> {
+    let v: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+    let v = match v {
+        serde_json::Value::Array(mut items) if items.len() == 1 => items.pop()?,
+        other => other,
+    };
+    let err = v.get("error")?;
+    let text_of = |k: &str| err.get(k).and_then(serde_json::Value::as_str);
+    let status = err
+        .get("code")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .or_else(|| text_of("status").and_then(google_status))
+        .map_or(502, upstream_status);
+    let message = match err {
+        serde_json::Value::String(s) => s.clone(),
+        _ => text_of("message")
+            .unwrap_or("the provider reported an error mid-stream")
+            .to_string(),
+    };
+    Some(ErrorInfo::new(
+        status,
+        ErrorInfo::kind_for_status(status),
+        message,
+    ))
+}
+
+/// The HTTP status of a `google.rpc.Code` name.
+fn google_status(name: &str) -> Option<u16> {
+    Some(match name {
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => 400,
+        "UNAUTHENTICATED" => 401,
+        "PERMISSION_DENIED" => 403,
+        "NOT_FOUND" => 404,
+        "RESOURCE_EXHAUSTED" => 429,
+        "UNAVAILABLE" => 503,
+        "DEADLINE_EXCEEDED" => 504,
+        "CANCELLED" | "INTERNAL" | "UNKNOWN" | "DATA_LOSS" | "ABORTED" => 502,
+        _ => return None,
+    })
+}
+
+/// A status a provider reported for a failed answer, as a client should see it: real HTTP
+/// error statuses stay, anything else (Google's 499 for a cancelled operation, nonsense codes)
+/// is the provider failing, a 502.
+pub(crate) fn upstream_status(code: u16) -> u16 {
+    match code {
+        499 => 502,
+        400..=599 => code,
+        _ => 502,
+    }
+}
+
 /// A body that is not JSON at all: a 400 quoting serde's account of where it breaks.
 pub(crate) fn invalid_json(e: serde_json::Error) -> WireError {
     WireError::invalid("", format!("invalid JSON body: {e}"))
@@ -583,6 +725,22 @@ pub(crate) fn invalid_json(e: serde_json::Error) -> WireError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stray_errors_are_read_in_googles_and_openais_shapes() {
+        let e = stray_error("{\n  \"error\": {\n    \"code\": 499,\n    \"message\": \"The operation was cancelled.\",\n    \"status\": \"CANCELLED\"\n  }\n}").unwrap();
+        assert_eq!((e.status, e.kind), (502, ErrorKind::Upstream));
+        assert_eq!(e.message, "The operation was cancelled.");
+        let e = stray_error(
+            r#"[{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}]"#,
+        )
+        .unwrap();
+        assert_eq!((e.status, e.kind), (429, ErrorKind::RateLimited));
+        let e = stray_error(r#"{"error": {"message": "m", "status": "UNAVAILABLE"}}"#).unwrap();
+        assert_eq!(e.status, 503);
+        assert_eq!(stray_error(r#"{"error": "boom"}"#).unwrap().message, "boom");
+        assert!(stray_error("not json").is_none() && stray_error(r#"{"ok": 1}"#).is_none());
+    }
 
     #[test]
     fn classifies_every_served_path_and_ignores_query_and_trailing_slash() {

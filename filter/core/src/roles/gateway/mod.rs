@@ -214,7 +214,7 @@ impl GatewayRole {
 
 /// An error in the client's protocol shape, with `retry-after` when the error carries one.
 pub fn error_reply(api: ClientApi, err: &ErrorInfo) -> Reply {
-    let mut reply = json_reply(err.status, api.encode_error(err));
+    let mut reply = json_reply(api.status(err), api.encode_error(err));
     if let Some(s) = err.retry_after {
         reply.headers.push(("retry-after".into(), s.to_string()));
     }

@@ -9,7 +9,9 @@ use crate::config::Config;
 use crate::ir::{ErrorInfo, ErrorKind, Response, StreamEvent, Usage};
 use crate::pii::EventRestorer;
 use crate::roles::handoff;
-use crate::roles::headers::{INTERNAL_PREFIX, IR_HEADER, PROVIDER_HEADER};
+use crate::roles::headers::{
+    DROPPED_HEADER, INTERNAL_PREFIX, IR_HEADER, PROVIDER_HEADER, TOKEN_COUNT_HEADER,
+};
 use crate::roles::{header_value, status_of, Env, HeaderEdits};
 use crate::stream::ndjson::NdjsonFramer;
 use crate::wire::StreamEncoder;
@@ -122,6 +124,18 @@ impl GatewayRole {
         };
         edits.remove.push("content-length".into());
         self.internal_headers(headers, &mut edits, env);
+        if let crate::ir::Request::CountTokens(_) = up.request.as_ref() {
+            let served = self
+                .summary
+                .provider
+                .as_deref()
+                .and_then(|p| self.cfg.providers.get(p));
+            if served.is_some_and(|p| !p.spec.counts_tokens()) {
+                edits
+                    .set
+                    .push((TOKEN_COUNT_HEADER.into(), "estimate".into()));
+            }
+        }
         if let Some(ticket) = &self.ticket {
             edits.set.extend(ticket.headers());
         }
@@ -143,12 +157,24 @@ impl GatewayRole {
     }
 
     /// Internal headers leave with the answer; with `debug_headers`, who served it says so.
-    fn internal_headers(&self, headers: &[(String, Vec<u8>)], edits: &mut HeaderEdits, env: &Env) {
+    fn internal_headers(
+        &mut self,
+        headers: &[(String, Vec<u8>)],
+        edits: &mut HeaderEdits,
+        env: &Env,
+    ) {
         let text = |name| header_value(headers, name).and_then(|v| std::str::from_utf8(v).ok());
         for (name, _) in headers {
             if name.starts_with(INTERNAL_PREFIX) || name == "x-envoy-attempt-count" {
                 edits.remove.push(name.clone());
             }
+        }
+        // What was dropped is always the client's to know (removals come before sets).
+        self.summary.dropped = dropped_fields(text(DROPPED_HEADER).unwrap_or_default());
+        if !self.summary.dropped.is_empty() {
+            edits
+                .set
+                .push((DROPPED_HEADER.into(), self.summary.dropped.join(", ")));
         }
         if self.cfg.debug_headers {
             if let Some(p) = text(PROVIDER_HEADER) {
@@ -266,7 +292,7 @@ fn finish_buffered(
         let err = foreign_error(status, body);
         return Buffered {
             body: api.encode_error(&err),
-            status: Some(err.status),
+            status: Some(api.status(&err)),
             usage: None,
         };
     };
@@ -279,7 +305,8 @@ fn finish_buffered(
     let (usage, status) = match &resp {
         Response::Chat(c) => (c.usage, None),
         Response::Embeddings(e) => (e.usage, None),
-        Response::Error(e) => (None, Some(e.status)),
+        Response::TokenCount(_) => (None, None),
+        Response::Error(e) => (None, Some(api.status(e))),
     };
     Buffered {
         body: api.encode_response(&up.request, &resp),
@@ -359,6 +386,18 @@ fn relay_stream(
         }
     }
     out
+}
+
+/// The fields the provider role reported dropping: at most 32, each a short field path (the
+/// header is the provider role's, but the list is bounded whoever wrote it).
+fn dropped_fields(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && f.len() <= 64)
+        .take(32)
+        .map(str::to_string)
+        .collect()
 }
 
 /// `Retry-After` for a global-limit refusal: the seconds until the refusing window resets, from

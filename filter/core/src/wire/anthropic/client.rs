@@ -5,10 +5,10 @@ use crate::ir::*;
 use crate::wire::json::{
     as_obj, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj, Path,
 };
-use crate::wire::{args, media, WireError};
-use serde_json::json;
+use crate::wire::{args, media, part_size, reasoning, WireError};
 
-const TOP_FIELDS: &[&str] = &[
+/// Request fields this module reads into the IR.
+const IR_FIELDS: &[&str] = &[
     "model",
     "max_tokens",
     "messages",
@@ -22,29 +22,100 @@ const TOP_FIELDS: &[&str] = &[
     "tools",
     "tool_choice",
     "output_config",
-    "cache_control",
     "thinking",
-    "service_tier",
-    "inference_geo",
 ];
 
-/// Anthropic-only request fields with no IR equivalent that Anthropic providers take verbatim.
-const PASSTHROUGH: &[&str] = &["thinking", "service_tier", "inference_geo"];
+/// Anthropic request fields with no IR equivalent that Anthropic providers take verbatim
+/// (`extra`); other providers drop or refuse them by name (see `wire::drop`). The beta ones
+/// come with an `anthropic-beta` header, which reaches Anthropic providers too.
+const PASSTHROUGH: &[&str] = &[
+    "cache_control",
+    "service_tier",
+    "inference_geo",
+    "container",
+    "speed",
+    "diagnostics",
+    "user_profile_id",
+    "workspace_id",
+    "context_management",
+    "mcp_servers",
+    "compaction",
+    "fallbacks",
+    "billing_policy",
+    "fallback_credit_token",
+];
+
+/// The error code Anthropic's SDK answers by sending the whole history again, unthreaded (the
+/// tool runner does; `client.beta.messages.thread()` raises it).
+const THREAD_UNSUPPORTED: &str = "thread_unsupported_request";
+
+/// What `count_tokens` takes: the conversation and what shapes the prompt, no generation
+/// settings.
+const COUNT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "output_config",
+    "thinking",
+];
+
+/// The passthrough fields `count_tokens` takes too (the others only shape generation).
+pub(super) const COUNT_PASSTHROUGH: &[&str] = &[
+    "cache_control",
+    "speed",
+    "user_profile_id",
+    "workspace_id",
+    "context_management",
+    "mcp_servers",
+];
 
 pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
+    decode(body, false)
+}
+
+/// `POST /v1/messages/count_tokens`: the conversation, without generation settings.
+pub fn decode_count_tokens_request(body: &[u8]) -> Result<ChatRequest, WireError> {
+    decode(body, true)
+}
+
+fn decode(body: &[u8], count: bool) -> Result<ChatRequest, WireError> {
     let map = parse_object(body, "the request body")?;
     let root = Obj::root(&map);
-    root.reject_unknown(TOP_FIELDS)?;
+    if count {
+        root.reject_unknown(&[COUNT_FIELDS, COUNT_PASSTHROUGH].concat())?;
+    } else {
+        let allowed: Vec<&str> = [IR_FIELDS, PASSTHROUGH, &["thread"]].concat();
+        root.reject_unknown(&allowed)?;
+    }
+    // A conversation held by the server between requests (message threads) would keep the
+    // history out of weir's reach: PII placeholders, failover to another provider and the
+    // cache all need the whole history in each request.
+    if root
+        .get("thread")
+        .is_some_and(|t| t.as_bool() != Some(false))
+    {
+        return Err(WireError::Declined {
+            field: "thread".into(),
+            message: "this gateway holds no conversation between requests (message threads): \
+                      send the whole history"
+                .into(),
+            code: THREAD_UNSUPPORTED,
+        });
+    }
     let mut req = ChatRequest {
         model: root.req_str("model")?.to_string(),
         ..Default::default()
     };
     // Anthropic requires it; accepting its absence would make the answer's length depend on
     // whichever provider serves the request.
-    req.max_tokens = Some(
-        root.whole_u32("max_tokens")?
-            .ok_or_else(|| required("max_tokens"))?,
-    );
+    if !count {
+        req.max_tokens = Some(
+            root.whole_u32("max_tokens")?
+                .ok_or_else(|| required("max_tokens"))?,
+        );
+    }
     if let Some(system) = root.get("system") {
         let system = decode_system(system, root.path("system"))?;
         // An empty system prompt says nothing, and some providers reject an empty one.
@@ -71,11 +142,15 @@ pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     if let Some(tools) = root.arr("tools")? {
         let path = root.path("tools");
         for (i, t) in tools.iter().enumerate() {
-            req.tools.push(decode_tool(&as_obj(t, path.index(i))?)?);
+            let tool = decode_tool(&as_obj(t, path.index(i))?, i, &mut req.extra)?;
+            req.tools.push(tool);
         }
     }
     if let Some(choice) = root.obj("tool_choice")? {
         decode_tool_choice(&choice, &mut req)?;
+    }
+    if let Some(thinking) = root.obj("thinking")? {
+        req.reasoning = Some(decode_thinking(&thinking)?);
     }
     if let Some(config) = root.obj("output_config")? {
         decode_output_config(&config, &mut req)?;
@@ -89,6 +164,43 @@ pub fn decode_messages_request(body: &[u8]) -> Result<ChatRequest, WireError> {
         req.extra_family = Some(Family::Anthropic);
     }
     Ok(req)
+}
+
+/// `thinking` as IR reasoning (see `wire::reasoning` for the other direction's table).
+fn decode_thinking(t: &Obj<'_, '_>) -> Result<Reasoning, WireError> {
+    let kind = t.req_str("type")?;
+    let allowed: &[&str] = match kind {
+        "enabled" => &["type", "budget_tokens", "display"],
+        "adaptive" => &["type", "display"],
+        "disabled" | "between_tools" => &["type"],
+        _ => {
+            return Err(must_be(
+                t.path("type"),
+                "`enabled`, `adaptive`, `disabled` or `between_tools`",
+            ))
+        }
+    };
+    t.reject_unknown(allowed)?;
+    let visible = match t.str("display")? {
+        None => None,
+        Some("summarized") => Some(true),
+        Some("omitted") => Some(false),
+        Some(_) => return Err(must_be(t.path("display"), "`summarized` or `omitted`")),
+    };
+    Ok(Reasoning {
+        enabled: Some(kind != "disabled"),
+        budget_tokens: match kind {
+            "enabled" => Some(
+                t.whole_u32("budget_tokens")?
+                    .ok_or_else(|| required(t.path("budget_tokens")))?,
+            ),
+            _ => None,
+        },
+        adaptive: kind == "adaptive",
+        between_tools: kind == "between_tools",
+        visible,
+        ..Default::default()
+    })
 }
 
 fn decode_system(v: &Json<'_>, path: Path<'_>) -> Result<Message, WireError> {
@@ -167,7 +279,19 @@ fn decode_message(obj: &Obj<'_, '_>, out: &mut Vec<Message>) -> Result<(), WireE
                 out.push(decode_tool_result(&block)?);
                 emitted = true;
             }
-            (_, "thinking" | "redacted_thinking") => return Err(not_supported(block.path)),
+            (Role::Assistant, "thinking") => msg.content.push(decode_thinking_block(&block)?),
+            (Role::Assistant, "redacted_thinking") => {
+                block.reject_unknown(&["type", "data"])?;
+                let (origin, data) = reasoning::untag(Origin::Anthropic, block.req_str("data")?)
+                    .ok_or_else(|| must_be(block.path("data"), "a non-empty string"))?;
+                msg.content.push(Part::Reasoning {
+                    text: String::new(),
+                    signature: None,
+                    redacted: Some(data),
+                    id: None,
+                    origin: Some(origin),
+                });
+            }
             (_, other) => {
                 return Err(WireError::invalid(
                     block.path("type"),
@@ -180,6 +304,24 @@ fn decode_message(obj: &Obj<'_, '_>, out: &mut Vec<Message>) -> Result<(), WireE
         out.push(msg);
     }
     Ok(())
+}
+
+/// A thinking block of the history: its signature (and so its origin) as [`reasoning::untag`]
+/// reads it; an empty signature leaves it unsigned.
+fn decode_thinking_block(block: &Obj<'_, '_>) -> Result<Part, WireError> {
+    block.reject_unknown(&["type", "thinking", "signature", "cache_control"])?;
+    let signed = reasoning::untag(Origin::Anthropic, block.req_str("signature")?);
+    let (origin, signature) = match signed {
+        Some((o, s)) => (Some(o), Some(s)),
+        None => (None, None),
+    };
+    Ok(Part::Reasoning {
+        text: block.req_str("thinking")?.to_string(),
+        signature,
+        redacted: None,
+        id: None,
+        origin,
+    })
 }
 
 fn decode_text(block: &Obj<'_, '_>) -> Result<Part, WireError> {
@@ -253,7 +395,26 @@ fn decode_source(block: &Obj<'_, '_>, kinds: &[&str]) -> Result<Media, WireError
 }
 
 fn decode_tool_use(block: &Obj<'_, '_>) -> Result<ToolCall, WireError> {
-    block.reject_unknown(&["type", "id", "name", "input", "cache_control"])?;
+    block.reject_unknown(&[
+        "type",
+        "id",
+        "name",
+        "input",
+        "cache_control",
+        "caller",
+        "toolset_name",
+    ])?;
+    // The tool runner echoes `caller`; `direct` (the model called the tool itself) is what every
+    // provider's tool calls are. Calls made from inside a server tool, or through an MCP toolset,
+    // need those server features, which weir does not offer.
+    if let Some(caller) = block.obj("caller")? {
+        if caller.req_str("type")? != "direct" {
+            return Err(not_supported(caller.path("type")));
+        }
+    }
+    if block.get("toolset_name").is_some() {
+        return Err(not_supported(block.path("toolset_name")));
+    }
     let input = block.req("input")?;
     if !input.is_object() {
         return Err(must_be(block.path("input"), "an object"));
@@ -309,7 +470,14 @@ fn decode_tool_result(block: &Obj<'_, '_>) -> Result<Message, WireError> {
     })
 }
 
-fn decode_tool(tool: &Obj<'_, '_>) -> Result<Tool, WireError> {
+/// Tool fields only Anthropic providers take, carried as `extra` under `tools[i].<field>`.
+const TOOL_PASSTHROUGH: &[&str] = &["cache_control", "eager_input_streaming", "input_examples"];
+
+fn decode_tool(
+    tool: &Obj<'_, '_>,
+    i: usize,
+    extra: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Tool, WireError> {
     // Server tools (web search, code execution, ...) run inside Anthropic; no other provider
     // can honour them, so they are refused before their own fields are judged unknown.
     if let Some(kind) = tool.str("type")? {
@@ -323,13 +491,35 @@ fn decode_tool(tool: &Obj<'_, '_>) -> Result<Tool, WireError> {
         "description",
         "input_schema",
         "cache_control",
+        "strict",
+        "allowed_callers",
+        "defer_loading",
+        "eager_input_streaming",
+        "input_examples",
     ])?;
+    // Callers other than `direct` are server tools, and deferred loading needs the tool search
+    // server tool: neither exists without those server features.
+    if let Some(callers) = tool.get("allowed_callers") {
+        let path = tool.path("allowed_callers");
+        if strings(callers, path)?.iter().any(|c| c != "direct") {
+            return Err(not_supported(path));
+        }
+    }
+    if tool.bool("defer_loading")? == Some(true) {
+        return Err(not_supported(tool.path("defer_loading")));
+    }
+    for key in TOOL_PASSTHROUGH {
+        if let Some(v) = tool.get(key) {
+            extra.insert(format!("tools[{i}].{key}"), v.to_value());
+        }
+    }
     let schema = tool.req("input_schema")?;
     as_obj(schema, tool.path("input_schema"))?;
     Ok(Tool {
         name: tool.req_str("name")?.to_string(),
         description: tool.string("description")?,
         parameters: schema.to_value(),
+        strict: tool.bool("strict")?,
     })
 }
 
@@ -369,8 +559,20 @@ fn decode_output_config(config: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(
         });
     }
     if let Some(effort) = config.str("effort")? {
-        req.extra
-            .insert("output_config".to_string(), json!({ "effort": effort }));
+        let effort = match effort {
+            "low" => Effort::Low,
+            "medium" => Effort::Medium,
+            "high" => Effort::High,
+            "xhigh" => Effort::Xhigh,
+            "max" => Effort::Max,
+            _ => {
+                return Err(must_be(
+                    config.path("effort"),
+                    "`low`, `medium`, `high`, `xhigh` or `max`",
+                ))
+            }
+        };
+        req.reasoning.get_or_insert_with(Reasoning::default).effort = Some(effort);
     }
     Ok(())
 }
@@ -415,11 +617,39 @@ pub(super) fn usage_from(input: u64, cache_read: u64, cache_write: u64, output: 
     }
 }
 
+/// A reasoning part as the thinking block an Anthropic client reads: its payload tagged with
+/// its origin when that is not Anthropic (see `wire::reasoning`); unsigned reasoning gets an
+/// empty signature, which the SDK's type requires and which marks it unsigned on the way back.
+pub(super) fn write_thinking_block(
+    w: &mut JsonWriter,
+    text: &str,
+    signature: Option<&str>,
+    redacted: Option<&str>,
+    origin: Option<Origin>,
+) {
+    w.begin_object();
+    match redacted {
+        Some(data) => {
+            w.key("type").str("redacted_thinking");
+            w.key("data")
+                .str(&reasoning::tag(origin, Origin::Anthropic, data));
+        }
+        None => {
+            w.key("type").str("thinking");
+            w.key("thinking").str(text);
+            let sig = signature.map(|s| reasoning::tag(origin, Origin::Anthropic, s));
+            w.key("signature").str(sig.as_deref().unwrap_or(""));
+        }
+    }
+    w.end_object();
+}
+
 pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
     let choice = r.choices.first();
     let size: usize = choice.map_or(0, |c| {
         let calls: usize = c.message.tool_calls.iter().map(|t| t.arguments.len()).sum();
-        c.message.joined_text().len() + calls
+        let parts: usize = c.message.content.iter().map(part_size).sum();
+        parts + calls
     });
     let mut w = JsonWriter::with_capacity(size + 512);
     w.begin_object();
@@ -428,15 +658,38 @@ pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
     w.key("role").str("assistant");
     w.key("model").str(&r.model);
     w.key("content").begin_array();
+    let mut refused = false;
     if let Some(choice) = choice {
         for part in &choice.message.content {
-            if let Part::Text { text } = part {
-                if !text.is_empty() {
+            match part {
+                Part::Reasoning {
+                    text,
+                    signature,
+                    redacted,
+                    origin,
+                    ..
+                } => write_thinking_block(
+                    &mut w,
+                    text,
+                    signature.as_deref(),
+                    redacted.as_deref(),
+                    *origin,
+                ),
+                Part::Text { text } if !text.is_empty() => {
                     w.begin_object();
                     w.key("type").str("text");
                     w.key("text").str(text).end_object();
                 }
+                _ => {}
             }
+        }
+        // Anthropic has no refusal field: the refusal is the answer's text, and the stop
+        // reason says the model declined.
+        if let Some(refusal) = &choice.message.refusal {
+            refused = true;
+            w.begin_object();
+            w.key("type").str("text");
+            w.key("text").str(refusal).end_object();
         }
         for call in &choice.message.tool_calls {
             w.begin_object();
@@ -449,12 +702,24 @@ pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
         }
     }
     w.end_array();
-    let finish = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
+    let finish = match choice {
+        _ if refused => FinishReason::ContentFilter,
+        Some(c) => c.finish_reason,
+        None => FinishReason::Stop,
+    };
     w.key("stop_reason").str(stop_reason(finish));
     w.key("stop_sequence").null();
     w.key("usage");
     write_usage(&mut w, &r.usage.unwrap_or_default());
     w.end_object();
+    w.into_bytes()
+}
+
+/// `count_tokens`' answer.
+pub fn encode_token_count(t: &TokenCount) -> Vec<u8> {
+    let mut w = JsonWriter::with_capacity(32);
+    w.begin_object();
+    w.key("input_tokens").u64(t.input_tokens).end_object();
     w.into_bytes()
 }
 
@@ -474,7 +739,8 @@ pub(super) fn error_type(e: &ErrorInfo) -> &'static str {
 }
 
 /// The status and kind an Anthropic error type stands for, for errors that arrive without an
-/// HTTP status (inside a stream). 529 becomes 503, which every client knows to retry.
+/// HTTP status (inside a stream). Overloaded is Anthropic's own 529, which clients of other
+/// protocols see as 503 (`ClientApi::status`).
 pub(super) fn error_status(error_type: &str) -> (u16, ErrorKind) {
     match error_type {
         "invalid_request_error" => (400, ErrorKind::InvalidRequest),
@@ -483,7 +749,7 @@ pub(super) fn error_status(error_type: &str) -> (u16, ErrorKind) {
         "not_found_error" => (404, ErrorKind::NotFound),
         "request_too_large" => (413, ErrorKind::PayloadTooLarge),
         "rate_limit_error" => (429, ErrorKind::RateLimited),
-        "overloaded_error" => (503, ErrorKind::Unavailable),
+        "overloaded_error" => (529, ErrorKind::Unavailable),
         "timeout_error" => (504, ErrorKind::Timeout),
         _ => (502, ErrorKind::Upstream),
     }
@@ -495,6 +761,14 @@ pub(super) fn write_error(w: &mut JsonWriter, e: &ErrorInfo) {
     w.key("error").begin_object();
     w.key("type").str(error_type(e));
     w.key("message").str(&e.message);
+    if let Some(code) = &e.code {
+        w.key("details").begin_object();
+        w.key("error_code").str(code);
+        if let Some(field) = &e.field {
+            w.key("unsupported").begin_array().str(field).end_array();
+        }
+        w.end_object();
+    }
     w.end_object().end_object();
 }
 

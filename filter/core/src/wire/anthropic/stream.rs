@@ -8,14 +8,15 @@ use super::provider::{WireBlock, WireErrorObject, WireUsage};
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
 use crate::wire::json::JsonWriter;
-use crate::wire::{StreamDecoder, StreamEncoder, WireError};
+use crate::wire::{reasoning, StreamDecoder, StreamEncoder, WireError};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The block the encoder has open: text, or the tool call with this IR index.
+/// The block the encoder has open: text, thinking, or the tool call with this IR index.
 #[derive(Clone, Copy, PartialEq)]
 enum Open {
     Text,
+    Thinking,
     Tool(u32),
 }
 
@@ -30,6 +31,8 @@ pub struct MessagesStreamEncoder {
     tool_blocks: Vec<(u32, u32)>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// The model refused: the stop reason is `refusal` whatever the finish says.
+    refused: bool,
     done: bool,
     /// Each event's JSON, before it is framed; kept to reuse its allocation.
     json: JsonWriter,
@@ -57,6 +60,7 @@ impl MessagesStreamEncoder {
             tool_blocks: Vec::new(),
             finish: None,
             usage: None,
+            refused: false,
             done: false,
             json: JsonWriter::with_capacity(256),
         }
@@ -137,8 +141,62 @@ impl MessagesStreamEncoder {
         });
     }
 
+    fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        let index = self.open(Open::Text, out, |w| {
+            w.begin_object();
+            w.key("type").str("text");
+            w.key("text").str("").end_object();
+        });
+        self.delta(index, "text_delta", "text", text, out);
+    }
+
+    fn open_thinking(&mut self, out: &mut Vec<u8>) -> u32 {
+        self.open(Open::Thinking, out, |w| {
+            w.begin_object();
+            w.key("type").str("thinking");
+            w.key("thinking").str("");
+            w.key("signature").str("").end_object();
+        })
+    }
+
+    /// The end of a reasoning block: its signature closes the open thinking block (one is
+    /// opened for a signature with no text, as Anthropic sends with `display: omitted`);
+    /// encrypted reasoning is a `redacted_thinking` block of its own.
+    fn end_reasoning(
+        &mut self,
+        signature: Option<&str>,
+        redacted: Option<&str>,
+        origin: Option<Origin>,
+        out: &mut Vec<u8>,
+    ) {
+        if let Some(data) = redacted {
+            self.close(out);
+            let data = reasoning::tag(origin, Origin::Anthropic, data);
+            self.open(Open::Thinking, out, |w| {
+                w.begin_object();
+                w.key("type").str("redacted_thinking");
+                w.key("data").str(&data).end_object();
+            });
+        } else if let Some(sig) = signature {
+            let index = self.open_thinking(out);
+            let sig = reasoning::tag(origin, Origin::Anthropic, sig);
+            self.delta(index, "signature_delta", "signature", &sig, out);
+        }
+        if matches!(self.open, Some((Open::Thinking, _))) {
+            self.close(out);
+        }
+    }
+
     fn finish_message(&mut self, out: &mut Vec<u8>) {
         let Some(reason) = self.finish else { return };
+        let reason = if self.refused {
+            FinishReason::ContentFilter
+        } else {
+            reason
+        };
         let usage = self.usage;
         emit(&mut self.json, "message_delta", out, |w| {
             w.begin_object();
@@ -177,27 +235,33 @@ impl StreamEncoder for MessagesStreamEncoder {
             self.start("msg_unknown", "", out);
         }
         match ev {
-            StreamEvent::ReasoningDelta { .. }
-            | StreamEvent::ReasoningEnd { .. }
-            | StreamEvent::RefusalDelta { .. } => {}
             StreamEvent::Start { id, model, .. } => self.start(id, model, out),
             // Anthropic clients cannot ask for more than one choice.
             StreamEvent::TextDelta { choice, .. }
+            | StreamEvent::ReasoningDelta { choice, .. }
+            | StreamEvent::ReasoningEnd { choice, .. }
+            | StreamEvent::RefusalDelta { choice, .. }
             | StreamEvent::ToolCallStart { choice, .. }
             | StreamEvent::ToolCallDelta { choice, .. }
             | StreamEvent::Finish { choice, .. }
                 if *choice != 0 => {}
-            StreamEvent::TextDelta { text, .. } => {
-                if text.is_empty() {
-                    return;
-                }
-                let index = self.open(Open::Text, out, |w| {
-                    w.begin_object();
-                    w.key("type").str("text");
-                    w.key("text").str("").end_object();
-                });
-                self.delta(index, "text_delta", "text", text, out);
+            StreamEvent::TextDelta { text, .. } => self.text(text, out),
+            StreamEvent::RefusalDelta { text, .. } => {
+                self.refused = true;
+                self.text(text, out);
             }
+            StreamEvent::ReasoningDelta { text, .. } => {
+                let index = self.open_thinking(out);
+                if !text.is_empty() {
+                    self.delta(index, "thinking_delta", "thinking", text, out);
+                }
+            }
+            StreamEvent::ReasoningEnd {
+                signature,
+                redacted,
+                origin,
+                ..
+            } => self.end_reasoning(signature.as_deref(), redacted.as_deref(), *origin, out),
             StreamEvent::ToolCallStart {
                 index, id, name, ..
             } => {
@@ -275,6 +339,10 @@ struct WireDelta {
     #[serde(default)]
     partial_json: Option<String>,
     #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
     stop_reason: Option<String>,
 }
 
@@ -304,6 +372,8 @@ pub struct MessagesStreamDecoder {
     /// Content-block index to IR tool-call index, for tool_use blocks.
     tool_blocks: Vec<(u64, u32)>,
     tools: u32,
+    /// The open thinking block's content-block index and the signature it got so far.
+    thinking: Option<(u64, String)>,
     input: u64,
     cache_read: u64,
     cache_write: u64,
@@ -318,6 +388,7 @@ impl MessagesStreamDecoder {
             framer: SseFramer::new(max_frame),
             tool_blocks: Vec::new(),
             tools: 0,
+            thinking: None,
             input: 0,
             cache_read: 0,
             cache_write: 0,
@@ -345,6 +416,13 @@ impl MessagesStreamDecoder {
 
     fn handle(&mut self, ev: SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         if self.done || ev.data.trim().is_empty() {
+            return Ok(());
+        }
+        if ev.raw {
+            if let Some(e) = crate::wire::stray_error(&ev.data) {
+                out.push(StreamEvent::Error(e));
+                self.done = true;
+            }
             return Ok(());
         }
         let name = ev.event.unwrap_or_default();
@@ -413,7 +491,20 @@ impl MessagesStreamDecoder {
                             }
                         }
                     }
-                    // Thinking and server-tool blocks have no IR form.
+                    "thinking" => {
+                        if let Some(text) = block.thinking.filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::ReasoningDelta { choice: 0, text });
+                        }
+                        self.thinking = Some((index, block.signature.unwrap_or_default()));
+                    }
+                    "redacted_thinking" => out.push(StreamEvent::ReasoningEnd {
+                        choice: 0,
+                        signature: None,
+                        redacted: block.data,
+                        id: None,
+                        origin: Some(Origin::Anthropic),
+                    }),
+                    // Server-tool blocks have no IR form.
                     _ => {}
                 }
             }
@@ -445,8 +536,34 @@ impl MessagesStreamDecoder {
                             });
                         }
                     }
-                    // thinking_delta, signature_delta, citations_delta: no IR form.
+                    "thinking_delta" => {
+                        if let Some(text) = delta.thinking.filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::ReasoningDelta { choice: 0, text });
+                        }
+                    }
+                    "signature_delta" => {
+                        if let (Some((_, sig)), Some(part)) = (&mut self.thinking, delta.signature)
+                        {
+                            sig.push_str(&part);
+                        }
+                    }
+                    // citations_delta and later kinds: no IR form.
                     _ => {}
+                }
+            }
+            "content_block_stop" => {
+                if let Some((index, sig)) = self.thinking.take() {
+                    if Some(index) == wire.index {
+                        out.push(StreamEvent::ReasoningEnd {
+                            choice: 0,
+                            signature: (!sig.is_empty()).then_some(sig),
+                            redacted: None,
+                            id: None,
+                            origin: Some(Origin::Anthropic),
+                        });
+                    } else {
+                        self.thinking = Some((index, sig));
+                    }
                 }
             }
             "message_delta" => {
@@ -467,7 +584,7 @@ impl MessagesStreamDecoder {
                 out.push(self.usage());
                 self.done = true;
             }
-            // ping, content_block_stop, and event types Anthropic may add later.
+            // ping, and event types Anthropic may add later.
             _ => {}
         }
         Ok(())

@@ -105,9 +105,18 @@ mod client {
             Some(ResponseFormat::JsonSchema { .. })
         ));
         assert_eq!(req.extra_family, Some(Family::Anthropic));
-        assert_eq!(req.extra["output_config"], json!({"effort": "low"}));
+        assert_eq!(
+            req.reasoning,
+            Some(Reasoning {
+                enabled: Some(true),
+                budget_tokens: Some(2000),
+                effort: Some(Effort::Low),
+                ..Default::default()
+            })
+        );
         assert_eq!(req.extra["service_tier"], json!("auto"));
-        assert!(req.extra.contains_key("thinking"));
+        assert_eq!(req.extra["cache_control"], json!({"type": "ephemeral"}));
+        assert!(!req.extra.contains_key("thinking"));
     }
 
     #[test]
@@ -215,9 +224,9 @@ mod client {
         );
         assert_eq!(
             field_of(msg(
-                json!({"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]})
+                json!({"role": "user", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]})
             )),
-            "messages[1].content[0]"
+            "messages[1].content[0].type"
         );
         assert_eq!(
             field_of(msg(
@@ -334,6 +343,228 @@ mod client {
     }
 
     #[test]
+    fn thinking_configs_and_blocks_decode_with_their_origin() {
+        let with_thinking = |t: Value| {
+            decode(json!({"model": "m", "max_tokens": 9000, "messages": [], "thinking": t}))
+                .unwrap()
+                .reasoning
+                .unwrap()
+        };
+        assert_eq!(
+            with_thinking(json!({"type": "adaptive", "display": "omitted"})),
+            Reasoning {
+                enabled: Some(true),
+                adaptive: true,
+                visible: Some(false),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            with_thinking(json!({"type": "between_tools"})),
+            Reasoning {
+                enabled: Some(true),
+                between_tools: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            with_thinking(json!({"type": "disabled"})).enabled,
+            Some(false)
+        );
+        let req = decode(json!({"model": "m", "max_tokens": 9, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "mine", "signature": "EqQB"},
+                {"type": "thinking", "thinking": "gemini's", "signature": "weir:gemini:Q2lB"},
+                {"type": "thinking", "thinking": "nobody's", "signature": ""},
+                {"type": "redacted_thinking", "data": "ZW5j"},
+                {"type": "tool_use", "id": "t", "name": "f", "input": {}, "caller": {"type": "direct"}}
+            ]}
+        ]}))
+        .unwrap();
+        let r = |text: &str, sig: Option<&str>, redacted: Option<&str>, origin| Part::Reasoning {
+            text: text.into(),
+            signature: sig.map(Into::into),
+            redacted: redacted.map(Into::into),
+            id: None,
+            origin,
+        };
+        assert_eq!(
+            req.messages[1].content,
+            [
+                r("mine", Some("EqQB"), None, Some(Origin::Anthropic)),
+                r("gemini's", Some("Q2lB"), None, Some(Origin::Gemini)),
+                r("nobody's", None, None, None),
+                r("", None, Some("ZW5j"), Some(Origin::Anthropic)),
+            ]
+        );
+        assert_eq!(req.messages[1].tool_calls.len(), 1);
+    }
+
+    #[test]
+    fn the_newest_sdks_fields_are_read_or_refused_by_name() {
+        let req = decode(json!({"model": "m", "max_tokens": 9, "messages": [],
+            "container": "cntr_1", "speed": "fast", "inference_geo": "eu", "diagnostics": {"previous_message_id": null},
+            "user_profile_id": "up", "workspace_id": "ws", "context_management": {"edits": []},
+            "tools": [{"name": "f", "input_schema": {"type": "object"}, "strict": true,
+                       "allowed_callers": ["direct"], "defer_loading": false, "eager_input_streaming": true,
+                       "input_examples": [{"a": 1}], "cache_control": {"type": "ephemeral"}}]}))
+        .unwrap();
+        for key in [
+            "container",
+            "speed",
+            "inference_geo",
+            "diagnostics",
+            "user_profile_id",
+            "workspace_id",
+            "context_management",
+            "tools[0].eager_input_streaming",
+            "tools[0].input_examples",
+            "tools[0].cache_control",
+        ] {
+            assert!(req.extra.contains_key(key), "{key}");
+        }
+        assert_eq!(req.tools[0].strict, Some(true));
+        let tool = |extra: Value| {
+            let mut t = json!({"name": "f", "input_schema": {"type": "object"}});
+            for (k, v) in extra.as_object().unwrap() {
+                t[k] = v.clone();
+            }
+            decode(json!({"model": "m", "max_tokens": 9, "messages": [], "tools": [t]}))
+        };
+        assert_eq!(
+            field_of(tool(
+                json!({"allowed_callers": ["direct", "code_execution_20250825"]})
+            )),
+            "tools[0].allowed_callers"
+        );
+        assert_eq!(
+            field_of(tool(json!({"defer_loading": true}))),
+            "tools[0].defer_loading"
+        );
+        let call = |caller: Value| {
+            decode(
+                json!({"model": "m", "max_tokens": 9, "messages": [{"role": "assistant", "content": [
+                {"type": "tool_use", "id": "t", "name": "f", "input": {}, "caller": caller}]}]}),
+            )
+        };
+        assert_eq!(
+            field_of(call(
+                json!({"type": "code_execution_20250825", "tool_id": "srvtoolu_1"})
+            )),
+            "messages[0].content[0].caller.type"
+        );
+        assert_eq!(
+            field_of(decode(
+                json!({"model": "m", "max_tokens": 9, "messages": [], "thinking": {"type": "enabled"}})
+            )),
+            "thinking.budget_tokens"
+        );
+    }
+
+    #[test]
+    fn message_threads_are_declined_with_the_code_the_sdk_falls_back_on() {
+        let thread =
+            |t: Value| decode(json!({"model": "m", "max_tokens": 9, "messages": [], "thread": t}));
+        assert!(thread(json!(false)).is_ok());
+        let err = thread(json!({"type": "create"})).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Declined { field, code: "thread_unsupported_request", .. } if field == "thread")
+        );
+        let v: Value = serde_json::from_slice(&encode_error(&err.info())).unwrap();
+        assert_eq!(
+            v["error"]["details"],
+            json!({"error_code": "thread_unsupported_request", "unsupported": ["thread"]})
+        );
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(thread(json!({"type": "continue", "previous_message_id": "msg_1"})).is_err());
+    }
+
+    #[test]
+    fn count_tokens_needs_no_max_tokens_and_takes_no_generation_settings() {
+        let req = decode_count_tokens_request(
+            br#"{"model": "m", "system": "s", "messages": [{"role": "user", "content": "q"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(req.max_tokens, None);
+        assert_eq!(req.messages.len(), 2);
+        let bad =
+            decode_count_tokens_request(br#"{"model": "m", "max_tokens": 5, "messages": []}"#);
+        assert_eq!(field_of(bad), "max_tokens");
+        let v: Value = serde_json::from_slice(&encode_token_count(&TokenCount {
+            input_tokens: 14,
+            estimated: true,
+        }))
+        .unwrap();
+        assert_eq!(v, json!({"input_tokens": 14}));
+    }
+
+    #[test]
+    fn answers_carry_thinking_with_foreign_signatures_tagged_and_refusals_as_text() {
+        let mut message = Message::text(Role::Assistant, "");
+        message.content = vec![
+            Part::Reasoning {
+                text: "mine".into(),
+                signature: Some("EqQB".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Anthropic),
+            },
+            Part::Reasoning {
+                text: "gemini's".into(),
+                signature: Some("Q2lB".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Gemini),
+            },
+            Part::Reasoning {
+                text: "unsigned".into(),
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None,
+            },
+            Part::Reasoning {
+                text: String::new(),
+                signature: None,
+                redacted: Some("ZW5j".into()),
+                id: None,
+                origin: Some(Origin::OpenAiResponses),
+            },
+        ];
+        message.refusal = Some("I can't.".into());
+        let r = ChatResponse {
+            id: "m1".into(),
+            model: "x".into(),
+            choices: vec![Choice {
+                index: 0,
+                message,
+                finish_reason: FinishReason::Stop,
+            }],
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&encode_messages_response(&r)).unwrap();
+        assert_eq!(
+            v["content"],
+            json!([
+                {"type": "thinking", "thinking": "mine", "signature": "EqQB"},
+                {"type": "thinking", "thinking": "gemini's", "signature": "weir:gemini:Q2lB"},
+                {"type": "thinking", "thinking": "unsigned", "signature": ""},
+                {"type": "redacted_thinking", "data": "weir:openai-responses:ZW5j"},
+                {"type": "text", "text": "I can't."}
+            ])
+        );
+        assert_eq!(v["stop_reason"], "refusal");
+        // The client sends the blocks back as they came: each origin survives the trip.
+        let back = decode(json!({"model": "m", "max_tokens": 9, "messages": [
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": v["content"].clone()}]}))
+        .unwrap();
+        let parts = &back.messages[1].content;
+        assert_eq!(parts[..2], r.choices[0].message.content[..2]);
+        assert_eq!(parts[3], r.choices[0].message.content[3]);
+    }
+
+    #[test]
     fn errors_use_anthropics_types() {
         for (kind, status, ty) in [
             (ErrorKind::InvalidRequest, 400, "invalid_request_error"),
@@ -343,7 +574,7 @@ mod client {
             (ErrorKind::PayloadTooLarge, 413, "request_too_large"),
             (ErrorKind::RateLimited, 429, "rate_limit_error"),
             (ErrorKind::Upstream, 500, "api_error"),
-            (ErrorKind::Unavailable, 503, "overloaded_error"),
+            (ErrorKind::Unavailable, 529, "overloaded_error"),
             (ErrorKind::Timeout, 504, "timeout_error"),
         ] {
             let body = encode_error(&ErrorInfo::new(status, kind, "boom"));
@@ -461,11 +692,13 @@ mod provider {
                     name: "f".into(),
                     description: Some("d".into()),
                     parameters: json!({"type": "object"}),
+                    strict: None,
                 },
                 Tool {
                     name: "g".into(),
                     description: None,
                     parameters: Value::Null,
+                    strict: None,
                 },
             ],
             tool_choice: Some(ToolChoice::Required),
@@ -481,12 +714,13 @@ mod provider {
                 strict: Some(true),
             }),
             stream: true,
-            extra: [
-                ("output_config".to_string(), json!({"effort": "low"})),
-                ("service_tier".to_string(), json!("auto")),
-            ]
-            .into_iter()
-            .collect(),
+            reasoning: Some(Reasoning {
+                effort: Some(Effort::Low),
+                ..Default::default()
+            }),
+            extra: [("service_tier".to_string(), json!("auto"))]
+                .into_iter()
+                .collect(),
             extra_family: Some(Family::Anthropic),
             ..Default::default()
         };
@@ -568,10 +802,10 @@ mod provider {
                 Message::text(Role::Assistant, "ok"),
                 tool_msg("c", "3"),
             ],
-            extra: [("output_config".to_string(), json!({"effort": "high"}))]
-                .into_iter()
-                .collect(),
-            extra_family: Some(Family::Anthropic),
+            reasoning: Some(Reasoning {
+                effort: Some(Effort::High),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let mut empty = req.clone();
@@ -713,6 +947,7 @@ mod provider {
             name: "f".into(),
             description: None,
             parameters: json!({"type": "object"}),
+            strict: None,
         }];
         let base = || ChatRequest {
             model: "m".into(),
@@ -747,6 +982,191 @@ mod provider {
             ..Default::default()
         };
         assert!(body_of(no_tools).get("tool_choice").is_none());
+    }
+
+    fn thinking_of(r: Reasoning, max_tokens: Option<u32>) -> (Value, Value, Value) {
+        let b = body_of(ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::User, "q")],
+            max_tokens,
+            reasoning: Some(r),
+            ..Default::default()
+        });
+        (
+            b["thinking"].clone(),
+            b["max_tokens"].clone(),
+            b["output_config"].clone(),
+        )
+    }
+
+    #[test]
+    fn reasoning_maps_to_thinking_and_effort_as_the_table_says() {
+        let effort = |e| Reasoning {
+            effort: Some(e),
+            ..Default::default()
+        };
+        // An OpenAI client's effort: thinking at that level's budget, max_tokens grown for it.
+        assert_eq!(
+            thinking_of(
+                Reasoning {
+                    enabled: Some(true),
+                    ..effort(Effort::High)
+                },
+                None
+            ),
+            (
+                json!({"type": "enabled", "budget_tokens": 16384}),
+                json!(4096 + 16384),
+                Value::Null
+            )
+        );
+        // ... shrunk to fit a client's max_tokens, or refused when even 1024 does not fit.
+        assert_eq!(
+            thinking_of(
+                Reasoning {
+                    enabled: Some(true),
+                    ..effort(Effort::High)
+                },
+                Some(3000)
+            )
+            .0,
+            json!({"type": "enabled", "budget_tokens": 2999})
+        );
+        assert_eq!(
+            unsupported_field(ChatRequest {
+                max_tokens: Some(1000),
+                reasoning: Some(Reasoning {
+                    enabled: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            "reasoning"
+        );
+        // An Anthropic client's own settings go back as they were.
+        assert_eq!(
+            thinking_of(effort(Effort::Low), Some(100)),
+            (Value::Null, json!(100), json!({"effort": "low"}))
+        );
+        assert_eq!(
+            thinking_of(
+                Reasoning {
+                    adaptive: true,
+                    visible: Some(true),
+                    ..effort(Effort::Max)
+                },
+                Some(100)
+            ),
+            (
+                json!({"type": "adaptive", "display": "summarized"}),
+                json!(100),
+                json!({"effort": "max"})
+            )
+        );
+        assert_eq!(
+            thinking_of(
+                Reasoning {
+                    enabled: Some(true),
+                    budget_tokens: Some(50_000),
+                    ..Default::default()
+                },
+                Some(100)
+            )
+            .0,
+            json!({"type": "enabled", "budget_tokens": 50000}),
+            "a budget the client named is the client's to get right"
+        );
+        assert_eq!(
+            thinking_of(
+                Reasoning {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+                None
+            )
+            .0,
+            json!({"type": "disabled"})
+        );
+    }
+
+    #[test]
+    fn only_anthropic_signed_reasoning_goes_back_and_tools_keep_their_own_fields() {
+        let r = |text: &str, sig: Option<&str>, redacted: Option<&str>, origin| Part::Reasoning {
+            text: text.into(),
+            signature: sig.map(Into::into),
+            redacted: redacted.map(Into::into),
+            id: None,
+            origin,
+        };
+        let mut asst = Message::text(Role::Assistant, "a");
+        asst.content.splice(
+            0..0,
+            [
+                r("mine", Some("EqQB"), None, Some(Origin::Anthropic)),
+                r("gemini's", Some("Q2lB"), None, Some(Origin::Gemini)),
+                r("unsigned", None, None, None),
+                r("", None, Some("ZW5j"), Some(Origin::Anthropic)),
+                r("", None, Some("cmVz"), Some(Origin::OpenAiResponses)),
+            ],
+        );
+        asst.refusal = Some("no.".into());
+        let mut req = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::User, "q"), asst],
+            tools: vec![Tool {
+                name: "f".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+                strict: Some(true),
+            }],
+            extra_family: Some(Family::Anthropic),
+            ..Default::default()
+        };
+        req.extra
+            .insert("tools[0].input_examples".into(), json!([{"a": 1}]));
+        req.extra
+            .insert("cache_control".into(), json!({"type": "ephemeral"}));
+        let b = body_of(req);
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([
+                {"type": "thinking", "thinking": "mine", "signature": "EqQB"},
+                {"type": "redacted_thinking", "data": "ZW5j"},
+                {"type": "text", "text": "a"},
+                {"type": "text", "text": "no."}
+            ])
+        );
+        assert_eq!(
+            b["tools"][0],
+            json!({"name": "f", "input_schema": {"type": "object"}, "strict": true, "input_examples": [{"a": 1}]})
+        );
+        assert_eq!(b["cache_control"], json!({"type": "ephemeral"}));
+        assert!(b.get("tools[0].input_examples").is_none());
+    }
+
+    #[test]
+    fn count_tokens_goes_to_its_own_path_without_generation_settings() {
+        let req = Request::CountTokens(ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::User, "q")],
+            temperature: Some(0.5),
+            stop: vec!["x".into()],
+            ..Default::default()
+        });
+        let out = encode_request(&spec(), &req).unwrap();
+        assert_eq!(out.path, "/v1/messages/count_tokens");
+        let b: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(
+            b,
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}]})
+        );
+        assert_eq!(
+            decode_response(&req, 200, br#"{"input_tokens": 12}"#).unwrap(),
+            Response::TokenCount(TokenCount {
+                input_tokens: 12,
+                estimated: false
+            })
+        );
     }
 
     #[test]
@@ -798,7 +1218,7 @@ mod provider {
         };
         assert_eq!(
             (e.status, e.kind, e.message.as_str()),
-            (503, ErrorKind::Unavailable, "Overloaded")
+            (529, ErrorKind::Unavailable, "Overloaded")
         );
         let Response::Error(e) = decode_response(&req, 429, b"<html>").unwrap() else {
             panic!()
@@ -820,13 +1240,15 @@ mod stream {
     use crate::wire::{StreamDecoder as _, StreamEncoder as _, WireError};
     use serde_json::{json, Value};
 
-    /// A real-shaped Anthropic stream: text, a tool call with split JSON, thinking noise, pings.
+    /// A real-shaped Anthropic stream (the extended-thinking streaming example's shapes): a
+    /// signed thinking block, text, a tool call with split JSON, pings.
     const RECORDED: &str = concat!(
         "event: message_start\n",
         "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":0,\"output_tokens\":2}}}\n\n",
         "event: ping\ndata: {\"type\": \"ping\"}\n\n",
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n",
         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds\"}}\n\n",
         "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
         "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\n",
         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me check, Zürich 🦀\"}}\n\n",
@@ -856,6 +1278,17 @@ mod stream {
                 id: "msg_01".into(),
                 model: "claude-sonnet-4-5".into(),
                 created: 0,
+            },
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "hmm".into(),
+            },
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: Some("EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Anthropic),
             },
             StreamEvent::TextDelta {
                 choice: 0,
@@ -906,7 +1339,7 @@ mod stream {
         assert_eq!(got.len(), 2);
         assert_eq!(
             got[1],
-            StreamEvent::Error(ErrorInfo::new(503, ErrorKind::Unavailable, "Overloaded"))
+            StreamEvent::Error(ErrorInfo::new(529, ErrorKind::Unavailable, "Overloaded"))
         );
 
         // Finished but cut before message_stop: usage is still reported.
@@ -967,6 +1400,10 @@ mod stream {
                 "ping",
                 "content_block_start",
                 "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
                 "content_block_stop",
                 "content_block_start",
                 "content_block_delta",
@@ -976,13 +1413,30 @@ mod stream {
                 "message_stop",
             ]
         );
+        // The thinking block comes back as the SDK's ThinkingBlock, signature included.
+        assert_eq!(
+            got[2].1["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
+        assert_eq!(
+            got[3].1["delta"],
+            json!({"type": "thinking_delta", "thinking": "hmm"})
+        );
+        assert_eq!(
+            got[4].1["delta"],
+            json!({"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"})
+        );
+        // The rest as before the thinking block.
+        let mut got = got;
+        got.drain(2..6);
         assert_eq!(got[0].1["message"]["id"], json!("msg_01"));
         assert_eq!(got[0].1["message"]["model"], json!("claude-sonnet-4-5"));
         assert_eq!(
             got[0].1["message"]["usage"],
             json!({"input_tokens": 0, "output_tokens": 0})
         );
-        assert_eq!(got[2].1["index"], json!(0));
+        // Content blocks count from the thinking block (index 0).
+        assert_eq!(got[2].1["index"], json!(1));
         assert_eq!(
             got[2].1["content_block"],
             json!({"type": "text", "text": ""})
@@ -991,7 +1445,7 @@ mod stream {
             got[3].1["delta"],
             json!({"type": "text_delta", "text": "Let me check, Zürich 🦀"})
         );
-        assert_eq!(got[5].1["index"], json!(1));
+        assert_eq!(got[5].1["index"], json!(2));
         assert_eq!(
             got[5].1["content_block"],
             json!({"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}})
@@ -1004,7 +1458,7 @@ mod stream {
             serde_json::from_str::<Value>(&args).unwrap(),
             json!({"city": "Zürich"})
         );
-        assert_eq!(got[8].1["index"], json!(1));
+        assert_eq!(got[8].1["index"], json!(2));
         assert_eq!(
             got[9].1,
             json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
@@ -1127,5 +1581,116 @@ mod stream {
             .unwrap();
         assert_eq!(delta.1["index"], json!(0));
         assert_eq!(got.last().unwrap().0, "message_stop");
+    }
+
+    /// Anthropic's redacted thinking, streamed: the block arrives whole at its start.
+    const REDACTED: &str = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_02\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\"Done.\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":7}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn redacted_thinking_streams_through_both_directions_in_every_split() {
+        let whole = decode_chunks(&[REDACTED.as_bytes().to_vec()]);
+        assert_eq!(
+            whole[1],
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: None,
+                redacted: Some(
+                    "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP".into()
+                ),
+                id: None,
+                origin: Some(Origin::Anthropic),
+            }
+        );
+        for chunks in splits(REDACTED.as_bytes(), 100) {
+            assert_eq!(decode_chunks(&chunks), whole);
+        }
+        let got = parse_sse(&encode_all(&whole));
+        assert_eq!(
+            got[2].1["content_block"],
+            json!({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"})
+        );
+        assert_eq!(got[3].0, "content_block_stop");
+        assert_eq!(got[4].1["index"], json!(1));
+    }
+
+    #[test]
+    fn reasoning_of_other_origins_and_refusals_reach_anthropic_clients_in_their_shapes() {
+        let got = parse_sse(&encode_all(&[
+            StreamEvent::Start {
+                id: "m".into(),
+                model: "x".into(),
+                created: 0,
+            },
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "hm".into(),
+            },
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: Some("Q2lB".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Gemini),
+            },
+            // Unsigned reasoning (a DeepSeek-style server) still opens and closes its block.
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "more".into(),
+            },
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None,
+            },
+            StreamEvent::RefusalDelta {
+                choice: 0,
+                text: "I can't.".into(),
+            },
+            StreamEvent::Finish {
+                choice: 0,
+                reason: FinishReason::Stop,
+            },
+        ]));
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ]
+        );
+        assert_eq!(
+            got[4].1["delta"],
+            json!({"type": "signature_delta", "signature": "weir:gemini:Q2lB"})
+        );
+        assert_eq!(got[6].1["index"], json!(1));
+        assert_eq!(
+            got[10].1["delta"],
+            json!({"type": "text_delta", "text": "I can't."})
+        );
+        assert_eq!(got[12].1["delta"]["stop_reason"], json!("refusal"));
     }
 }

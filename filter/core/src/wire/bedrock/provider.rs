@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{set, to_bytes};
-use crate::wire::{args, system_text, Outgoing, ProviderSpec, WireError};
+use crate::wire::{args, reasoning, system_text, Outgoing, ProviderSpec, WireError};
 
 pub(super) const TARGET: &str = "bedrock";
 
@@ -13,15 +13,18 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     let chat = match req {
         Request::Chat(c) => c,
         Request::Embeddings(_) => return Err(WireError::unsupported("embeddings", TARGET)),
+        Request::CountTokens(_) => return Err(WireError::unsupported("count_tokens", TARGET)),
     };
     reject_unsupported(chat)?;
+    let family = ModelFamily::of(&chat.model);
+    let (additional, max_tokens) = additional_fields(chat, family)?;
     let mut body = Map::new();
     body.insert("messages".into(), Value::Array(encode_messages(chat)?));
     if let Some(system) = system_text(chat).filter(|s| !s.is_empty()) {
         body.insert("system".into(), json!([{ "text": system }]));
     }
     let mut inference = Map::new();
-    if let Some(v) = chat.max_tokens {
+    if let Some(v) = max_tokens {
         inference.insert("maxTokens".into(), json!(v));
     }
     if let Some(v) = chat.temperature {
@@ -39,6 +42,12 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     if let Some(tool_config) = encode_tool_config(chat)? {
         body.insert("toolConfig".into(), tool_config);
     }
+    if !additional.is_empty() {
+        body.insert(
+            "additionalModelRequestFields".into(),
+            Value::Object(additional),
+        );
+    }
     let op = if chat.stream {
         "converse-stream"
     } else {
@@ -52,26 +61,94 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     })
 }
 
-/// IR fields Converse cannot express. `user` and participant names are dropped on purpose:
-/// they label the request for the client's bookkeeping and never change the answer.
+/// The model families whose own request fields (`additionalModelRequestFields`) weir knows,
+/// told by the model id (inference-profile prefixes such as `us.` included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ModelFamily {
+    Claude,
+    Nova,
+    Other,
+}
+
+impl ModelFamily {
+    pub(super) fn of(model: &str) -> ModelFamily {
+        if model.contains("anthropic.claude") {
+            ModelFamily::Claude
+        } else if model.contains("amazon.nova") {
+            ModelFamily::Nova
+        } else {
+            ModelFamily::Other
+        }
+    }
+}
+
+/// `additionalModelRequestFields`: `top_k` and reasoning, spelled per family (Claude takes
+/// Anthropic's own `top_k` and `thinking`; Nova `inferenceConfig.topK` and `reasoningConfig`);
+/// other families have neither. Also the `maxTokens` to send: Claude's thinking budget must fit
+/// below it, as on Anthropic's own API.
+fn additional_fields(
+    chat: &ChatRequest,
+    family: ModelFamily,
+) -> Result<(Map<String, Value>, Option<u32>), WireError> {
+    let mut out = Map::new();
+    let mut max_tokens = chat.max_tokens;
+    if let Some(k) = chat.top_k {
+        match family {
+            ModelFamily::Claude => {
+                out.insert("top_k".into(), json!(k));
+            }
+            ModelFamily::Nova => {
+                out.insert("inferenceConfig".into(), json!({ "topK": k }));
+            }
+            ModelFamily::Other => return Err(WireError::unsupported("top_k", TARGET)),
+        }
+    }
+    if let Some(r) = &chat.reasoning {
+        // A forced tool (structured output) cannot be combined with thinking.
+        let forced = structured_output(chat).is_some();
+        match family {
+            ModelFamily::Claude if !forced => {
+                if let (Some(t), max) = crate::wire::anthropic::claude_thinking(chat)? {
+                    out.insert("thinking".into(), t);
+                    max_tokens = Some(max);
+                }
+            }
+            ModelFamily::Nova if !forced => {
+                let config = if reasoning::is_off(r) {
+                    json!({ "type": "disabled" })
+                } else {
+                    let effort = match reasoning::effort_of(r).unwrap_or(Effort::Medium) {
+                        Effort::Minimal | Effort::Low => "low",
+                        Effort::Medium => "medium",
+                        Effort::High | Effort::Xhigh | Effort::Max => "high",
+                    };
+                    json!({ "type": "enabled", "maxReasoningEffort": effort })
+                };
+                out.insert("reasoningConfig".into(), config);
+            }
+            _ => return Err(WireError::unsupported("reasoning", TARGET)),
+        }
+    }
+    Ok((out, max_tokens))
+}
+
+/// IR fields Converse cannot express. Participant names are left out: Converse turns have none,
+/// and they never change the answer.
 pub(super) fn reject_unsupported(chat: &ChatRequest) -> Result<(), WireError> {
     if let Some(field) = chat.extra.keys().next() {
         return Err(WireError::unsupported(field.clone(), TARGET));
     }
-    // top_k exists only as a model-specific `additionalModelRequestFields` key, spelled
-    // differently per family (Anthropic `top_k`, Nova `inferenceConfig.topK`, ...).
     let fields = [
-        ("top_k", chat.top_k.is_some()),
+        ("user", chat.user.is_some()),
+        ("keep_alive", chat.keep_alive.is_some()),
         ("seed", chat.seed.is_some()),
         ("n", chat.n.is_some_and(|n| n != 1)),
         ("presence_penalty", chat.presence_penalty.is_some()),
         ("frequency_penalty", chat.frequency_penalty.is_some()),
+        // Structured output is a forced tool, which leaves no room for the client's own.
         (
             "response_format",
-            matches!(
-                chat.response_format,
-                Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })
-            ),
+            structured_output(chat).is_some() && !chat.tools.is_empty(),
         ),
         // Converse may always call tools in parallel; it cannot be told not to.
         (
@@ -82,6 +159,18 @@ pub(super) fn reject_unsupported(chat: &ChatRequest) -> Result<(), WireError> {
     match fields.iter().find(|(_, set)| *set) {
         Some((field, _)) => Err(WireError::unsupported(*field, TARGET)),
         None => Ok(()),
+    }
+}
+
+/// The tool Converse is forced to call for structured output; its input is the answer.
+pub(super) const STRUCTURED_TOOL: &str = "json_response";
+
+/// The schema a structured-output request wants (`{"type": "object"}` for plain JSON mode).
+pub(super) fn structured_output(chat: &ChatRequest) -> Option<Value> {
+    match &chat.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => Some(tool_schema(schema)),
+        Some(ResponseFormat::JsonObject) => Some(json!({ "type": "object" })),
+        Some(ResponseFormat::Text) | None => None,
     }
 }
 
@@ -109,6 +198,9 @@ pub(super) fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireErro
             Role::User => ("user", content_blocks(&m.content, i)?),
             Role::Assistant => {
                 let mut blocks = content_blocks(&m.content, i)?;
+                if let Some(r) = m.refusal.as_deref().filter(|r| !r.is_empty()) {
+                    blocks.push(json!({ "text": r }));
+                }
                 for (k, call) in m.tool_calls.iter().enumerate() {
                     let field = format!("messages[{i}].tool_calls[{k}].function.arguments");
                     blocks.push(json!({ "toolUse": {
@@ -158,12 +250,28 @@ pub(super) fn content_blocks(parts: &[Part], i: usize) -> Result<Vec<Value>, Wir
     for (j, part) in parts.iter().enumerate() {
         let field = || format!("messages[{i}].content[{j}]");
         match part {
+            // Claude on Bedrock verifies Anthropic's signatures (they hold across Anthropic's
+            // platforms); other reasoning cannot go back.
+            Part::Reasoning {
+                text,
+                signature: Some(sig),
+                redacted: None,
+                origin: Some(Origin::Anthropic),
+                ..
+            } => out.push(json!({ "reasoningContent": {
+                "reasoningText": { "text": text, "signature": sig }
+            }})),
+            Part::Reasoning {
+                redacted: Some(data),
+                origin: Some(Origin::Anthropic),
+                ..
+            } => out.push(json!({ "reasoningContent": { "redactedContent": data } })),
             Part::Reasoning { .. } => {}
             Part::Text { text } if text.is_empty() => {}
             Part::Text { text } => out.push(json!({ "text": text })),
             Part::Image { source } => {
                 let Media::Base64 { media_type, data } = source else {
-                    return Err(WireError::unsupported(field(), TARGET));
+                    return Err(WireError::needs_bytes(field(), TARGET));
                 };
                 let format = image_format(media_type)
                     .ok_or_else(|| WireError::unsupported(field(), TARGET))?;
@@ -171,7 +279,7 @@ pub(super) fn content_blocks(parts: &[Part], i: usize) -> Result<Vec<Value>, Wir
             }
             Part::Document { source, title } => {
                 let Media::Base64 { media_type, data } = source else {
-                    return Err(WireError::unsupported(field(), TARGET));
+                    return Err(WireError::needs_bytes(field(), TARGET));
                 };
                 let format = document_format(media_type)
                     .ok_or_else(|| WireError::unsupported(field(), TARGET))?;
@@ -242,6 +350,16 @@ pub(super) fn document_name(title: Option<&str>, i: usize, j: usize) -> String {
 }
 
 pub(super) fn encode_tool_config(chat: &ChatRequest) -> Result<Option<Value>, WireError> {
+    if let Some(schema) = structured_output(chat) {
+        return Ok(Some(json!({
+            "tools": [{ "toolSpec": {
+                "name": STRUCTURED_TOOL,
+                "description": "Answer with the response, as this tool's input.",
+                "inputSchema": { "json": schema },
+            }}],
+            "toolChoice": { "tool": { "name": STRUCTURED_TOOL } },
+        })));
+    }
     let choice = match &chat.tool_choice {
         None | Some(ToolChoice::Auto) => None,
         Some(ToolChoice::Required) => Some(json!({ "any": {} })),
@@ -363,6 +481,12 @@ pub(super) fn finish_reason(stop: Option<&str>, has_tool_calls: bool) -> FinishR
     }
 }
 
+/// Who can verify the reasoning a model on Bedrock writes: Claude's signatures are Anthropic's
+/// (valid on every platform Anthropic serves from); other families' reasoning is unsigned.
+pub(super) fn reasoning_origin(model: &str) -> Option<Origin> {
+    (ModelFamily::of(model) == ModelFamily::Claude).then_some(Origin::Anthropic)
+}
+
 /// Bedrock returns no response id; one is derived from the clock so it is stable per answer.
 pub(super) fn response_id(created: u64) -> String {
     format!("bedrock-{created}")
@@ -389,30 +513,51 @@ pub fn decode_response(
         .and_then(|o| o.message)
         .map(|m| m.content)
         .unwrap_or_default();
+    let structured = structured_output(chat).is_some();
+    let origin = reasoning_origin(&chat.model);
     let mut text = String::new();
+    let mut reasoning = Vec::new();
     let mut tool_calls = Vec::new();
     for block in &blocks {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
             text.push_str(t);
+        } else if let Some(r) = block.get("reasoningContent") {
+            let str_at = |p: &str| r.pointer(p).and_then(Value::as_str).map(str::to_string);
+            reasoning.push(Part::Reasoning {
+                text: str_at("/reasoningText/text").unwrap_or_default(),
+                signature: str_at("/reasoningText/signature").filter(|s| !s.is_empty()),
+                redacted: str_at("/redactedContent"),
+                id: None,
+                origin,
+            });
         } else if let Some(tu) = block.get("toolUse") {
             let field = |k: &str| tu.get(k).and_then(Value::as_str).unwrap_or_default();
+            let arguments = tu
+                .get("input")
+                .map(Value::to_string)
+                .unwrap_or_else(|| "{}".into());
+            // Structured output arrives as the forced tool's input: it is the answer's text.
+            if structured && field("name") == STRUCTURED_TOOL {
+                text.push_str(&arguments);
+                continue;
+            }
             tool_calls.push(ToolCall {
                 id: field("toolUseId").to_string(),
                 name: field("name").to_string(),
-                arguments: tu
-                    .get("input")
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "{}".into()),
+                arguments,
             });
         }
-        // Other blocks (reasoningContent, citations, ...) have no IR equivalent in an answer.
+        // Other blocks (citations, ...) have no IR equivalent in an answer.
     }
-    let finish = finish_reason(resp.stop_reason.as_deref(), !tool_calls.is_empty());
-    let content = if text.is_empty() && !tool_calls.is_empty() {
-        Vec::new()
-    } else {
-        vec![Part::Text { text }]
+    let stop = match resp.stop_reason.as_deref() {
+        Some("tool_use") if structured && tool_calls.is_empty() => Some("end_turn"),
+        other => other,
     };
+    let finish = finish_reason(stop, !tool_calls.is_empty());
+    let mut content = reasoning;
+    if !text.is_empty() || tool_calls.is_empty() {
+        content.push(Part::Text { text });
+    }
     Ok(Response::Chat(ChatResponse {
         id: response_id(created),
         model: chat.model.clone(),

@@ -1,5 +1,6 @@
 //! Bedrock's ConverseStream to IR events: AWS event-stream frames (CRC-checked by the framer),
-//! each a JSON event or an exception.
+//! each a JSON event or an exception. Reasoning blocks become reasoning deltas closed at their
+//! signature or block end; for structured output the forced tool's input streams as text.
 
 use super::provider::*;
 use crate::ir::*;
@@ -17,6 +18,13 @@ pub struct StreamDecoder {
     done: bool,
     /// Converse content-block index → IR tool-call index, for tool-use blocks.
     tool_blocks: Vec<(u64, u32)>,
+    /// Structured output: the forced tool's input is the answer's text.
+    structured: bool,
+    /// The content block of the forced tool, once started.
+    structured_block: Option<u64>,
+    /// The open reasoning block (content-block index), closed by its signature or its end.
+    reasoning_block: Option<u64>,
+    origin: Option<Origin>,
 }
 
 impl StreamDecoder {
@@ -28,6 +36,27 @@ impl StreamDecoder {
             started: false,
             done: false,
             tool_blocks: Vec::new(),
+            structured: structured_output(req).is_some(),
+            structured_block: None,
+            reasoning_block: None,
+            origin: reasoning_origin(&req.model),
+        }
+    }
+
+    fn end_reasoning(
+        &mut self,
+        signature: Option<String>,
+        redacted: Option<String>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        if self.reasoning_block.take().is_some() || signature.is_some() || redacted.is_some() {
+            out.push(StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature,
+                redacted,
+                id: None,
+                origin: self.origin,
+            });
         }
     }
 
@@ -90,6 +119,11 @@ impl StreamDecoder {
                         .get("contentBlockIndex")
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
+                    let name = tu.get("name").and_then(Value::as_str);
+                    if self.structured && name == Some(STRUCTURED_TOOL) {
+                        self.structured_block = Some(block);
+                        return Ok(());
+                    }
                     let index = u32::try_from(self.tool_blocks.len()).unwrap_or(u32::MAX);
                     self.tool_blocks.push((block, index));
                     let field = |k: &str| tu.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -104,6 +138,34 @@ impl StreamDecoder {
             "contentBlockDelta" => {
                 let v = payload()?;
                 self.start(out);
+                let block = v
+                    .get("contentBlockIndex")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                if let Some(r) = v.pointer("/delta/reasoningContent") {
+                    let str_at = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+                    if let Some(text) = str_at("text").filter(|t| !t.is_empty()) {
+                        self.reasoning_block = Some(block);
+                        out.push(StreamEvent::ReasoningDelta { choice: 0, text });
+                    }
+                    let signature = str_at("signature").filter(|s| !s.is_empty());
+                    let redacted = str_at("redactedContent");
+                    if signature.is_some() || redacted.is_some() {
+                        self.end_reasoning(signature, redacted, out);
+                    }
+                    return Ok(());
+                }
+                if self.structured_block == Some(block) {
+                    if let Some(input) = v.pointer("/delta/toolUse/input").and_then(Value::as_str) {
+                        if !input.is_empty() {
+                            out.push(StreamEvent::TextDelta {
+                                choice: 0,
+                                text: input.to_string(),
+                            });
+                        }
+                    }
+                    return Ok(());
+                }
                 if let Some(text) = v.pointer("/delta/text").and_then(Value::as_str) {
                     if !text.is_empty() {
                         out.push(StreamEvent::TextDelta {
@@ -135,10 +197,25 @@ impl StreamDecoder {
                     }
                 }
             }
+            "contentBlockStop" => {
+                let v = payload()?;
+                let block = v.get("contentBlockIndex").and_then(Value::as_u64);
+                if block.is_some() && block == self.reasoning_block {
+                    self.end_reasoning(None, None, out);
+                }
+            }
             "messageStop" => {
                 let v = payload()?;
                 self.start(out);
-                let stop = v.get("stopReason").and_then(Value::as_str);
+                self.end_reasoning(None, None, out);
+                let stop = match v.get("stopReason").and_then(Value::as_str) {
+                    Some("tool_use")
+                        if self.structured_block.is_some() && self.tool_blocks.is_empty() =>
+                    {
+                        Some("end_turn")
+                    }
+                    other => other,
+                };
                 out.push(StreamEvent::Finish {
                     choice: 0,
                     reason: finish_reason(stop, !self.tool_blocks.is_empty()),
@@ -152,7 +229,7 @@ impl StreamDecoder {
                     out.push(StreamEvent::Usage(usage.ir()));
                 }
             }
-            // contentBlockStop, and event types newer than this code, carry nothing to forward.
+            // Event types newer than this code carry nothing to forward.
             _ => {}
         }
         Ok(())

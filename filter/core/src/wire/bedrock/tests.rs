@@ -7,7 +7,7 @@ use crate::ir::*;
 use crate::stream::eventstream::Message as Frame;
 use crate::stream::eventstream::{encode, HeaderValue};
 use crate::stream::testutil::splits;
-use crate::wire::{Outgoing, ProviderSpec, WireError};
+use crate::wire::{drop, Outgoing, ProviderSpec, WireError};
 use crate::wire::{ProviderKind, StreamDecoder as _};
 use serde_json::{json, Value};
 
@@ -58,6 +58,7 @@ fn weather_tool() -> Tool {
         name: "get_weather".into(),
         description: Some("Weather for a city".into()),
         parameters: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
+        strict: None,
     }
 }
 
@@ -105,8 +106,12 @@ fn encodes_a_full_conversation() {
     req.temperature = Some(0.5);
     req.top_p = Some(0.9);
     req.stop = vec!["END".into()];
+    req.top_k = Some(40);
+    // `user` only labels the request: dropped, and said so, whatever the policy.
     req.user = Some("u-1".into());
-    let out = encode_request(&spec(), &Request::Chat(req)).unwrap();
+    let mut ir = Request::Chat(req);
+    let (out, dropped) = drop::encode(&spec(), &mut ir, drop::Policy::Refuse).unwrap();
+    assert_eq!(dropped, ["user"]);
     assert_eq!(
         out.path,
         "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
@@ -144,7 +149,8 @@ fn encodes_a_full_conversation() {
                     "inputSchema": {"json": {"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}
                 }}],
                 "toolChoice": {"any": {}}
-            }
+            },
+            "additionalModelRequestFields": {"top_k": 40}
         })
     );
 }
@@ -210,7 +216,28 @@ fn tool_choices_map_and_none_drops_the_tools_when_it_can() {
 fn inexpressible_fields_are_rejected_by_name() {
     type Setter = Box<dyn Fn(&mut ChatRequest)>;
     let cases: Vec<(&str, Setter)> = vec![
-        ("top_k", Box::new(|r| r.top_k = Some(5))),
+        (
+            "top_k",
+            Box::new(|r| {
+                r.model = "meta.llama3-70b-instruct-v1:0".into();
+                r.top_k = Some(5);
+            }),
+        ),
+        (
+            "reasoning",
+            Box::new(|r| {
+                r.model = "meta.llama3-70b-instruct-v1:0".into();
+                r.reasoning = Some(Reasoning::default());
+            }),
+        ),
+        (
+            "response_format",
+            Box::new(|r| {
+                r.tools = vec![weather_tool()];
+                r.response_format = Some(ResponseFormat::JsonObject);
+            }),
+        ),
+        ("user", Box::new(|r| r.user = Some("u".into()))),
         ("seed", Box::new(|r| r.seed = Some(1))),
         ("n", Box::new(|r| r.n = Some(2))),
         (
@@ -220,10 +247,6 @@ fn inexpressible_fields_are_rejected_by_name() {
         (
             "frequency_penalty",
             Box::new(|r| r.frequency_penalty = Some(0.1)),
-        ),
-        (
-            "response_format",
-            Box::new(|r| r.response_format = Some(ResponseFormat::JsonObject)),
         ),
         (
             "logit_bias",
@@ -237,16 +260,6 @@ fn inexpressible_fields_are_rejected_by_name() {
             Box::new(|r| {
                 r.tools = vec![weather_tool()];
                 r.parallel_tool_calls = Some(false);
-            }),
-        ),
-        (
-            "messages[0].content[0]",
-            Box::new(|r| {
-                r.messages[0].content = vec![Part::Image {
-                    source: Media::Url {
-                        url: "https://x/y.png".into(),
-                    },
-                }];
             }),
         ),
         (
@@ -282,6 +295,17 @@ fn inexpressible_fields_are_rejected_by_name() {
             "{field}"
         );
     }
+    // A URL where Converse needs bytes says so.
+    let mut url = chat(vec![user("hi")]);
+    url.messages[0].content = vec![Part::Image {
+        source: Media::Url {
+            url: "https://x/y.png".into(),
+        },
+    }];
+    assert_eq!(
+        encode_request(&spec(), &Request::Chat(url)),
+        Err(WireError::needs_bytes("messages[0].content[0]", "bedrock"))
+    );
     let mut ok = chat(vec![user("hi")]);
     ok.n = Some(1);
     ok.parallel_tool_calls = Some(true);
@@ -325,8 +349,9 @@ fn req_ir() -> Request {
 fn decodes_text_tool_use_and_usage() {
     let body = json!({
         "output": {"message": {"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "EqQBsig"}}},
+            {"reasoningContent": {"redactedContent": "cmVkYWN0ZWQ="}},
             {"text": "Checking. "},
-            {"reasoningContent": {"reasoningText": {"text": "hmm"}}},
             {"toolUse": {"toolUseId": "tooluse_abc", "name": "get_weather", "input": {"city": "Paris"}}}
         ]}},
         "stopReason": "tool_use",
@@ -343,8 +368,27 @@ fn decodes_text_tool_use_and_usage() {
             choices: vec![Choice {
                 index: 0,
                 message: Message {
+                    content: vec![
+                        Part::Reasoning {
+                            text: "hmm".into(),
+                            signature: Some("EqQBsig".into()),
+                            redacted: None,
+                            id: None,
+                            origin: Some(Origin::Anthropic),
+                        },
+                        Part::Reasoning {
+                            text: String::new(),
+                            signature: None,
+                            redacted: Some("cmVkYWN0ZWQ=".into()),
+                            id: None,
+                            origin: Some(Origin::Anthropic),
+                        },
+                        Part::Text {
+                            text: "Checking. ".into()
+                        },
+                    ],
                     tool_calls: vec![call("tooluse_abc", "get_weather", r#"{"city":"Paris"}"#)],
-                    ..Message::text(Role::Assistant, "Checking. ")
+                    ..Message::text(Role::Assistant, "")
                 },
                 finish_reason: FinishReason::ToolCalls,
             }],
@@ -718,4 +762,167 @@ fn a_request_round_trips_through_the_converse_shape() {
             ),
         ]
     );
+}
+
+// ---------------------------------------------------------------- structured output, reasoning
+
+fn structured() -> ChatRequest {
+    let mut req = chat(vec![user("bern")]);
+    req.response_format = Some(ResponseFormat::JsonSchema {
+        name: "City".into(),
+        schema: json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+        strict: Some(true),
+    });
+    req
+}
+
+#[test]
+fn structured_output_is_a_forced_tool_whose_input_is_the_answer() {
+    let b = body(&encode_request(&spec(), &Request::Chat(structured())).unwrap());
+    assert_eq!(
+        b["toolConfig"],
+        json!({
+            "tools": [{"toolSpec": {"name": "json_response",
+                "description": "Answer with the response, as this tool's input.",
+                "inputSchema": {"json": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}}}],
+            "toolChoice": {"tool": {"name": "json_response"}}
+        })
+    );
+    let answer = json!({"output": {"message": {"role": "assistant", "content": [
+        {"toolUse": {"toolUseId": "tooluse_1", "name": "json_response", "input": {"name": "Bern"}}}]}},
+        "stopReason": "tool_use", "usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8}});
+    let Response::Chat(r) = decode_response(
+        &Request::Chat(structured()),
+        200,
+        answer.to_string().as_bytes(),
+        1,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let c = &r.choices[0];
+    assert_eq!(c.message.joined_text(), r#"{"name":"Bern"}"#);
+    assert!(c.message.tool_calls.is_empty());
+    assert_eq!(c.finish_reason, FinishReason::Stop);
+    // Streamed, the tool's input deltas are the answer's text deltas.
+    let stream = [
+        frame("messageStart", json!({"role": "assistant"})),
+        frame("contentBlockStart", json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t1", "name": "json_response"}}})),
+        frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"name\":"}}})),
+        frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "\"Bern\"}"}}})),
+        frame("contentBlockStop", json!({"contentBlockIndex": 0})),
+        frame("messageStop", json!({"stopReason": "tool_use"})),
+    ]
+    .concat();
+    let mut d = StreamDecoder::new(&structured(), 4096, 1);
+    let mut out = Vec::new();
+    d.feed(&stream, &mut out).unwrap();
+    d.end(&mut out).unwrap();
+    let text: String = out
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, r#"{"name":"Bern"}"#);
+    assert!(!out
+        .iter()
+        .any(|e| matches!(e, StreamEvent::ToolCallStart { .. })));
+    assert!(out.contains(&StreamEvent::Finish {
+        choice: 0,
+        reason: FinishReason::Stop
+    }));
+}
+
+#[test]
+fn reasoning_goes_per_family_and_anthropic_signatures_go_back_to_claude_only() {
+    let mut req = chat(vec![user("q")]);
+    req.reasoning = Some(Reasoning {
+        enabled: Some(true),
+        effort: Some(Effort::Medium),
+        ..Default::default()
+    });
+    let b = body(&encode_request(&spec(), &Request::Chat(req.clone())).unwrap());
+    assert_eq!(
+        b["additionalModelRequestFields"],
+        json!({"thinking": {"type": "enabled", "budget_tokens": 8192}})
+    );
+    assert_eq!(b["inferenceConfig"]["maxTokens"], 4096 + 8192);
+    req.model = "us.amazon.nova-2-lite-v1:0".into();
+    req.top_k = Some(20);
+    let b = body(&encode_request(&spec(), &Request::Chat(req.clone())).unwrap());
+    assert_eq!(
+        b["additionalModelRequestFields"],
+        json!({"inferenceConfig": {"topK": 20},
+               "reasoningConfig": {"type": "enabled", "maxReasoningEffort": "medium"}})
+    );
+    // Thinking cannot be combined with the forced tool of structured output.
+    let mut both = structured();
+    both.reasoning = req.reasoning.clone();
+    assert_eq!(
+        encode_request(&spec(), &Request::Chat(both)),
+        Err(WireError::unsupported("reasoning", "bedrock"))
+    );
+    let r = |sig: &str, origin| Part::Reasoning {
+        text: "t".into(),
+        signature: Some(sig.into()),
+        redacted: None,
+        id: None,
+        origin: Some(origin),
+    };
+    let mut asst = Message::text(Role::Assistant, "a");
+    asst.content.splice(
+        0..0,
+        [r("EqQB", Origin::Anthropic), r("Q2lB", Origin::Gemini)],
+    );
+    let b = body(&encode_request(&spec(), &Request::Chat(chat(vec![user("q"), asst]))).unwrap());
+    assert_eq!(
+        b["messages"][1]["content"],
+        json!([{"reasoningContent": {"reasoningText": {"text": "t", "signature": "EqQB"}}}, {"text": "a"}])
+    );
+}
+
+#[test]
+fn a_reasoning_stream_decodes_to_a_signed_block_in_any_split() {
+    let s = [
+        frame("messageStart", json!({"role": "assistant"})),
+        frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Let me "}}})),
+        frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "think."}}})),
+        frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "EqQBsig"}}})),
+        frame("contentBlockStop", json!({"contentBlockIndex": 0})),
+        frame("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"text": "Hi"}})),
+        frame("contentBlockStop", json!({"contentBlockIndex": 1})),
+        frame("messageStop", json!({"stopReason": "end_turn"})),
+    ]
+    .concat();
+    let whole = decode_stream(&[&s]).unwrap();
+    assert_eq!(
+        whole[1..5],
+        [
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "Let me ".into()
+            },
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "think.".into()
+            },
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: Some("EqQBsig".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Anthropic)
+            },
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "Hi".into()
+            },
+        ]
+    );
+    for chunks in splits(&s, 100) {
+        let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        assert_eq!(decode_stream(&parts).unwrap(), whole);
+    }
 }

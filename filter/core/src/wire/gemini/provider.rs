@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{set, to_bytes};
-use crate::wire::{args, system_text, tool_name_for, Outgoing, ProviderSpec, WireError};
+use crate::wire::{args, reasoning, system_text, tool_name_for, Outgoing, ProviderSpec, WireError};
 
 pub(super) const TARGET: &str = "gemini";
 
@@ -14,8 +14,10 @@ pub(super) const TARGET: &str = "gemini";
 pub(super) const MAX_SCHEMA_DEPTH: usize = 32;
 
 /// Gemini 3 rejects function calls in the history that lack the thought signature it issued
-/// with them. The IR does not carry signatures, so every replayed call gets the placeholder
-/// Google documents for histories it did not produce (the thought-signatures guide's FAQ).
+/// with them. A turn Gemini answered carries its signature back (a Gemini-origin reasoning
+/// part, put on the turn's first call, where Gemini puts it); calls with none get the
+/// placeholder Google documents for histories it did not produce (the thought-signatures
+/// guide's FAQ).
 pub(super) const SKIP_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
 
 pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, WireError> {
@@ -44,6 +46,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
                 body: to_bytes(&json!({ "requests": requests })),
             })
         }
+        Request::CountTokens(_) => Err(WireError::unsupported("count_tokens", TARGET)),
         Request::Chat(chat) => {
             let body = encode_chat(chat)?;
             let model = model_name(&chat.model);
@@ -119,11 +122,17 @@ pub(super) fn encode_chat(chat: &ChatRequest) -> Result<Value, WireError> {
     Ok(Value::Object(body))
 }
 
-/// IR fields generateContent cannot express. `user`, participant names and Ollama's
-/// `keep_alive` are dropped on purpose: they never change the answer.
+/// IR fields generateContent cannot express. Participant names are left out: Gemini's turns
+/// have none, and they never change the answer.
 pub(super) fn reject_unsupported(chat: &ChatRequest) -> Result<(), WireError> {
     if let Some(field) = chat.extra.keys().next() {
         return Err(WireError::unsupported(field.clone(), TARGET));
+    }
+    if chat.user.is_some() {
+        return Err(WireError::unsupported("user", TARGET));
+    }
+    if chat.keep_alive.is_some() {
+        return Err(WireError::unsupported("keep_alive", TARGET));
     }
     // Gemini may always return several function calls in one turn; it cannot be told not to.
     if chat.parallel_tool_calls == Some(false) && !chat.tools.is_empty() {
@@ -164,6 +173,9 @@ pub(super) fn generation_config(chat: &ChatRequest) -> Result<Map<String, Value>
     if let Some(v) = chat.frequency_penalty {
         put("frequencyPenalty", json!(v));
     }
+    if let Some(r) = &chat.reasoning {
+        put("thinkingConfig", thinking_config(&chat.model, r));
+    }
     match &chat.response_format {
         None | Some(ResponseFormat::Text) => {}
         Some(ResponseFormat::JsonObject) => put("responseMimeType", json!("application/json")),
@@ -179,6 +191,44 @@ pub(super) fn generation_config(chat: &ChatRequest) -> Result<Map<String, Value>
         }
     }
     Ok(g)
+}
+
+/// `thinkingConfig` for IR reasoning: a budget where one is given (0 off, -1 the model decides),
+/// else a level for Gemini 3 and later (`thinkingLevel`), or the level's budget for the Gemini 1
+/// and 2 models, which take only budgets. Thoughts are included unless the client said not to.
+pub(super) fn thinking_config(model: &str, r: &Reasoning) -> Value {
+    let mut c = Map::new();
+    let budget_only = {
+        let m = model_name(model);
+        m.starts_with("gemini-1") || m.starts_with("gemini-2")
+    };
+    if reasoning::is_off(r) {
+        c.insert("thinkingBudget".into(), json!(0));
+    } else if let Some(b) = r.budget_tokens {
+        c.insert("thinkingBudget".into(), json!(b));
+    } else if let Some(effort) = r.effort {
+        if budget_only {
+            c.insert(
+                "thinkingBudget".into(),
+                json!(reasoning::budget_for(effort)),
+            );
+        } else {
+            let level = match effort {
+                Effort::Minimal => "MINIMAL",
+                Effort::Low => "LOW",
+                Effort::Medium => "MEDIUM",
+                Effort::High => "HIGH",
+                Effort::Xhigh | Effort::Max => "XHIGH",
+            };
+            c.insert("thinkingLevel".into(), json!(level));
+        }
+    } else {
+        c.insert("thinkingBudget".into(), json!(-1));
+    }
+    if !reasoning::is_off(r) {
+        c.insert("includeThoughts".into(), json!(r.visible.unwrap_or(true)));
+    }
+    Value::Object(c)
 }
 
 /// A tool's parameters as a Gemini `Schema`, or `None` for a tool that takes no arguments:
@@ -398,15 +448,25 @@ pub(super) fn encode_contents(chat: &ChatRequest) -> Result<Vec<Value>, WireErro
             Role::User => ("user", content_parts(&m.content, i)?),
             Role::Assistant => {
                 let mut parts = content_parts(&m.content, i)?;
+                if let Some(r) = m.refusal.as_deref().filter(|r| !r.is_empty()) {
+                    parts.push(json!({ "text": r }));
+                }
+                // Gemini's own signature goes back where Gemini put it: on the turn's first
+                // function call, else on its first part.
+                let mut signature = gemini_signature(m);
                 for (k, call) in m.tool_calls.iter().enumerate() {
                     let field = format!("messages[{i}].tool_calls[{k}].function.arguments");
+                    let sig = signature.take().unwrap_or(SKIP_THOUGHT_SIGNATURE);
                     parts.push(json!({
                         "functionCall": {
                             "name": call.name,
                             "args": args::object_at(&call.arguments, &field)?,
                         },
-                        "thoughtSignature": SKIP_THOUGHT_SIGNATURE,
+                        "thoughtSignature": sig,
                     }));
+                }
+                if let (Some(sig), Some(first)) = (signature, parts.first_mut()) {
+                    set(first, "thoughtSignature", json!(sig));
                 }
                 ("model", parts)
             }
@@ -470,6 +530,19 @@ pub(super) fn function_response(
         (_, true) => json!({ "error": text }),
     };
     Ok(json!({ "functionResponse": { "name": name, "response": response } }))
+}
+
+/// The first Gemini-origin reasoning signature of an assistant turn. Other origins' signatures,
+/// and reasoning text (Gemini's thought summaries are not read back), are not sent.
+fn gemini_signature(m: &Message) -> Option<&str> {
+    m.content.iter().find_map(|p| match p {
+        Part::Reasoning {
+            signature: Some(sig),
+            origin: Some(Origin::Gemini),
+            ..
+        } => Some(sig.as_str()),
+        _ => None,
+    })
 }
 
 /// Text and media parts. Gemini rejects empty text parts, so those are skipped.
@@ -562,6 +635,9 @@ pub(super) struct GeminiPart {
     /// Thought summaries are reasoning, not answer text.
     #[serde(default)]
     pub(super) thought: bool,
+    /// Base64 bytes Gemini needs back with the part it came on.
+    #[serde(default)]
+    pub(super) thought_signature: Option<String>,
     #[serde(default)]
     pub(super) function_call: Option<FunctionCall>,
     #[serde(default)]
@@ -621,7 +697,7 @@ impl UsageMetadata {
                 .candidates_token_count
                 .saturating_add(self.thoughts_token_count),
             cached_input_tokens: self.cached_content_token_count,
-            reasoning_tokens: 0,
+            reasoning_tokens: self.thoughts_token_count,
         }
     }
 }
@@ -644,8 +720,7 @@ impl ApiError {
         } else {
             self.code
                 .and_then(|c| u16::try_from(c).ok())
-                .filter(|c| (400..600).contains(c))
-                .unwrap_or(502)
+                .map_or(502, crate::wire::upstream_status)
         };
         let message = if self.message.is_empty() {
             format!("the provider answered HTTP {status}")
@@ -731,6 +806,25 @@ pub(super) fn tool_call_id(call: &FunctionCall, answer_id: &str, n: u32) -> Stri
     format!("call_{tag}_{n}")
 }
 
+/// The reasoning a part carries: a thought summary's text, and a signature on any part.
+pub(super) fn reasoning_part(part: &GeminiPart) -> Option<Part> {
+    let text = match (&part.text, part.thought) {
+        (Some(t), true) => t.clone(),
+        _ => String::new(),
+    };
+    let signature = part.thought_signature.clone().filter(|s| !s.is_empty());
+    if text.is_empty() && signature.is_none() {
+        return None;
+    }
+    Some(Part::Reasoning {
+        text,
+        signature,
+        redacted: None,
+        id: None,
+        origin: Some(Origin::Gemini),
+    })
+}
+
 pub(super) fn arguments_text(call: &FunctionCall) -> String {
     match &call.args {
         Some(v @ Value::Object(_)) => v.to_string(),
@@ -750,6 +844,7 @@ pub fn decode_response(
     match req {
         Request::Embeddings(e) => decode_embeddings(e, body),
         Request::Chat(chat) => decode_chat(chat, body, created),
+        Request::CountTokens(_) => Err(WireError::upstream("no token counting here")),
     }
 }
 
@@ -805,6 +900,23 @@ pub(super) fn decode_chat(
         let mut content = Vec::new();
         let mut tool_calls = Vec::new();
         for part in cand.content.iter().flat_map(|c| c.parts.iter()) {
+            match (reasoning_part(part), content.last_mut()) {
+                // A signature on the part after a thought summary signs that thought (as one
+                // stream's reasoning block would end): one reasoning part, not two.
+                (
+                    Some(Part::Reasoning {
+                        text,
+                        signature: Some(sig),
+                        ..
+                    }),
+                    Some(Part::Reasoning {
+                        signature: open @ None,
+                        ..
+                    }),
+                ) if text.is_empty() => *open = Some(sig),
+                (Some(r), _) => content.push(r),
+                (None, _) => {}
+            }
             if let Some(call) = &part.function_call {
                 tool_calls.push(ToolCall {
                     id: tool_call_id(call, &id, calls_made),
@@ -823,8 +935,12 @@ pub(super) fn decode_chat(
                 });
             }
         }
-        if !text.is_empty() || (content.is_empty() && tool_calls.is_empty()) {
-            content.insert(0, Part::Text { text });
+        let answer_at = content
+            .iter()
+            .position(|p| !matches!(p, Part::Reasoning { .. }))
+            .unwrap_or(content.len());
+        if !text.is_empty() || (answer_at == content.len() && tool_calls.is_empty()) {
+            content.insert(answer_at, Part::Text { text });
         }
         let finish = finish_reason(cand.finish_reason.as_deref(), !tool_calls.is_empty());
         choices.push(Choice {

@@ -1,5 +1,7 @@
 //! Gemini's `streamGenerateContent?alt=sse` stream to IR events: every SSE `data` is a whole
-//! GenerateContentResponse, decoded with the provider's response types.
+//! GenerateContentResponse, decoded with the provider's response types. Thought summaries are
+//! reasoning deltas; a reasoning block ends at a thought signature or when the answer proper
+//! starts. An `{"error": ...}` written outside SSE framing ends the stream with that error.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,8 @@ pub struct StreamDecoder {
 struct ChoiceState {
     tool_calls: u32,
     finished: bool,
+    /// A reasoning block is open (thought text went out, no signature yet).
+    reasoning: bool,
 }
 
 impl StreamDecoder {
@@ -48,11 +52,34 @@ impl StreamDecoder {
         self.choices.entry(index).or_insert(ChoiceState {
             tool_calls: 0,
             finished: false,
+            reasoning: false,
         })
+    }
+
+    /// Closes choice `index`'s reasoning block, with `signature` if the part that ends it has one.
+    fn end_reasoning(&mut self, index: u32, signature: Option<String>, out: &mut Vec<StreamEvent>) {
+        let c = self.choice(index);
+        if c.reasoning || signature.is_some() {
+            c.reasoning = false;
+            out.push(StreamEvent::ReasoningEnd {
+                choice: index,
+                signature,
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Gemini),
+            });
+        }
     }
 
     fn event(&mut self, ev: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), WireError> {
         if self.done || ev.data.trim().is_empty() {
+            return Ok(());
+        }
+        if ev.raw {
+            if let Some(e) = crate::wire::stray_error(&ev.data) {
+                out.push(StreamEvent::Error(e));
+                self.done = true;
+            }
             return Ok(());
         }
         let chunk: GenerateContentResponse = serde_json::from_str(&ev.data)
@@ -97,6 +124,21 @@ impl StreamDecoder {
                 .index
                 .unwrap_or_else(|| u32::try_from(pos).unwrap_or(u32::MAX));
             for part in cand.content.iter().flat_map(|c| c.parts.iter()) {
+                let signature = part.thought_signature.clone().filter(|s| !s.is_empty());
+                if part.thought {
+                    if let Some(t) = part.text.as_deref().filter(|t| !t.is_empty()) {
+                        self.choice(index).reasoning = true;
+                        out.push(StreamEvent::ReasoningDelta {
+                            choice: index,
+                            text: t.to_string(),
+                        });
+                    }
+                    if signature.is_some() {
+                        self.end_reasoning(index, signature, out);
+                    }
+                    continue;
+                }
+                self.end_reasoning(index, signature, out);
                 if let Some(call) = &part.function_call {
                     let call_id = tool_call_id(call, &id, self.calls_made);
                     self.calls_made = self.calls_made.saturating_add(1);
@@ -114,7 +156,7 @@ impl StreamDecoder {
                         index: n,
                         arguments: arguments_text(call),
                     });
-                } else if let Some(t) = part.text.as_deref().filter(|_| !part.thought) {
+                } else if let Some(t) = part.text.as_deref() {
                     if !t.is_empty() {
                         out.push(StreamEvent::TextDelta {
                             choice: index,
@@ -124,6 +166,7 @@ impl StreamDecoder {
                 }
             }
             if let Some(reason) = cand.finish_reason.as_deref() {
+                self.end_reasoning(index, None, out);
                 let c = self.choice(index);
                 if !c.finished {
                     c.finished = true;

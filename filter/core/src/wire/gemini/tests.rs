@@ -67,12 +67,25 @@ fn weather_tool() -> Tool {
             "required": ["city"],
             "additionalProperties": false
         }),
+        strict: None,
     }
 }
 
 #[test]
 fn encodes_a_full_conversation() {
     let mut assistant = Message::text(Role::Assistant, "Checking both.");
+    // Gemini's own signature goes back on the first call; Anthropic's is not Gemini's to read.
+    let signed = |sig: &str, origin| Part::Reasoning {
+        text: "thought".into(),
+        signature: Some(sig.into()),
+        redacted: None,
+        id: None,
+        origin: Some(origin),
+    };
+    assistant.content.insert(0, signed("Q2lB", Origin::Gemini));
+    assistant
+        .content
+        .insert(0, signed("EqQB", Origin::Anthropic));
     assistant.tool_calls = vec![
         call("c1", "get_weather", r#"{"city":"Paris"}"#),
         call("c2", "get_time", ""),
@@ -115,6 +128,7 @@ fn encodes_a_full_conversation() {
             name: "get_time".into(),
             description: None,
             parameters: json!({"type": "object", "properties": {}}),
+            strict: None,
         },
     ];
     req.tool_choice = Some(ToolChoice::Tool("get_weather".into()));
@@ -127,12 +141,21 @@ fn encodes_a_full_conversation() {
     req.n = Some(2);
     req.presence_penalty = Some(0.1);
     req.frequency_penalty = Some(0.3);
-    req.user = Some("u-1".into());
+    req.reasoning = Some(Reasoning {
+        budget_tokens: Some(1024),
+        ..Default::default()
+    });
     req.response_format = Some(ResponseFormat::JsonSchema {
         name: "answer".into(),
         schema: json!({"type":"object","properties":{"a":{"type":"integer"}},"additionalProperties":false}),
         strict: Some(true),
     });
+    let mut labelled = req.clone();
+    labelled.user = Some("u-1".into());
+    assert_eq!(
+        encode(labelled),
+        Err(WireError::unsupported("user", "gemini"))
+    );
     let (path, body) = encode(req).unwrap();
     assert_eq!(path, "/v1beta/models/gemini-2.0-flash:generateContent");
     assert_eq!(
@@ -146,7 +169,7 @@ fn encodes_a_full_conversation() {
                 ]},
                 {"role": "model", "parts": [
                     {"text": "Checking both."},
-                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "skip_thought_signature_validator"},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "Q2lB"},
                     {"functionCall": {"name": "get_time", "args": {}}, "thoughtSignature": "skip_thought_signature_validator"}
                 ]},
                 {"role": "user", "parts": [
@@ -170,7 +193,8 @@ fn encodes_a_full_conversation() {
                 "stopSequences": ["END"], "seed": 7, "candidateCount": 2,
                 "presencePenalty": 0.1, "frequencyPenalty": 0.3,
                 "responseMimeType": "application/json",
-                "responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "INTEGER"}}}
+                "responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "INTEGER"}}},
+                "thinkingConfig": {"thinkingBudget": 1024, "includeThoughts": true}
             }
         })
     );
@@ -437,7 +461,7 @@ fn decodes_text_function_calls_and_usage() {
             "content": {"role": "model", "parts": [
                 {"text": "thinking...", "thought": true},
                 {"text": "Sure. "},
-                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "Q2lBc2lnbmF0dXJl"},
                 {"functionCall": {"name": "get_time", "args": {}, "id": "fc-7"}}
             ]},
             "finishReason": "STOP",
@@ -458,6 +482,19 @@ fn decodes_text_function_calls_and_usage() {
             choices: vec![Choice {
                 index: 0,
                 message: Message {
+                    content: vec![
+                        // The call's signature signs the thought before it.
+                        Part::Reasoning {
+                            text: "thinking...".into(),
+                            signature: Some("Q2lBc2lnbmF0dXJl".into()),
+                            redacted: None,
+                            id: None,
+                            origin: Some(Origin::Gemini),
+                        },
+                        Part::Text {
+                            text: "Sure. ".into()
+                        },
+                    ],
                     tool_calls: vec![
                         call(
                             "call_mAitaLmkHPPlz7IPvtfUqQ4_0",
@@ -466,7 +503,7 @@ fn decodes_text_function_calls_and_usage() {
                         ),
                         call("fc-7", "get_time", "{}"),
                     ],
-                    ..Message::text(Role::Assistant, "Sure. ")
+                    ..Message::text(Role::Assistant, "")
                 },
                 finish_reason: FinishReason::ToolCalls,
             }],
@@ -474,7 +511,7 @@ fn decodes_text_function_calls_and_usage() {
                 input_tokens: 100,
                 output_tokens: 50,
                 cached_input_tokens: 64,
-                reasoning_tokens: 0
+                reasoning_tokens: 30
             }),
         }
     );
@@ -819,4 +856,121 @@ fn a_request_round_trips_through_the_gemini_shape() {
         }
     }
     assert_eq!(back, req.messages);
+}
+
+// ---------------------------------------------------------------- reasoning, and the abort
+
+#[test]
+fn reasoning_becomes_thinking_config_by_model_generation() {
+    let config = |model: &str, r: Reasoning| {
+        let mut req = chat(vec![user("hi")]);
+        req.model = model.into();
+        req.reasoning = Some(r);
+        encode(req).unwrap().1["generationConfig"]["thinkingConfig"].clone()
+    };
+    let effort = |e| Reasoning {
+        enabled: Some(true),
+        effort: Some(e),
+        ..Default::default()
+    };
+    // Gemini 2.x takes budgets only; Gemini 3 takes levels.
+    assert_eq!(
+        config("gemini-2.5-pro", effort(Effort::Low)),
+        json!({"thinkingBudget": 2048, "includeThoughts": true})
+    );
+    assert_eq!(
+        config("models/gemini-3-pro-preview", effort(Effort::Max)),
+        json!({"thinkingLevel": "XHIGH", "includeThoughts": true})
+    );
+    assert_eq!(
+        config(
+            "gemini-3-flash",
+            Reasoning {
+                enabled: Some(false),
+                ..Default::default()
+            }
+        ),
+        json!({"thinkingBudget": 0})
+    );
+    assert_eq!(
+        config(
+            "gemini-3-flash",
+            Reasoning {
+                adaptive: true,
+                visible: Some(false),
+                ..Default::default()
+            }
+        ),
+        json!({"thinkingBudget": -1, "includeThoughts": false})
+    );
+    assert_eq!(
+        config(
+            "gemini-2.5-flash",
+            Reasoning {
+                budget_tokens: Some(777),
+                effort: Some(Effort::High),
+                ..Default::default()
+            }
+        ),
+        json!({"thinkingBudget": 777, "includeThoughts": true}),
+        "a budget is more precise than a level"
+    );
+}
+
+/// Vertex AI / Gemini aborting a stream: two events, then a pretty-printed JSON error written
+/// straight into the body, outside SSE framing.
+const ABORTED: &str = concat!(
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"The first\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 2,\"totalTokenCount\": 11},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"aBcD\"}\r\n\r\n",
+    "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" words\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 4,\"totalTokenCount\": 13},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"aBcD\"}\r\n\r\n",
+    "{\n  \"error\": {\n    \"code\": 499,\n    \"message\": \"The operation was cancelled.\",\n    \"status\": \"CANCELLED\"\n  }\n}\n",
+);
+
+#[test]
+fn a_recorded_mid_stream_abort_outside_sse_framing_ends_the_stream_with_its_error() {
+    let whole = decode_stream(&[ABORTED.as_bytes()]).unwrap();
+    assert_eq!(whole.len(), 4, "{whole:?}");
+    assert!(matches!(&whole[1], StreamEvent::TextDelta { text, .. } if text == "The first"));
+    assert_eq!(
+        whole[3],
+        StreamEvent::Error(ErrorInfo::new(
+            502,
+            ErrorKind::Upstream,
+            "The operation was cancelled."
+        ))
+    );
+    for chunks in splits(ABORTED.as_bytes(), 300) {
+        let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        assert_eq!(decode_stream(&parts).unwrap(), whole);
+    }
+}
+
+#[test]
+fn thoughts_stream_as_reasoning_closed_by_the_calls_signature() {
+    let s = concat!(
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Checking the weather.\", \"thought\": true}],\"role\": \"model\"},\"index\": 0}],\"responseId\": \"r1\"}\r\n\r\n",
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\", \"args\": {\"city\": \"Bern\"}}, \"thoughtSignature\": \"Q2lBc2ln\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 4,\"thoughtsTokenCount\": 12,\"totalTokenCount\": 25},\"responseId\": \"r1\"}\r\n\r\n",
+    );
+    let whole = decode_stream(&[s.as_bytes()]).unwrap();
+    assert_eq!(
+        whole[1..3],
+        [
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "Checking the weather.".into()
+            },
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: Some("Q2lBc2ln".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Gemini)
+            },
+        ]
+    );
+    assert!(matches!(&whole[3], StreamEvent::ToolCallStart { name, .. } if name == "get_weather"));
+    assert!(matches!(whole.last(), Some(StreamEvent::Usage(u)) if u.reasoning_tokens == 12));
+    for chunks in splits(s.as_bytes(), 100) {
+        let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        assert_eq!(decode_stream(&parts).unwrap(), whole);
+    }
 }

@@ -7,10 +7,11 @@ use crate::wire::json::{
     as_obj, as_str, must_be, not_supported, parse_object, required, strings, Json, JsonWriter, Obj,
 };
 use crate::wire::{args, media, WireError};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-/// Sampling options with no IR field; they reach Ollama providers verbatim via `extra`.
-const SAMPLING_OPTIONS: &[&str] = &[
+/// Sampling options with no IR field; they reach Ollama providers verbatim via `extra`
+/// (`options.<name>`), and count as tuning elsewhere (`wire::drop`).
+pub(crate) const SAMPLING_OPTIONS: &[&str] = &[
     "min_p",
     "typical_p",
     "tfs_z",
@@ -22,8 +23,9 @@ const SAMPLING_OPTIONS: &[&str] = &[
     "penalize_newline",
 ];
 
-/// Server tuning that does not change what the model says (see the module doc).
-const RUNTIME_HINTS: &[&str] = &[
+/// Server tuning (context size, GPU layers, threads): it reaches Ollama providers verbatim via
+/// `extra` (`options.<name>`), and is a label elsewhere (see the module doc).
+pub(crate) const RUNTIME_HINTS: &[&str] = &[
     "numa",
     "num_ctx",
     "num_batch",
@@ -86,19 +88,27 @@ pub fn decode_generate_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     ]
     .concat();
     root.reject_unknown(&allowed)?;
-    // These steer Ollama's prompt templating, which only an Ollama server has.
+    let mut req = decode_common(&root)?;
+    // These steer Ollama's own prompt handling (fill-in-the-middle, templates, raw prompts,
+    // the previous answer's context), which only an Ollama server has: they reach Ollama
+    // providers verbatim, and are refused elsewhere.
     for field in ["suffix", "template"] {
-        if root.str(field)?.is_some_and(|s| !s.is_empty()) {
-            return Err(not_supported(field));
+        if let Some(v) = root.str(field)?.filter(|s| !s.is_empty()) {
+            req.extra.insert(field.to_string(), Value::from(v));
         }
     }
-    if root.arr("context")?.is_some_and(|c| !c.is_empty()) {
-        return Err(not_supported("context"));
+    if let Some(c) = root.arr("context")?.filter(|c| !c.is_empty()) {
+        req.extra.insert(
+            "context".to_string(),
+            Value::Array(c.iter().map(Json::to_value).collect()),
+        );
     }
     if root.bool("raw")? == Some(true) {
-        return Err(not_supported("raw"));
+        req.extra.insert("raw".to_string(), Value::Bool(true));
     }
-    let mut req = decode_common(&root)?;
+    if !req.extra.is_empty() {
+        req.extra_family = Some(Family::Ollama);
+    }
     if let Some(system) = root.str("system")?.filter(|s| !s.is_empty()) {
         req.messages.push(Message::text(Role::System, system));
     }
@@ -169,11 +179,27 @@ fn decode_common(root: &Obj<'_, '_>) -> Result<ChatRequest, WireError> {
         }
         Some(_) => return Err(must_be("format", "\"json\" or a JSON schema object")),
     }
-    // Thinking output has no place in the IR; `false` asks for nothing and is fine.
-    match root.get("think") {
-        None | Some(Json::Bool(false)) => {}
-        Some(_) => return Err(not_supported("think")),
-    }
+    req.reasoning = match root.get("think") {
+        None => None,
+        Some(Json::Bool(on)) => Some(Reasoning {
+            enabled: Some(*on),
+            ..Default::default()
+        }),
+        Some(Json::Str(level)) => {
+            let effort = match level.as_ref() {
+                "low" => Effort::Low,
+                "medium" => Effort::Medium,
+                "high" => Effort::High,
+                _ => return Err(must_be("think", "a boolean, `low`, `medium` or `high`")),
+            };
+            Some(Reasoning {
+                enabled: Some(true),
+                effort: Some(effort),
+                ..Default::default()
+            })
+        }
+        Some(_) => return Err(must_be("think", "a boolean, `low`, `medium` or `high`")),
+    };
     if root.bool("logprobs")? == Some(true) {
         return Err(not_supported("logprobs"));
     }
@@ -212,7 +238,6 @@ fn decode_options(options: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(), Wi
     if let Some(stop) = options.get("stop") {
         req.stop = strings(stop, options.path("stop"))?;
     }
-    let mut passthrough = Map::new();
     for (key, value) in options.map.iter() {
         let known = [
             "temperature",
@@ -224,19 +249,15 @@ fn decode_options(options: &Obj<'_, '_>, req: &mut ChatRequest) -> Result<(), Wi
             "num_predict",
             "stop",
         ];
-        if known.contains(&key) || RUNTIME_HINTS.contains(&key) || value.is_null() {
+        if known.contains(&key) || value.is_null() {
             continue;
         }
-        if !SAMPLING_OPTIONS.contains(&key) {
+        if !SAMPLING_OPTIONS.contains(&key) && !RUNTIME_HINTS.contains(&key) {
             let field = options.path(key).to_string();
             let message = format!("unknown option `{field}`");
             return Err(WireError::invalid(field, message));
         }
-        passthrough.insert(key.to_string(), value.to_value());
-    }
-    if !passthrough.is_empty() {
-        req.extra
-            .insert("options".to_string(), Value::Object(passthrough));
+        req.extra.insert(format!("options.{key}"), value.to_value());
         req.extra_family = Some(Family::Ollama);
     }
     Ok(())
@@ -294,12 +315,20 @@ fn decode_message(obj: &Obj<'_, '_>, calls: &mut CallIds) -> Result<Message, Wir
             ))
         }
     };
-    // `thinking` on an earlier assistant turn is the model's old reasoning, which Ollama's own
-    // chat templates leave out of the prompt as well; it is dropped.
     let mut msg = Message {
         content: Vec::new(),
         ..Message::text(role, "")
     };
+    // An earlier turn's reasoning (Ollama's own templates decide whether the model sees it).
+    if let Some(thinking) = obj.str("thinking")?.filter(|t| !t.is_empty()) {
+        msg.content.push(Part::Reasoning {
+            text: thinking.to_string(),
+            signature: None,
+            redacted: None,
+            id: None,
+            origin: None,
+        });
+    }
     if let Some(text) = obj.str("content")?.filter(|t| !t.is_empty()) {
         msg.content.push(Part::Text {
             text: text.to_string(),
@@ -395,6 +424,7 @@ fn decode_tool(tool: &Obj<'_, '_>) -> Result<Tool, WireError> {
         name: function.req_str("name")?.to_string(),
         description: function.string("description")?,
         parameters,
+        strict: None,
     })
 }
 
@@ -441,12 +471,14 @@ pub(super) fn write_done(w: &mut JsonWriter, reason: &str, usage: Option<&Usage>
 }
 
 /// Opens a response object and writes its head: model, created_at, and the text as `message`
-/// (with `calls`, if any) or `response`. The caller adds `done` and closes the object.
+/// (with its `thinking` and `calls`, if any) or `response` (and `thinking`). The caller adds
+/// `done` and closes the object.
 pub(super) fn write_head(
     w: &mut JsonWriter,
     model: &str,
     created: u64,
     text: &str,
+    thinking: &str,
     generate: bool,
     calls: &[ToolCall],
 ) {
@@ -455,10 +487,16 @@ pub(super) fn write_head(
     w.key("created_at").str(&time::rfc3339(created));
     if generate {
         w.key("response").str(text);
+        if !thinking.is_empty() {
+            w.key("thinking").str(thinking);
+        }
     } else {
         w.key("message").begin_object();
         w.key("role").str("assistant");
         w.key("content").str(text);
+        if !thinking.is_empty() {
+            w.key("thinking").str(thinking);
+        }
         if !calls.is_empty() {
             w.key("tool_calls");
             write_tool_calls(w, calls);
@@ -469,14 +507,28 @@ pub(super) fn write_head(
 
 fn encode_complete(r: &ChatResponse, generate: bool) -> Vec<u8> {
     let choice = r.choices.first();
-    let text = choice.map(|c| c.message.joined_text()).unwrap_or_default();
+    // Ollama has no refusal field: a refusal is the answer's text.
+    let mut text = choice.map(|c| c.message.joined_text()).unwrap_or_default();
+    if let Some(refusal) = choice.and_then(|c| c.message.refusal.as_deref()) {
+        text.push_str(refusal);
+    }
+    let thinking: String = choice
+        .into_iter()
+        .flat_map(|c| &c.message.content)
+        .filter_map(|p| match p {
+            Part::Reasoning { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
     // `/api/generate` has no tool calls to report.
     let calls = match choice {
         Some(c) if !generate => c.message.tool_calls.as_slice(),
         _ => &[],
     };
-    let mut w = JsonWriter::with_capacity(text.len() + 512);
-    write_head(&mut w, &r.model, r.created, &text, generate, calls);
+    let mut w = JsonWriter::with_capacity(text.len() + thinking.len() + 512);
+    write_head(
+        &mut w, &r.model, r.created, &text, &thinking, generate, calls,
+    );
     let reason = choice.map_or(FinishReason::Stop, |c| c.finish_reason);
     write_done(&mut w, done_reason(reason), r.usage.as_ref());
     w.end_object();

@@ -1,9 +1,13 @@
-//! The `ollama` provider format: IR requests to `{base}/api/chat` and `{base}/api/embed`, and
-//! Ollama's complete answers and `{"error"}` bodies back to IR.
+//! The `ollama` provider format: IR requests to `{base}/api/chat` (or `/api/generate`, for an
+//! Ollama client's generate request with `suffix`, `raw`, `template` or `context`) and
+//! `{base}/api/embed`, and Ollama's complete answers and `{"error"}` bodies back to IR.
 
 use crate::ir::*;
 use crate::wire::json::{must_be, JsonWriter, Path};
-use crate::wire::{args, body_size_hint, reject_foreign_extra, Outgoing, ProviderSpec, WireError};
+use crate::wire::{
+    args, body_size_hint, reasoning, reject_foreign_extra, system_text, Outgoing, ProviderSpec,
+    WireError,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -11,7 +15,9 @@ const TARGET: &str = "ollama";
 
 pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, WireError> {
     let (op, body) = match req {
-        Request::Chat(chat) => ("chat", encode_chat(chat)?),
+        Request::CountTokens(_) => return Err(WireError::unsupported("count_tokens", TARGET)),
+        Request::Chat(chat) if generate_only(chat) => ("generate", encode_chat(chat, true)?),
+        Request::Chat(chat) => ("chat", encode_chat(chat, false)?),
         Request::Embeddings(e) => {
             // `user` only labels the request for the vendor's abuse tracking; Ollama has none.
             let input: usize = e.input.iter().map(|s| s.len() + 4).sum();
@@ -38,16 +44,41 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
 }
 
 /// The top-level fields [`encode_chat`] writes itself; `extra` fields never replace them, and
-/// an `extra.options` object is merged into `options`.
+/// `options.<name>` extras are merged into `options`.
 const OWN_FIELDS: &[&str] = &[
     "model",
     "messages",
+    "prompt",
+    "system",
+    "images",
     "tools",
     "format",
     "options",
     "keep_alive",
+    "think",
     "stream",
 ];
+
+/// `/api/generate` fields with no `/api/chat` counterpart.
+const GENERATE_ONLY: &[&str] = &["suffix", "raw", "template", "context"];
+
+fn generate_only(chat: &ChatRequest) -> bool {
+    chat.extra_family == Some(Family::Ollama)
+        && GENERATE_ONLY.iter().any(|k| chat.extra.contains_key(*k))
+}
+
+/// `think`: off, a level for the models that take levels (gpt-oss), else on.
+fn think(model: &str, r: &Reasoning) -> Value {
+    if reasoning::is_off(r) {
+        return Value::Bool(false);
+    }
+    match r.effort.filter(|_| model.contains("gpt-oss")) {
+        Some(Effort::Minimal | Effort::Low) => Value::from("low"),
+        Some(Effort::Medium) => Value::from("medium"),
+        Some(_) => Value::from("high"),
+        None => Value::Bool(true),
+    }
+}
 
 /// The `options` [`encode_chat`] fills from IR fields.
 const OWN_OPTIONS: &[&str] = &[
@@ -61,7 +92,7 @@ const OWN_OPTIONS: &[&str] = &[
     "stop",
 ];
 
-fn encode_chat(chat: &ChatRequest) -> Result<Vec<u8>, WireError> {
+fn encode_chat(chat: &ChatRequest, generate: bool) -> Result<Vec<u8>, WireError> {
     reject_foreign_extra(chat, Family::Ollama, TARGET)?;
     if chat.n.is_some_and(|n| n > 1) {
         return Err(WireError::unsupported("n", TARGET));
@@ -76,17 +107,24 @@ fn encode_chat(chat: &ChatRequest) -> Result<Vec<u8>, WireError> {
     if chat.parallel_tool_calls == Some(false) {
         return Err(WireError::unsupported("parallel_tool_calls", TARGET));
     }
+    if chat.user.is_some() {
+        return Err(WireError::unsupported("user", TARGET));
+    }
     let mut w = JsonWriter::with_capacity(body_size_hint(chat));
     w.begin_object();
     w.key("model").str(&chat.model);
-    w.key("messages").begin_array();
-    let messages = Path::field("messages");
-    for (i, m) in chat.messages.iter().enumerate() {
-        encode_message(chat, i, m, messages.index(i), &mut w)?;
-    }
-    w.end_array();
-    if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
-        crate::wire::openai::write_tools(&chat.tools, &mut w);
+    if generate {
+        encode_prompt(chat, &mut w)?;
+    } else {
+        w.key("messages").begin_array();
+        let messages = Path::field("messages");
+        for (i, m) in chat.messages.iter().enumerate() {
+            encode_message(chat, i, m, messages.index(i), &mut w)?;
+        }
+        w.end_array();
+        if !chat.tools.is_empty() && chat.tool_choice != Some(ToolChoice::None) {
+            crate::wire::openai::write_tools(&chat.tools, &mut w, Some(parameters));
+        }
     }
     match &chat.response_format {
         None | Some(ResponseFormat::Text) => {}
@@ -97,8 +135,11 @@ fn encode_chat(chat: &ChatRequest) -> Result<Vec<u8>, WireError> {
             w.key("format").value(schema);
         }
     }
+    if let Some(r) = &chat.reasoning {
+        w.key("think").value(&think(&chat.model, r));
+    }
     for (key, value) in &chat.extra {
-        if !OWN_FIELDS.contains(&key.as_str()) {
+        if !OWN_FIELDS.contains(&key.as_str()) && !key.starts_with("options.") {
             w.key(key).value(value);
         }
     }
@@ -106,11 +147,81 @@ fn encode_chat(chat: &ChatRequest) -> Result<Vec<u8>, WireError> {
     if let Some(keep_alive) = &chat.keep_alive {
         w.key("keep_alive").value(keep_alive);
     }
-    // Ollama streams unless told otherwise, so the choice is always spelled out. `user` is not
-    // sent: it only labels the request for a vendor's abuse tracking, which Ollama has not.
+    // Ollama streams unless told otherwise, so the choice is always spelled out.
     w.key("stream").bool(chat.stream);
     w.end_object();
     Ok(w.into_bytes())
+}
+
+/// A tool's JSON Schema as Ollama's `Tool.Function.Parameters`: `type`, `$defs`, `items`,
+/// `required`, and `properties` each with `type`, `items`, `description` and `enum` (the server
+/// ignores the rest of a JSON Schema: `title`, `additionalProperties`, `format`, ...).
+fn parameters(schema: &Value) -> Value {
+    let pick = |from: &serde_json::Map<String, Value>, keys: &[&str]| -> Value {
+        Value::Object(
+            keys.iter()
+                .filter_map(|k| Some(((*k).to_string(), from.get(*k)?.clone())))
+                .collect(),
+        )
+    };
+    let Some(obj) = schema.as_object() else {
+        return serde_json::json!({"type": "object", "properties": {}});
+    };
+    let mut out = pick(obj, &["type", "$defs", "items", "required"]);
+    if let (Value::Object(out), Some(Value::Object(props))) = (&mut out, obj.get("properties")) {
+        let props: serde_json::Map<String, Value> = props
+            .iter()
+            .map(|(name, p)| {
+                let p = match p.as_object() {
+                    Some(p) => pick(p, &["type", "items", "description", "enum"]),
+                    None => Value::Object(serde_json::Map::new()),
+                };
+                (name.clone(), p)
+            })
+            .collect();
+        out.insert("properties".into(), Value::Object(props));
+    }
+    out
+}
+
+/// `/api/generate`'s `system`, `prompt` and `images`, from the request an Ollama client's
+/// generate call decoded to (a system turn and one user turn).
+fn encode_prompt(chat: &ChatRequest, w: &mut JsonWriter) -> Result<(), WireError> {
+    if let Some(system) = system_text(chat) {
+        w.key("system").str(&system);
+    }
+    let mut prompt = String::new();
+    let mut images = Vec::new();
+    for (i, m) in chat.messages.iter().enumerate() {
+        match m.role {
+            Role::System | Role::Developer => {}
+            Role::User => {
+                for (k, p) in m.content.iter().enumerate() {
+                    match p {
+                        Part::Text { text } => prompt.push_str(text),
+                        Part::Image {
+                            source: Media::Base64 { data, .. },
+                        } => images.push(data.as_str()),
+                        _ => {
+                            let field = format!("messages[{i}].content[{k}]");
+                            return Err(WireError::unsupported(field, TARGET));
+                        }
+                    }
+                }
+            }
+            // A conversation is not a generate prompt.
+            _ => return Err(WireError::unsupported(format!("messages[{i}]"), TARGET)),
+        }
+    }
+    w.key("prompt").str(&prompt);
+    if !images.is_empty() {
+        w.key("images").begin_array();
+        for data in images {
+            w.str(data);
+        }
+        w.end_array();
+    }
+    Ok(())
 }
 
 /// `options`: the sampling fields, then the sampling options an Ollama client passed through;
@@ -159,9 +270,9 @@ fn encode_options(chat: &ChatRequest, w: &mut JsonWriter) {
         }
         w.end_array();
     }
-    if let Some(Value::Object(extra)) = chat.extra.get("options") {
-        for (name, v) in extra {
-            if !OWN_OPTIONS.contains(&name.as_str()) {
+    for (name, v) in &chat.extra {
+        if let Some(name) = name.strip_prefix("options.") {
+            if !OWN_OPTIONS.contains(&name) {
                 key(w, name);
                 w.value(v);
             }
@@ -187,7 +298,23 @@ fn encode_message(
     };
     w.begin_object();
     w.key("role").str(role);
-    w.key("content").str(&m.joined_text());
+    let mut content = m.joined_text();
+    // Ollama has no refusal field: a refusal in the history is what the model said.
+    if let Some(r) = &m.refusal {
+        content.push_str(r);
+    }
+    w.key("content").str(&content);
+    let thinking: String = m
+        .content
+        .iter()
+        .filter_map(|p| match p {
+            Part::Reasoning { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !thinking.is_empty() {
+        w.key("thinking").str(&thinking);
+    }
     let mut images = false;
     for (k, part) in m.content.iter().enumerate() {
         match part {
@@ -203,7 +330,13 @@ fn encode_message(
                 }
                 w.str(data);
             }
-            Part::Image { .. } | Part::Document { .. } => {
+            Part::Image { .. } => {
+                return Err(WireError::needs_bytes(
+                    path.key("content").index(k).to_string(),
+                    TARGET,
+                ))
+            }
+            Part::Document { .. } => {
                 return Err(WireError::unsupported(path.key("content").index(k), TARGET))
             }
         }
@@ -263,6 +396,8 @@ pub(super) struct WireMessage {
     #[serde(default)]
     pub content: Option<String>,
     #[serde(default)]
+    pub thinking: Option<String>,
+    #[serde(default)]
     pub tool_calls: Vec<WireToolCall>,
 }
 
@@ -292,6 +427,9 @@ pub(super) struct WireChat {
     pub message: Option<WireMessage>,
     #[serde(default)]
     pub response: Option<String>,
+    /// `/api/generate`'s reasoning (chat puts it in `message`).
+    #[serde(default)]
+    pub thinking: Option<String>,
     #[serde(default)]
     pub done: bool,
     #[serde(default)]
@@ -337,6 +475,15 @@ pub(super) fn finish_of(done_reason: Option<&str>, called_tools: bool) -> Finish
         Some("length") => FinishReason::Length,
         _ => FinishReason::Stop,
     }
+}
+
+/// A line's reasoning text, from `/api/chat`'s message or `/api/generate`'s top level.
+pub(super) fn thinking_of(line: &WireChat) -> Option<&str> {
+    line.message
+        .as_ref()
+        .and_then(|m| m.thinking.as_deref())
+        .or(line.thinking.as_deref())
+        .filter(|t| !t.is_empty())
 }
 
 pub(super) fn usage_of(line: &WireChat) -> Usage {
@@ -412,16 +559,29 @@ pub fn decode_response(
         })
         .collect();
     let finish_reason = finish_of(line.done_reason.as_deref(), !tool_calls.is_empty());
+    let mut message = Message {
+        tool_calls,
+        ..Message::text(Role::Assistant, text)
+    };
+    if let Some(thinking) = thinking_of(&line) {
+        message.content.insert(
+            0,
+            Part::Reasoning {
+                text: thinking.to_string(),
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None,
+            },
+        );
+    }
     Ok(Response::Chat(ChatResponse {
         id: format!("ollama-{created}"),
         model: line.model.clone(),
         created: created_at,
         choices: vec![Choice {
             index: 0,
-            message: Message {
-                tool_calls,
-                ..Message::text(Role::Assistant, text)
-            },
+            message,
             finish_reason,
         }],
         usage: Some(usage_of(&line)),

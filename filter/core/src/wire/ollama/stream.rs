@@ -2,7 +2,9 @@
 //! lines for Ollama clients, and an Ollama provider's `/api/chat` lines back to IR events.
 
 use super::client::{done_reason, write_done, write_error, write_head};
-use super::provider::{call_id, created_of, error_message, finish_of, usage_of, WireChat};
+use super::provider::{
+    call_id, created_of, error_message, finish_of, thinking_of, usage_of, WireChat,
+};
 use crate::ir::*;
 use crate::stream::ndjson::NdjsonFramer;
 use crate::wire::json::JsonWriter;
@@ -41,13 +43,14 @@ impl ChatStreamEncoder {
     }
 
     /// A line with the head and `done: false`.
-    fn progress_line(&mut self, text: &str, calls: &[ToolCall], out: &mut Vec<u8>) {
+    fn progress_line(&mut self, text: &str, thinking: &str, calls: &[ToolCall], out: &mut Vec<u8>) {
         self.json.clear();
         write_head(
             &mut self.json,
             &self.model,
             self.created,
             text,
+            thinking,
             self.generate,
             calls,
         );
@@ -62,6 +65,7 @@ impl ChatStreamEncoder {
             &mut self.json,
             &self.model,
             self.created,
+            "",
             "",
             self.generate,
             &[],
@@ -87,9 +91,6 @@ impl StreamEncoder for ChatStreamEncoder {
             return;
         }
         match ev {
-            StreamEvent::ReasoningDelta { .. }
-            | StreamEvent::ReasoningEnd { .. }
-            | StreamEvent::RefusalDelta { .. } => {}
             StreamEvent::Start { model, created, .. } => {
                 if !model.is_empty() {
                     model.clone_into(&mut self.model);
@@ -98,15 +99,26 @@ impl StreamEncoder for ChatStreamEncoder {
             }
             // Ollama clients cannot ask for more than one choice.
             StreamEvent::TextDelta { choice, .. }
+            | StreamEvent::RefusalDelta { choice, .. }
+            | StreamEvent::ReasoningDelta { choice, .. }
+            | StreamEvent::ReasoningEnd { choice, .. }
             | StreamEvent::ToolCallStart { choice, .. }
             | StreamEvent::ToolCallDelta { choice, .. }
             | StreamEvent::Finish { choice, .. }
                 if *choice != 0 => {}
-            StreamEvent::TextDelta { text, .. } => {
+            // Ollama has no refusal field: a refusal is the answer's text.
+            StreamEvent::TextDelta { text, .. } | StreamEvent::RefusalDelta { text, .. } => {
                 if !text.is_empty() {
-                    self.progress_line(text, &[], out);
+                    self.progress_line(text, "", &[], out);
                 }
             }
+            StreamEvent::ReasoningDelta { text, .. } => {
+                if !text.is_empty() {
+                    self.progress_line("", text, &[], out);
+                }
+            }
+            // Signatures have no Ollama form.
+            StreamEvent::ReasoningEnd { .. } => {}
             StreamEvent::ToolCallStart {
                 index, id, name, ..
             } => {
@@ -138,7 +150,7 @@ impl StreamEncoder for ChatStreamEncoder {
                 // `/api/generate` has no tool calls to report.
                 let calls = std::mem::take(&mut self.calls);
                 if !calls.is_empty() && !self.generate {
-                    self.progress_line("", &calls, out);
+                    self.progress_line("", "", &calls, out);
                 }
             }
             StreamEvent::Usage(u) => {
@@ -172,6 +184,8 @@ pub struct ChatStreamDecoder {
     created: u64,
     started: bool,
     tools: u32,
+    /// Thinking went out and nothing else has yet: the reasoning block is open.
+    thinking: bool,
     done: bool,
 }
 
@@ -182,7 +196,21 @@ impl ChatStreamDecoder {
             created,
             started: false,
             tools: 0,
+            thinking: false,
             done: false,
+        }
+    }
+
+    /// The reasoning block ends when anything else comes.
+    fn end_thinking(&mut self, out: &mut Vec<StreamEvent>) {
+        if std::mem::take(&mut self.thinking) {
+            out.push(StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None,
+            });
         }
     }
 
@@ -209,18 +237,29 @@ impl ChatStreamDecoder {
                 created: created_of(&wire, self.created),
             });
         }
+        if let Some(thinking) = thinking_of(&wire) {
+            self.thinking = true;
+            out.push(StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: thinking.to_string(),
+            });
+        }
         let message = wire.message.as_ref();
         let text = message
             .and_then(|m| m.content.as_deref())
             .or(wire.response.as_deref())
             .unwrap_or_default();
+        let calls = message.map(|m| m.tool_calls.as_slice()).unwrap_or_default();
+        if !text.is_empty() || !calls.is_empty() || wire.done {
+            self.end_thinking(out);
+        }
         if !text.is_empty() {
             out.push(StreamEvent::TextDelta {
                 choice: 0,
                 text: text.to_string(),
             });
         }
-        for call in message.map(|m| m.tool_calls.as_slice()).unwrap_or_default() {
+        for call in calls {
             let index = self.tools;
             self.tools += 1;
             out.push(StreamEvent::ToolCallStart {

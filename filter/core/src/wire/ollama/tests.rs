@@ -62,7 +62,16 @@ mod client {
             matches!(&user.content[2], Part::Image { source: Media::Base64 { media_type, .. } } if media_type == "image/jpeg")
         );
         let asst = &req.messages[2];
-        assert!(asst.content.is_empty());
+        assert_eq!(
+            asst.content,
+            [Part::Reasoning {
+                text: "hmm".into(),
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None
+            }]
+        );
         assert_eq!(
             asst.tool_calls[0],
             ToolCall {
@@ -104,8 +113,18 @@ mod client {
         );
         assert_eq!(req.stop, vec!["x"]);
         assert_eq!(req.keep_alive, Some(json!("5m")));
-        assert_eq!(req.extra["options"], json!({"repeat_penalty": 1.1}));
+        assert_eq!(req.extra["options.repeat_penalty"], json!(1.1));
+        assert_eq!(req.extra["options.num_ctx"], json!(8192));
+        assert_eq!(req.extra["options.num_gpu"], json!(1));
+        assert_eq!(req.extra.len(), 3);
         assert_eq!(req.extra_family, Some(Family::Ollama));
+        assert_eq!(
+            req.reasoning,
+            Some(Reasoning {
+                enabled: Some(false),
+                ..Default::default()
+            })
+        );
     }
 
     #[test]
@@ -114,7 +133,17 @@ mod client {
         assert!(!req.stream);
         assert_eq!(req.response_format, Some(ResponseFormat::JsonObject));
         assert_eq!(req.max_tokens, None);
-        assert!(req.extra.is_empty() && req.extra_family.is_none());
+        assert_eq!(req.extra["options.num_ctx"], json!(4096));
+        assert_eq!(req.extra_family, Some(Family::Ollama));
+        let req = chat(json!({"model": "m", "messages": [], "think": "high"})).unwrap();
+        assert_eq!(
+            req.reasoning,
+            Some(Reasoning {
+                enabled: Some(true),
+                effort: Some(Effort::High),
+                ..Default::default()
+            })
+        );
         let req = chat(json!({"model": "m", "format": "", "messages": [{"role": "tool", "content": "orphan", "tool_call_id": "given"}]})).unwrap();
         assert_eq!(req.response_format, None);
         assert_eq!(req.messages[0].tool_call_id.as_deref(), Some("given"));
@@ -138,8 +167,8 @@ mod client {
         };
         assert_eq!(field_of(chat(json!({"messages": []}))), "model");
         assert_eq!(field_of(with("bogus", json!(1))), "bogus");
-        assert_eq!(field_of(with("think", json!(true))), "think");
-        assert_eq!(field_of(with("think", json!("high"))), "think");
+        assert_eq!(field_of(with("think", json!("max"))), "think");
+        assert_eq!(field_of(with("think", json!(1))), "think");
         assert_eq!(field_of(with("logprobs", json!(true))), "logprobs");
         assert_eq!(field_of(with("top_logprobs", json!(3))), "top_logprobs");
         assert_eq!(field_of(with("format", json!("yaml"))), "format");
@@ -228,22 +257,27 @@ mod client {
         assert_eq!(req.messages[1].joined_text(), "why?");
         assert_eq!(req.messages[1].content.len(), 2);
         assert!(req.stream);
+        assert!(req.extra.is_empty() && req.extra_family.is_none());
         let load = decode_generate_request(br#"{"model": "m"}"#).unwrap();
         assert!(load.messages.is_empty());
+        // Ollama's own prompt handling reaches Ollama providers only, as `extra`.
         for (k, v) in [
             ("suffix", json!("x")),
             ("template", json!("{{ .Prompt }}")),
             ("context", json!([1, 2])),
             ("raw", json!(true)),
-            ("messages", json!([])),
         ] {
             let mut b = json!({"model": "m", "prompt": "p"});
-            b[k] = v;
-            assert_eq!(
-                field_of(decode_generate_request(b.to_string().as_bytes())),
-                k
-            );
+            b[k] = v.clone();
+            let req = decode_generate_request(b.to_string().as_bytes()).unwrap();
+            assert_eq!(req.extra.get(k), Some(&v), "{k}");
+            assert_eq!(req.extra_family, Some(Family::Ollama));
         }
+        let b = json!({"model": "m", "prompt": "p", "messages": []});
+        assert_eq!(
+            field_of(decode_generate_request(b.to_string().as_bytes())),
+            "messages"
+        );
     }
 
     #[test]
@@ -445,6 +479,7 @@ mod provider {
                 name: "f".into(),
                 description: Some("d".into()),
                 parameters: json!({"type": "object"}),
+                strict: None,
             }],
             tool_choice: Some(ToolChoice::Auto),
             parallel_tool_calls: Some(true),
@@ -456,16 +491,22 @@ mod provider {
             seed: Some(3),
             presence_penalty: Some(0.1),
             frequency_penalty: Some(0.2),
-            user: Some("dropped".into()),
             response_format: Some(ResponseFormat::JsonSchema {
                 name: "x".into(),
                 schema: json!({"type": "object"}),
                 strict: None,
             }),
             keep_alive: Some(json!(0)),
-            extra: [("options".to_string(), json!({"repeat_penalty": 1.2}))]
-                .into_iter()
-                .collect(),
+            reasoning: Some(Reasoning {
+                effort: Some(Effort::High),
+                ..Default::default()
+            }),
+            extra: [
+                ("options.repeat_penalty".to_string(), json!(1.2)),
+                ("options.num_ctx".to_string(), json!(8192)),
+            ]
+            .into_iter()
+            .collect(),
             extra_family: Some(Family::Ollama),
             ..Default::default()
         };
@@ -486,8 +527,10 @@ mod provider {
                 ],
                 "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
                 "format": {"type": "object"},
+                "think": true,
                 "options": {"temperature": 0.5, "top_p": 0.9, "top_k": 7, "seed": 3, "num_predict": 9,
-                            "presence_penalty": 0.1, "frequency_penalty": 0.2, "stop": ["s"], "repeat_penalty": 1.2},
+                            "presence_penalty": 0.1, "frequency_penalty": 0.2, "stop": ["s"],
+                            "num_ctx": 8192, "repeat_penalty": 1.2},
                 "keep_alive": 0,
                 "stream": false
             })
@@ -566,7 +609,7 @@ mod provider {
             }],
             ..base()
         };
-        assert_eq!(err_field(url), "messages[0].content[0]");
+        assert_eq!(err_field(url), "invalid:messages[0].content[0]");
         let doc = ChatRequest {
             messages: vec![
                 Message::text(Role::User, "a"),
@@ -603,6 +646,7 @@ mod provider {
             name: "f".into(),
             description: None,
             parameters: json!({}),
+            strict: None,
         }];
         let none = body_of(&Request::Chat(ChatRequest {
             tools,
@@ -639,6 +683,95 @@ mod provider {
                 e.usage.unwrap().input_tokens
             ),
             ("e", 1, 4)
+        );
+    }
+
+    #[test]
+    fn tool_schemas_are_cut_to_what_ollamas_tool_types_declare() {
+        let b = body_of(&Request::Chat(ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::User, "q")],
+            tools: vec![Tool {
+                name: "search".into(),
+                description: None,
+                // What Pydantic (the Anthropic tool runner, OpenAI's `pydantic_function_tool`) writes.
+                parameters: json!({"title": "Search", "type": "object", "additionalProperties": false,
+                    "properties": {"query": {"title": "Query", "type": "string", "format": "uri"},
+                                   "kind": {"type": "string", "enum": ["web", "news"], "description": "d"}},
+                    "required": ["query"]}),
+                strict: Some(true),
+            }],
+            ..Default::default()
+        }));
+        assert_eq!(
+            b["tools"],
+            json!([{"type": "function", "function": {"name": "search", "parameters": {
+                "type": "object", "required": ["query"],
+                "properties": {"query": {"type": "string"},
+                               "kind": {"type": "string", "enum": ["web", "news"], "description": "d"}}}}}])
+        );
+    }
+
+    #[test]
+    fn think_generate_and_reasoning_history_reach_ollama() {
+        let think = |model: &str, r: Reasoning| {
+            body_of(&Request::Chat(ChatRequest {
+                model: model.into(),
+                messages: vec![Message::text(Role::User, "q")],
+                reasoning: Some(r),
+                ..Default::default()
+            }))["think"]
+                .clone()
+        };
+        let high = Reasoning {
+            enabled: Some(true),
+            effort: Some(Effort::High),
+            ..Default::default()
+        };
+        assert_eq!(think("gpt-oss:20b", high.clone()), json!("high"));
+        assert_eq!(think("qwen3", high), json!(true));
+        assert_eq!(
+            think(
+                "qwen3",
+                Reasoning {
+                    enabled: Some(false),
+                    ..Default::default()
+                }
+            ),
+            json!(false)
+        );
+        // Reasoning in the history is the turn's `thinking`; signatures have no Ollama form.
+        let mut asst = Message::text(Role::Assistant, "a");
+        asst.content.insert(
+            0,
+            Part::Reasoning {
+                text: "hm".into(),
+                signature: Some("EqQB".into()),
+                redacted: None,
+                id: None,
+                origin: Some(Origin::Anthropic),
+            },
+        );
+        let b = body_of(&Request::Chat(ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::text(Role::User, "q"), asst],
+            ..Default::default()
+        }));
+        assert_eq!(
+            b["messages"][1],
+            json!({"role": "assistant", "content": "a", "thinking": "hm"})
+        );
+        // A generate request with Ollama-only fields is a generate request to Ollama.
+        let generate = super::super::decode_generate_request(
+            br#"{"model": "m", "prompt": "def f(", "suffix": "    return x", "system": "code", "options": {"num_ctx": 4096}}"#,
+        )
+        .unwrap();
+        let out = encode_request(&spec(), &Request::Chat(generate)).unwrap();
+        assert_eq!(out.path, "/api/generate");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out.body).unwrap(),
+            json!({"model": "m", "system": "code", "prompt": "def f(", "suffix": "    return x",
+                   "options": {"num_ctx": 4096}, "stream": true})
         );
     }
 
@@ -960,5 +1093,54 @@ mod stream {
             json!([{"id": "a", "function": {"index": 0, "name": "f", "arguments": {"x": [1]}}}])
         );
         assert_eq!(lines[1]["done_reason"], json!("stop"));
+    }
+
+    #[test]
+    fn thinking_streams_in_both_directions() {
+        let s = concat!(
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-06-01T10:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"Okay, \"},\"done\":false}\n",
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-06-01T10:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"hi.\"},\"done\":false}\n",
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-06-01T10:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"Hello\"},\"done\":false}\n",
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-06-01T10:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":5,\"eval_count\":9}\n",
+        );
+        let whole = decode_chunks(&[s.as_bytes().to_vec()]);
+        assert_eq!(
+            whole[1..5],
+            [
+                StreamEvent::ReasoningDelta {
+                    choice: 0,
+                    text: "Okay, ".into()
+                },
+                StreamEvent::ReasoningDelta {
+                    choice: 0,
+                    text: "hi.".into()
+                },
+                StreamEvent::ReasoningEnd {
+                    choice: 0,
+                    signature: None,
+                    redacted: None,
+                    id: None,
+                    origin: None
+                },
+                StreamEvent::TextDelta {
+                    choice: 0,
+                    text: "Hello".into()
+                },
+            ]
+        );
+        for chunks in splits(s.as_bytes(), 100) {
+            assert_eq!(decode_chunks(&chunks), whole);
+        }
+        let lines = encode_all(&whole, false);
+        let thinking: String = lines
+            .iter()
+            .filter_map(|l| l["message"]["thinking"].as_str())
+            .collect();
+        assert_eq!(thinking, "Okay, hi.");
+        let content: String = lines
+            .iter()
+            .filter_map(|l| l["message"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "Hello");
     }
 }

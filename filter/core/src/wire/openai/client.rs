@@ -3,7 +3,13 @@
 //!
 //! Strictness follows OpenAI's own: an unknown top-level parameter is a 400 naming it, as is a
 //! deprecated one (`functions`, `function_call`). Inside messages, unknown keys are ignored,
-//! because SDK users echo response messages back verbatim (`refusal`, `annotations`, ...).
+//! because SDK users echo response messages back verbatim (`annotations`, ...).
+//!
+//! Reasoning: `reasoning_effort` and OpenRouter's `reasoning` object are the IR's reasoning
+//! controls. Answers carry reasoning as `reasoning_content` (the text, as DeepSeek and vLLM send
+//! it) and OpenRouter's `reasoning_details` (text with its signature and origin `format`), which
+//! is how an OpenAI-protocol client hands signed reasoning back; assistant turns are read from
+//! `reasoning_details`, else `reasoning_content` or `reasoning`. A refusal stays `refusal`.
 
 use std::fmt;
 
@@ -14,7 +20,7 @@ use crate::wire::json::{
     as_obj, as_str, must_be, parameters_schema, parse_object, required, Json, JsonWriter, Obj,
     Path, R,
 };
-use crate::wire::WireError;
+use crate::wire::{reasoning, WireError};
 
 /// Known OpenAI parameters with no IR equivalent: carried in `extra` for OpenAI-family providers.
 const EXTRA_FIELDS: &[&str] = &[
@@ -24,14 +30,16 @@ const EXTRA_FIELDS: &[&str] = &[
     "service_tier",
     "store",
     "metadata",
-    "reasoning_effort",
     "modalities",
     "audio",
     "prediction",
     "web_search_options",
     "verbosity",
     "prompt_cache_key",
+    "prompt_cache_options",
+    "prompt_cache_retention",
     "safety_identifier",
+    "moderation",
 ];
 
 /// Parameters this module reads itself.
@@ -54,6 +62,10 @@ const CHAT_FIELDS: &[&str] = &[
     "frequency_penalty",
     "stream",
     "stream_options",
+    "reasoning_effort",
+    "reasoning",
+    // Not OpenAI's, but what clients of OpenAI-compatible servers (vLLM, TGI, OpenRouter) send.
+    "top_k",
 ];
 
 fn deprecated(field: impl fmt::Display, instead: &str) -> WireError {
@@ -137,6 +149,7 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     };
     req.temperature = o.f64("temperature")?;
     req.top_p = o.f64("top_p")?;
+    req.top_k = o.whole_u32("top_k")?;
     // `max_tokens` is the deprecated spelling; the newer one wins when both are sent.
     let legacy_max = o.u32("max_tokens")?;
     req.max_tokens = o.u32("max_completion_tokens")?.or(legacy_max);
@@ -149,7 +162,57 @@ pub fn decode_chat_request(body: &[u8]) -> Result<ChatRequest, WireError> {
     if let Some(opts) = o.obj("stream_options")? {
         req.stream_include_usage = opts.bool("include_usage")?.unwrap_or(false);
     }
+    req.reasoning = decode_reasoning(&o)?;
     Ok(req)
+}
+
+fn decode_effort(v: &str, field: Path<'_>) -> R<Option<Effort>> {
+    Ok(Some(match v {
+        "none" => return Ok(None),
+        "minimal" => Effort::Minimal,
+        "low" => Effort::Low,
+        "medium" => Effort::Medium,
+        "high" => Effort::High,
+        "xhigh" => Effort::Xhigh,
+        "max" => Effort::Max,
+        _ => {
+            return Err(must_be(
+                field,
+                "`none`, `minimal`, `low`, `medium`, `high` or `xhigh`",
+            ))
+        }
+    }))
+}
+
+/// `reasoning_effort` (OpenAI) and `reasoning` (OpenRouter: `effort`, `max_tokens`, `enabled`,
+/// `exclude`); the object's settings win where both say something.
+fn decode_reasoning(o: &Obj<'_, '_>) -> R<Option<Reasoning>> {
+    let mut r = Reasoning::default();
+    let mut any = false;
+    // An OpenAI effort level asks for reasoning at that depth (`none`: no reasoning), unlike
+    // Anthropic's `output_config.effort`, which leaves thinking to its own switch.
+    if let Some(effort) = o.str("reasoning_effort")? {
+        any = true;
+        r.effort = decode_effort(effort, o.path("reasoning_effort"))?;
+        r.enabled = Some(effort != "none");
+    }
+    if let Some(obj) = o.obj("reasoning")? {
+        any = true;
+        obj.reject_unknown(&["effort", "max_tokens", "enabled", "exclude", "summary"])?;
+        if let Some(effort) = obj.str("effort")? {
+            r.effort = decode_effort(effort, obj.path("effort"))?;
+            r.enabled = Some(effort != "none");
+        }
+        r.budget_tokens = obj.whole_u32("max_tokens")?.or(r.budget_tokens);
+        if let Some(enabled) = obj.bool("enabled")? {
+            r.enabled = Some(enabled);
+        }
+        if let Some(exclude) = obj.bool("exclude")? {
+            r.visible = Some(!exclude);
+        }
+        r.summary = obj.string("summary")?;
+    }
+    Ok(any.then_some(r))
 }
 
 /// Which content part types a role may carry.
@@ -181,10 +244,11 @@ fn decode_message(v: &Json<'_>, path: Path<'_>) -> R<Message> {
         Role::Assistant => Parts::Assistant,
         _ => Parts::TextOnly,
     };
+    let mut refusal_parts = String::new();
     let content = match o.get("content") {
         None if matches!(role, Role::Assistant) => Vec::new(),
         None => return Err(required(o.path("content"))),
-        Some(c) => decode_content(c, o.path("content"), parts)?,
+        Some(c) => decode_content(c, o.path("content"), parts, &mut refusal_parts)?,
     };
     let mut msg = Message {
         role,
@@ -193,7 +257,7 @@ fn decode_message(v: &Json<'_>, path: Path<'_>) -> R<Message> {
         tool_call_id: None,
         name: o.string("name")?,
         is_error: false,
-        refusal: None,
+        refusal: (!refusal_parts.is_empty()).then_some(refusal_parts),
     };
     match role {
         Role::Assistant => {
@@ -203,14 +267,11 @@ fn decode_message(v: &Json<'_>, path: Path<'_>) -> R<Message> {
             if o.get("audio").is_some() {
                 return Err(unsupported(o.path("audio"), "audio output"));
             }
-            // A refusal echoed back from a response is what the model said; keep it as text.
-            if let Some(refusal) = o.str("refusal")? {
-                if msg.content.is_empty() && !refusal.is_empty() {
-                    msg.content.push(Part::Text {
-                        text: refusal.to_string(),
-                    });
-                }
+            let refusal = o.str("refusal")?.filter(|r| !r.is_empty());
+            if let Some(refusal) = refusal {
+                msg.refusal = Some(refusal.to_string());
             }
+            msg.content.splice(0..0, reasoning_parts(&o)?);
             if let Some(calls) = o.arr("tool_calls")? {
                 let base = o.path("tool_calls");
                 msg.tool_calls = calls
@@ -236,16 +297,95 @@ fn text_vec(s: &str) -> Vec<Part> {
     }
 }
 
-fn decode_content(v: &Json<'_>, path: Path<'_>, parts: Parts) -> R<Vec<Part>> {
+/// Content parts; an assistant turn's `refusal` parts are appended to `refusal` instead.
+fn decode_content(
+    v: &Json<'_>,
+    path: Path<'_>,
+    parts: Parts,
+    refusal: &mut String,
+) -> R<Vec<Part>> {
     match v {
         Json::Str(s) => Ok(text_vec(s)),
-        Json::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, p)| decode_part(p, path.index(i), parts))
-            .collect(),
+        Json::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, p) in items.iter().enumerate() {
+                let at = path.index(i);
+                if parts == Parts::Assistant
+                    && p.get("type").and_then(Json::as_str) == Some("refusal")
+                {
+                    refusal.push_str(as_obj(p, at)?.req_str("refusal")?);
+                } else {
+                    out.push(decode_part(p, at, parts)?);
+                }
+            }
+            Ok(out)
+        }
         _ => Err(must_be(path, "a string or an array of content parts")),
     }
+}
+
+/// The reasoning an assistant turn carries: OpenRouter's `reasoning_details` (each entry with its
+/// signature or encrypted data and origin), else the plain text of `reasoning_content` or
+/// `reasoning`. Entries of an unknown format keep their text but lose their payload.
+pub(super) fn reasoning_parts(o: &Obj<'_, '_>) -> R<Vec<Part>> {
+    if let Some(details) = o.arr("reasoning_details")? {
+        let path = o.path("reasoning_details");
+        let mut out = Vec::with_capacity(details.len());
+        for (i, d) in details.iter().enumerate() {
+            let d = as_obj(d, path.index(i))?;
+            let origin = d.str("format")?.and_then(reasoning::format_origin);
+            let payload = |v: Option<&str>| {
+                v.filter(|s| !s.is_empty() && origin.is_some())
+                    .map(str::to_string)
+            };
+            let part = match d.req_str("type")? {
+                "reasoning.text" => Part::Reasoning {
+                    text: d.string("text")?.unwrap_or_default(),
+                    signature: payload(d.str("signature")?),
+                    redacted: None,
+                    id: d.string("id")?,
+                    origin,
+                },
+                "reasoning.summary" => Part::Reasoning {
+                    text: d.string("summary")?.unwrap_or_default(),
+                    signature: None,
+                    redacted: None,
+                    id: d.string("id")?,
+                    origin,
+                },
+                "reasoning.encrypted" => Part::Reasoning {
+                    text: String::new(),
+                    signature: None,
+                    redacted: payload(d.str("data")?),
+                    id: d.string("id")?,
+                    origin,
+                },
+                _ => {
+                    return Err(must_be(
+                        d.path("type"),
+                        "`reasoning.text`, `reasoning.summary` or `reasoning.encrypted`",
+                    ))
+                }
+            };
+            out.push(part);
+        }
+        return Ok(out);
+    }
+    let text = match o.str("reasoning_content")? {
+        Some(t) => Some(t),
+        None => o.str("reasoning")?,
+    };
+    Ok(text
+        .filter(|t| !t.is_empty())
+        .map(|t| Part::Reasoning {
+            text: t.to_string(),
+            signature: None,
+            redacted: None,
+            id: None,
+            origin: None,
+        })
+        .into_iter()
+        .collect())
 }
 
 fn decode_part(v: &Json<'_>, path: Path<'_>, parts: Parts) -> R<Part> {
@@ -253,9 +393,6 @@ fn decode_part(v: &Json<'_>, path: Path<'_>, parts: Parts) -> R<Part> {
     match (o.req_str("type")?, parts) {
         ("text", _) => Ok(Part::Text {
             text: o.req_str("text")?.to_string(),
-        }),
-        ("refusal", Parts::Assistant) => Ok(Part::Text {
-            text: o.req_str("refusal")?.to_string(),
         }),
         ("image_url", Parts::User) => {
             // Mistral and vLLM clients send the URL bare; OpenAI nests it with `detail`.
@@ -330,13 +467,11 @@ fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
         return Err(unsupported(o.path("type"), "a non-function tool"));
     }
     let f = o.req_obj("function")?;
-    // `strict`, like image `detail` and schema `description`, is a hint with no IR field: it is
-    // type-checked and dropped, since refusing it would turn away ordinary SDK requests.
-    f.bool("strict")?;
     Ok(Tool {
         name: f.req_str("name")?.to_string(),
         description: f.string("description")?,
         parameters: parameters_schema(&f)?,
+        strict: f.bool("strict")?,
     })
 }
 
@@ -470,7 +605,90 @@ pub(super) fn write_usage(w: &mut JsonWriter, u: &Usage) {
             .u64(u.cached_input_tokens)
             .end_object();
     }
+    if u.reasoning_tokens != 0 {
+        w.key("completion_tokens_details").begin_object();
+        w.key("reasoning_tokens")
+            .u64(u.reasoning_tokens)
+            .end_object();
+    }
     w.end_object();
+}
+
+/// One `reasoning_details` entry (OpenRouter's shape): text with its signature, or encrypted
+/// data, with the origin as `format`. `text` is `None` for an entry that only closes a streamed
+/// block (its text went out in earlier deltas).
+pub(super) fn write_reasoning_detail(
+    w: &mut JsonWriter,
+    index: usize,
+    text: Option<&str>,
+    signature: Option<&str>,
+    redacted: Option<&str>,
+    id: Option<&str>,
+    origin: Option<Origin>,
+) {
+    w.begin_object();
+    match redacted {
+        Some(data) => {
+            w.key("type").str("reasoning.encrypted");
+            w.key("data").str(data);
+        }
+        None => {
+            w.key("type").str("reasoning.text");
+            if let Some(text) = text {
+                w.key("text").str(text);
+            }
+            if let Some(sig) = signature {
+                w.key("signature").str(sig);
+            }
+        }
+    }
+    if let Some(id) = id {
+        w.key("id").str(id);
+    }
+    w.key("format").str(reasoning::format_name(origin));
+    w.key("index").u64(index as u64);
+    w.end_object();
+}
+
+/// `reasoning_content` and `reasoning_details` of an answer's message, when it reasoned.
+fn write_reasoning(w: &mut JsonWriter, m: &Message) {
+    let parts: Vec<&Part> = m
+        .content
+        .iter()
+        .filter(|p| matches!(p, Part::Reasoning { .. }))
+        .collect();
+    if parts.is_empty() {
+        return;
+    }
+    let mut text = String::new();
+    for p in &parts {
+        if let Part::Reasoning { text: t, .. } = p {
+            text.push_str(t);
+        }
+    }
+    w.key("reasoning_content").str(&text);
+    w.key("reasoning_details").begin_array();
+    for (i, p) in parts.iter().enumerate() {
+        if let Part::Reasoning {
+            text,
+            signature,
+            redacted,
+            id,
+            origin,
+        } = p
+        {
+            write_reasoning_detail(
+                w,
+                i,
+                Some(text),
+                signature.as_deref(),
+                redacted.as_deref(),
+                id.as_deref(),
+                *origin,
+            );
+        }
+    }
+    w.end_array();
 }
 
 pub(super) fn write_tool_call(w: &mut JsonWriter, id: &str, name: &str, arguments: &str) {
@@ -507,11 +725,15 @@ pub fn encode_chat_response(r: &ChatResponse) -> Vec<u8> {
         w.key("message").begin_object();
         w.key("role").str("assistant");
         w.key("content");
-        if text.is_empty() && !c.message.tool_calls.is_empty() {
+        let no_text =
+            text.is_empty() && (!c.message.tool_calls.is_empty() || c.message.refusal.is_some());
+        if no_text {
             w.null();
         } else {
             w.str(&text);
         }
+        w.key("refusal").opt_str(c.message.refusal.as_deref());
+        write_reasoning(&mut w, &c.message);
         if !c.message.tool_calls.is_empty() {
             w.key("tool_calls").begin_array();
             for call in &c.message.tool_calls {

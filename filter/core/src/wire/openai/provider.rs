@@ -1,9 +1,13 @@
 //! The provider side: IR requests into the paths and bodies of `openai`, `azure-openai`,
 //! `mistral` and `openai-compatible` targets, and their complete answers back into IR.
 //!
-//! Quirks by kind (anything a kind cannot express is `Unsupported`, never dropped):
+//! Quirks by kind (anything a kind cannot express is `Unsupported`; `wire::drop` decides):
 //! - openai, azure-openai: `max_completion_tokens`, `developer` role kept; Azure puts the model
 //!   id (the deployment name) in the path with `api-version`, and not in the body.
+//! - Reasoning: `reasoning_effort` (a budget becomes its nearest level, "off" is `none`),
+//!   except for Mistral, which has no such control. Reasoning in the history is not sent back:
+//!   Chat Completions takes none. A refusal in the history is sent as `refusal` where OpenAI
+//!   itself reads it, and as the turn's text elsewhere.
 //! - mistral: `max_tokens`, `random_seed`, tool choice `any`, no `user`, no participant `name`,
 //!   no `stream_options` (it reports usage in its last chunk unasked), `developer` sent as
 //!   `system`, tool-call ids rewritten to the 9 alphanumerics it insists on, documents as
@@ -16,14 +20,14 @@
 
 use sha2::{Digest, Sha256};
 
-use super::client::{provider_error_message, write_tool_call};
+use super::client::{provider_error_message, reasoning_parts, write_tool_call};
 use crate::ir::*;
 use crate::wire::json::{
     as_obj, must_be, parse, parse_object, required, upstream, Json, JsonWriter, Obj, Path, R,
 };
 use crate::wire::{
-    args, body_size_hint, media, reject_foreign_extra, Outgoing, ProviderKind, ProviderSpec,
-    WireError,
+    args, body_size_hint, media, reasoning, reject_foreign_extra, Outgoing, ProviderKind,
+    ProviderSpec, WireError,
 };
 
 /// Extras Mistral accepts with OpenAI's meaning.
@@ -33,6 +37,9 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     let (op, body) = match req {
         Request::Chat(c) => ("chat/completions", chat_body(spec.kind, c)?),
         Request::Embeddings(e) => ("embeddings", embeddings_body(spec.kind, e)?),
+        Request::CountTokens(_) => {
+            return Err(WireError::unsupported("count_tokens", spec.kind.name()))
+        }
     };
     let path = match spec.kind {
         ProviderKind::AzureOpenAi => {
@@ -92,12 +99,49 @@ const OWN_FIELDS: &[&str] = &[
     "response_format",
     "stream",
     "stream_options",
+    "reasoning_effort",
 ];
+
+/// OpenAI's `reasoning_effort` for IR reasoning; `None` when the request only turns reasoning on
+/// or lets the model decide, which is what OpenAI's reasoning models do by default.
+fn reasoning_effort(r: &Reasoning) -> Option<&'static str> {
+    if reasoning::is_off(r) {
+        return Some("none");
+    }
+    Some(match reasoning::effort_of(r)? {
+        Effort::Minimal => "minimal",
+        Effort::Low => "low",
+        Effort::Medium => "medium",
+        Effort::High => "high",
+        Effort::Xhigh | Effort::Max => "xhigh",
+    })
+}
 
 fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
     let target = kind.name();
     let mistral = kind == ProviderKind::Mistral;
     let modern = matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi);
+    // Fields refused before the body is written, so that dropping them costs little.
+    if c.top_k.is_some() && kind != ProviderKind::OpenAiCompatible {
+        return Err(WireError::unsupported("top_k", target));
+    }
+    if mistral && c.user.is_some() {
+        return Err(WireError::unsupported("user", target));
+    }
+    if mistral && c.reasoning.is_some() {
+        return Err(WireError::unsupported("reasoning", target));
+    }
+    if c.keep_alive.is_some() {
+        return Err(WireError::unsupported("keep_alive", target));
+    }
+    reject_foreign_extra(c, Family::OpenAi, target)?;
+    if let Some(name) = c
+        .extra
+        .keys()
+        .find(|n| mistral && !MISTRAL_EXTRA.contains(&n.as_str()))
+    {
+        return Err(WireError::unsupported(name.clone(), target));
+    }
     let mut w = JsonWriter::with_capacity(body_size_hint(c));
     w.begin_object();
     if kind != ProviderKind::AzureOpenAi {
@@ -110,7 +154,7 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
     }
     w.end_array();
     if !c.tools.is_empty() {
-        write_tools(&c.tools, &mut w);
+        write_tools(&c.tools, &mut w, None);
     }
     if let Some(tc) = &c.tool_choice {
         w.key("tool_choice");
@@ -146,9 +190,6 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
         w.key("top_p").f64(p);
     }
     if let Some(k) = c.top_k {
-        if kind != ProviderKind::OpenAiCompatible {
-            return Err(WireError::unsupported("top_k", target));
-        }
         w.key("top_k").u64(k.into());
     }
     if !c.stop.is_empty() {
@@ -172,10 +213,10 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
         w.key("frequency_penalty").f64(p);
     }
     if let Some(user) = &c.user {
-        if mistral {
-            return Err(WireError::unsupported("user", target));
-        }
         w.key("user").str(user);
+    }
+    if let Some(effort) = c.reasoning.as_ref().and_then(reasoning_effort) {
+        w.key("reasoning_effort").str(effort);
     }
     if let Some(f) = &c.response_format {
         w.key("response_format").begin_object();
@@ -210,12 +251,7 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
             w.key("include_usage").bool(true).end_object();
         }
     }
-    // `keep_alive` is an Ollama model-residency hint, not part of the answer: other kinds skip it.
-    reject_foreign_extra(c, Family::OpenAi, target)?;
     for (name, v) in &c.extra {
-        if mistral && !MISTRAL_EXTRA.contains(&name.as_str()) {
-            return Err(WireError::unsupported(name.clone(), target));
-        }
         if !OWN_FIELDS.contains(&name.as_str()) {
             w.key(name).value(v);
         }
@@ -224,8 +260,14 @@ fn chat_body(kind: ProviderKind, c: &ChatRequest) -> R<Vec<u8>> {
     Ok(w.into_bytes())
 }
 
-/// The `tools` field in OpenAI's function shape, which Ollama's `/api/chat` takes too.
-pub(crate) fn write_tools(tools: &[Tool], w: &mut JsonWriter) {
+/// The `tools` field in OpenAI's function shape, which Ollama's `/api/chat` takes too. A
+/// `schema` function rewrites each tool's parameters for a server with narrower types (Ollama),
+/// which also has no `strict`.
+pub(crate) fn write_tools(
+    tools: &[Tool],
+    w: &mut JsonWriter,
+    schema: Option<fn(&serde_json::Value) -> serde_json::Value>,
+) {
     w.key("tools").begin_array();
     for t in tools {
         w.begin_object();
@@ -235,7 +277,13 @@ pub(crate) fn write_tools(tools: &[Tool], w: &mut JsonWriter) {
         if let Some(d) = &t.description {
             w.key("description").str(d);
         }
-        w.key("parameters").value(&t.parameters);
+        match schema {
+            Some(rewrite) => w.key("parameters").value(&rewrite(&t.parameters)),
+            None => w.key("parameters").value(&t.parameters),
+        };
+        if let (Some(strict), None) = (t.strict, schema) {
+            w.key("strict").bool(strict);
+        }
         w.end_object().end_object();
     }
     w.end_array();
@@ -262,12 +310,21 @@ fn encode_message(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonW
             user_content(kind, m, path, w)?;
         }
         Role::Assistant => {
-            let text = text_only(m, path, target)?;
+            let mut text = text_only(m, path, target)?;
+            let refusal = m.refusal.as_deref().filter(|r| !r.is_empty());
+            // Only OpenAI's own API reads `refusal` in the history; elsewhere it is the text.
+            let refusal_field = matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi);
+            if let (Some(r), false) = (refusal, refusal_field) {
+                text.push_str(r);
+            }
             w.key("content");
-            if text.is_empty() && !m.tool_calls.is_empty() {
+            if text.is_empty() && (!m.tool_calls.is_empty() || refusal.is_some()) {
                 w.null();
             } else {
                 w.str(&text);
+            }
+            if let (Some(r), true) = (refusal, refusal_field) {
+                w.key("refusal").str(r);
             }
             if !m.tool_calls.is_empty() {
                 w.key("tool_calls").begin_array();
@@ -311,9 +368,11 @@ fn encode_message(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonW
     Ok(())
 }
 
-/// The text of a turn that can only hold text.
+/// The text of a turn that can only hold text. Reasoning has no place in a Chat Completions
+/// request and is left out.
 fn text_only(m: &Message, path: Path<'_>, target: &'static str) -> R<String> {
-    if m.content.iter().any(|p| !matches!(p, Part::Text { .. })) {
+    let other = |p: &Part| !matches!(p, Part::Text { .. } | Part::Reasoning { .. });
+    if m.content.iter().any(other) {
         return Err(WireError::unsupported(path.key("content"), target));
     }
     Ok(m.joined_text())
@@ -334,9 +393,12 @@ fn user_content(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWri
     let base = path.key("content");
     w.begin_array();
     for (j, p) in m.content.iter().enumerate() {
+        if let Part::Reasoning { .. } = p {
+            continue;
+        }
         w.begin_object();
         match p {
-            Part::Reasoning { .. } => continue,
+            Part::Reasoning { .. } => {}
             Part::Text { text } => {
                 w.key("type").str("text");
                 w.key("text").str(text);
@@ -359,7 +421,12 @@ fn user_content(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWri
             Part::Document {
                 source: Media::Url { .. },
                 ..
-            } => return Err(WireError::unsupported(base.index(j), kind.name())),
+            } => {
+                return Err(WireError::needs_bytes(
+                    base.index(j).to_string(),
+                    kind.name(),
+                ))
+            }
             Part::Document { source, title } => {
                 let filename = match (title, source) {
                     (Some(t), _) => t.as_str(),
@@ -451,6 +518,7 @@ pub fn decode_response(
     match req {
         Request::Chat(c) => decode_chat(c, &o),
         Request::Embeddings(e) => decode_embeddings(e, &o),
+        Request::CountTokens(_) => Err(WireError::upstream("no token counting here")),
     }
     .map_err(upstream)
 }
@@ -489,18 +557,22 @@ pub(super) fn decode_usage(o: &Obj<'_, '_>) -> R<Usage> {
         Some(d) => d.u64("cached_tokens")?.unwrap_or(0),
         None => 0,
     };
+    let reasoning = match o.obj("completion_tokens_details")? {
+        Some(d) => d.u64("reasoning_tokens")?.unwrap_or(0),
+        None => 0,
+    };
     Ok(Usage {
         input_tokens: o.u64("prompt_tokens")?.unwrap_or(0),
         output_tokens: o.u64("completion_tokens")?.unwrap_or(0),
         cached_input_tokens: cached,
-        reasoning_tokens: 0,
+        reasoning_tokens: reasoning,
     })
 }
 
 /// Message text: a string, or (Mistral) an array of chunks of which only `text` ones are the
-/// answer; a refusal stands in for absent content.
+/// answer.
 pub(super) fn message_text(o: &Obj<'_, '_>) -> R<String> {
-    let mut text = match o.get("content") {
+    Ok(match o.get("content") {
         None => String::new(),
         Some(Json::Str(s)) => s.to_string(),
         Some(Json::Array(chunks)) => chunks
@@ -509,11 +581,38 @@ pub(super) fn message_text(o: &Obj<'_, '_>) -> R<String> {
             .filter_map(|c| c.get("text").and_then(Json::as_str))
             .collect(),
         Some(_) => return Err(must_be(o.path("content"), "a string")),
-    };
-    if text.is_empty() {
-        text = o.string("refusal")?.unwrap_or_default();
+    })
+}
+
+/// The reasoning of a message or delta: `reasoning_details`, `reasoning_content` or `reasoning`
+/// (the same shapes clients send back, see `client`), or Mistral's `thinking` chunks.
+pub(super) fn message_reasoning(o: &Obj<'_, '_>) -> R<Vec<Part>> {
+    let mut parts = reasoning_parts(o)?;
+    if let Some(Json::Array(chunks)) = o.get("content") {
+        for c in chunks {
+            if c.get("type").and_then(Json::as_str) != Some("thinking") {
+                continue;
+            }
+            let text: String = match c.get("thinking") {
+                Some(Json::Array(inner)) => inner
+                    .iter()
+                    .filter_map(|t| t.get("text").and_then(Json::as_str))
+                    .collect(),
+                Some(Json::Str(s)) => s.to_string(),
+                _ => String::new(),
+            };
+            if !text.is_empty() {
+                parts.push(Part::Reasoning {
+                    text,
+                    signature: None,
+                    redacted: None,
+                    id: None,
+                    origin: None,
+                });
+            }
+        }
     }
-    Ok(text)
+    Ok(parts)
 }
 
 fn decode_chat(req: &ChatRequest, o: &Obj<'_, '_>) -> R<Response> {
@@ -553,7 +652,9 @@ fn decode_chat(req: &ChatRequest, o: &Obj<'_, '_>) -> R<Response> {
         message
             .content
             .retain(|p| !matches!(p, Part::Text { text } if text.is_empty()));
+        message.content.splice(0..0, message_reasoning(&msg)?);
         message.tool_calls = tool_calls;
+        message.refusal = msg.string("refusal")?.filter(|r| !r.is_empty());
         out.push(Choice {
             index: c
                 .u32("index")?

@@ -6,12 +6,20 @@
 //!   a `role: assistant` delta; the stream closes with `[DONE]` only after a finish reason. An
 //!   error is written as a `{"error": {...}}` data payload, which is what the `openai` SDK's
 //!   stream reader raises `APIError` on, and nothing follows it.
+//! - Encoder: reasoning goes out as `reasoning_content` and, for a client to hand signed reasoning
+//!   back, as OpenRouter-style `reasoning_details` fragments of one entry per block (its text,
+//!   then its signature or encrypted data and `format`), which the SDKs' delta accumulation
+//!   merges by `index`; a refusal as `delta.refusal`.
 //! - Decoder: usage is held back and emitted once, just before the end, because servers send it
 //!   alone after the last choice (OpenAI), next to it (Mistral, vLLM) or on every chunk; an
-//!   `error` payload or a Mistral `error` finish ends the stream as `StreamEvent::Error`.
+//!   `error` payload, a JSON error outside SSE framing or a Mistral `error` finish ends the
+//!   stream as `StreamEvent::Error`. A reasoning block ends at its signature or when anything
+//!   else of its choice comes.
 
-use super::client::{finish_reason_str, write_error, write_usage};
-use super::provider::{decode_usage, finish_reason, generation_failed, message_text};
+use super::client::{finish_reason_str, write_error, write_reasoning_detail, write_usage};
+use super::provider::{
+    decode_usage, finish_reason, generation_failed, message_reasoning, message_text,
+};
 use crate::ir::*;
 use crate::stream::sse::{write_event, SseEvent, SseFramer};
 use crate::wire::json::{as_obj, upstream, Json, JsonWriter, Obj, Path, R};
@@ -24,6 +32,8 @@ pub struct ChatStreamEncoder {
     created: u64,
     /// Choices whose opening `role` delta has been written.
     opened: Vec<u32>,
+    /// Reasoning blocks begun so far per choice (the `reasoning_details` index of the next).
+    reasoning_blocks: Vec<(u32, usize)>,
     finished: bool,
     /// An error was written or the stream ended: nothing more may follow.
     closed: bool,
@@ -36,6 +46,20 @@ enum Delta<'a> {
     /// The choice's opening: the assistant role and empty content.
     Open,
     Text(&'a str),
+    Refusal(&'a str),
+    /// A fragment of reasoning block `index`'s text.
+    Reasoning {
+        index: usize,
+        text: &'a str,
+    },
+    /// The end of reasoning block `index`: its signature or encrypted data.
+    ReasoningEnd {
+        index: usize,
+        signature: Option<&'a str>,
+        redacted: Option<&'a str>,
+        id: Option<&'a str>,
+        origin: Option<Origin>,
+    },
     ToolCallStart {
         index: u32,
         id: &'a str,
@@ -59,6 +83,29 @@ impl Delta<'_> {
             }
             Delta::Text(text) => {
                 w.key("content").str(text);
+            }
+            Delta::Refusal(text) => {
+                w.key("refusal").str(text);
+            }
+            Delta::Reasoning { index, text } => {
+                w.key("reasoning_content").str(text);
+                w.key("reasoning_details").begin_array();
+                w.begin_object();
+                w.key("type").str("reasoning.text");
+                w.key("text").str(text);
+                w.key("index").u64(index as u64);
+                w.end_object().end_array();
+            }
+            Delta::ReasoningEnd {
+                index,
+                signature,
+                redacted,
+                id,
+                origin,
+            } => {
+                w.key("reasoning_details").begin_array();
+                write_reasoning_detail(w, index, None, signature, redacted, id, origin);
+                w.end_array();
             }
             Delta::ToolCallStart { index, id, name } => {
                 w.key("tool_calls").begin_array().begin_object();
@@ -91,6 +138,7 @@ impl ChatStreamEncoder {
             model: req.model.clone(),
             created: 0,
             opened: Vec::new(),
+            reasoning_blocks: Vec::new(),
             finished: false,
             closed: false,
             json: JsonWriter::with_capacity(256),
@@ -149,6 +197,26 @@ impl ChatStreamEncoder {
         self.chunk(Some((choice, delta, finish)), None, out);
     }
 
+    /// The `reasoning_details` index of `choice`'s current reasoning block; `end` moves on to
+    /// the next block.
+    fn reasoning_block(&mut self, choice: u32, end: bool) -> usize {
+        let slot = match self.reasoning_blocks.iter().position(|(c, _)| *c == choice) {
+            Some(i) => i,
+            None => {
+                self.reasoning_blocks.push((choice, 0));
+                self.reasoning_blocks.len() - 1
+            }
+        };
+        let Some((_, next)) = self.reasoning_blocks.get_mut(slot) else {
+            return 0;
+        };
+        let index = *next;
+        if end {
+            *next += 1;
+        }
+        index
+    }
+
     fn error(&mut self, e: &ErrorInfo, out: &mut Vec<u8>) {
         self.closed = true;
         self.json.clear();
@@ -163,9 +231,32 @@ impl StreamEncoder for ChatStreamEncoder {
             return;
         }
         match ev {
-            StreamEvent::ReasoningDelta { .. }
-            | StreamEvent::ReasoningEnd { .. }
-            | StreamEvent::RefusalDelta { .. } => {}
+            StreamEvent::RefusalDelta { choice, text } => {
+                self.delta(*choice, Delta::Refusal(text), None, out)
+            }
+            StreamEvent::ReasoningDelta { choice, text } => {
+                let index = self.reasoning_block(*choice, false);
+                self.delta(*choice, Delta::Reasoning { index, text }, None, out)
+            }
+            StreamEvent::ReasoningEnd {
+                choice,
+                signature,
+                redacted,
+                id,
+                origin,
+            } => {
+                let index = self.reasoning_block(*choice, true);
+                if signature.is_some() || redacted.is_some() {
+                    let delta = Delta::ReasoningEnd {
+                        index,
+                        signature: signature.as_deref(),
+                        redacted: redacted.as_deref(),
+                        id: id.as_deref(),
+                        origin: *origin,
+                    };
+                    self.delta(*choice, delta, None, out)
+                }
+            }
             StreamEvent::Start { id, model, created } => {
                 id.clone_into(&mut self.id);
                 if !model.is_empty() {
@@ -253,6 +344,8 @@ pub struct ChatStreamDecoder {
     done: bool,
     usage: Option<Usage>,
     calls: Vec<Slot>,
+    /// Choices with a reasoning block still open (closed by its signature or by anything else).
+    reasoning_open: Vec<u32>,
 }
 
 impl ChatStreamDecoder {
@@ -264,6 +357,21 @@ impl ChatStreamDecoder {
             done: false,
             usage: None,
             calls: Vec::new(),
+            reasoning_open: Vec::new(),
+        }
+    }
+
+    /// Closes `choice`'s open reasoning block, unsigned: something else of the choice follows.
+    fn end_reasoning(&mut self, choice: u32, out: &mut Vec<StreamEvent>) {
+        if let Some(i) = self.reasoning_open.iter().position(|c| *c == choice) {
+            self.reasoning_open.swap_remove(i);
+            out.push(StreamEvent::ReasoningEnd {
+                choice,
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None,
+            });
         }
     }
 
@@ -329,9 +437,45 @@ impl ChatStreamDecoder {
     fn choice(&mut self, c: &Obj<'_, '_>, out: &mut Vec<StreamEvent>) -> R<()> {
         let choice = c.u32("index")?.unwrap_or(0);
         if let Some(delta) = c.obj("delta")? {
+            for part in message_reasoning(&delta)? {
+                let Part::Reasoning {
+                    text,
+                    signature,
+                    redacted,
+                    id,
+                    origin,
+                } = part
+                else {
+                    continue;
+                };
+                if !text.is_empty() {
+                    if !self.reasoning_open.contains(&choice) {
+                        self.reasoning_open.push(choice);
+                    }
+                    out.push(StreamEvent::ReasoningDelta { choice, text });
+                }
+                if signature.is_some() || redacted.is_some() {
+                    self.reasoning_open.retain(|c| *c != choice);
+                    out.push(StreamEvent::ReasoningEnd {
+                        choice,
+                        signature,
+                        redacted,
+                        id,
+                        origin,
+                    });
+                }
+            }
             let text = message_text(&delta)?;
             if !text.is_empty() {
+                self.end_reasoning(choice, out);
                 out.push(StreamEvent::TextDelta { choice, text });
+            }
+            if let Some(refusal) = delta.str("refusal")?.filter(|r| !r.is_empty()) {
+                self.end_reasoning(choice, out);
+                out.push(StreamEvent::RefusalDelta {
+                    choice,
+                    text: refusal.to_string(),
+                });
             }
             let calls_path = delta.path("tool_calls");
             for (j, t) in delta
@@ -340,8 +484,12 @@ impl ChatStreamDecoder {
                 .iter()
                 .enumerate()
             {
+                self.end_reasoning(choice, out);
                 self.tool_call(choice, &as_obj(t, calls_path.index(j))?, j, out)?;
             }
+        }
+        if c.get("finish_reason").is_some() {
+            self.end_reasoning(choice, out);
         }
         match c.str("finish_reason")?.map(finish_reason) {
             None => {}
@@ -427,6 +575,12 @@ impl TerminatedSse for ChatStreamDecoder {
         for f in frames {
             if self.done {
                 break;
+            }
+            if f.raw {
+                if let Some(e) = crate::wire::stray_error(&f.data) {
+                    self.fail(e, out);
+                }
+                continue;
             }
             let data = f.data.trim();
             if data == "[DONE]" {

@@ -176,6 +176,7 @@ fn full_ir() -> ChatRequest {
             name: "get_weather".into(),
             description: Some("Weather now".into()),
             parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+            strict: Some(true),
         }],
         tool_choice: Some(ToolChoice::Tool("get_weather".into())),
         parallel_tool_calls: Some(false),
@@ -569,9 +570,9 @@ fn chat_responses_encode_as_chat_completion_objects() {
         json!({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o",
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": "hello"},
+                {"index": 0, "message": {"role": "assistant", "content": "hello", "refusal": null},
                  "logprobs": null, "finish_reason": "stop"},
-                {"index": 1, "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"index": 1, "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
                     {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
                  "logprobs": null, "finish_reason": "tool_calls"}
             ],
@@ -710,14 +711,7 @@ fn client_bodies_survive_decode_then_encode() {
         "logit_bias",
         "service_tier",
     ] {
-        let want = if k == "tools" {
-            // `strict` has no IR field.
-            json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather now",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])
-        } else {
-            original[k].clone()
-        };
-        assert_eq!(b[k], want, "{k}");
+        assert_eq!(b[k], original[k], "{k}");
     }
     assert_eq!(b["stop"], json!(["END"]));
     assert_eq!(b["max_completion_tokens"], 20);
@@ -942,7 +936,7 @@ fn what_openai_cannot_express_is_refused_by_name() {
     ];
     assert_eq!(
         encode(ProviderKind::AzureOpenAi, &sys).unwrap_err(),
-        WireError::unsupported("messages[1].content[1]", "azure-openai")
+        WireError::needs_bytes("messages[1].content[1]", "azure-openai")
     );
 }
 
@@ -1033,16 +1027,15 @@ fn chat_answers_decode_with_tool_calls_usage_and_every_finish_reason() {
         decode(ProviderKind::Mistral, 200, &b).unwrap(),
         Response::Error(ErrorInfo { status: 502, .. })
     ));
-    // A refusal is what the client should read.
+    // A refusal stays a refusal, not content.
     let b = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": null,
         "refusal": "I can't help with that."}, "finish_reason": "stop"}]});
     let Response::Chat(r) = decode(ProviderKind::OpenAi, 200, &b).unwrap() else {
         panic!()
     };
-    assert_eq!(
-        r.choices[0].message.joined_text(),
-        "I can't help with that."
-    );
+    let m = &r.choices[0].message;
+    assert_eq!(m.refusal.as_deref(), Some("I can't help with that."));
+    assert!(m.content.is_empty(), "{m:?}");
 }
 
 #[test]
@@ -1563,4 +1556,343 @@ fn azure_filter_chunks_errors_and_broken_streams() {
     let events = decode_chunks(&[s.as_bytes()]).unwrap();
     let out = encode_events(&stream_req(false), &events, true);
     assert!(out.last().unwrap().get("error").is_some());
+}
+
+// ---------------------------------------------------------------- reasoning and refusals
+
+#[test]
+fn reasoning_controls_decode_from_openai_and_openrouter_spellings() {
+    let with = |extra: Value| {
+        let mut b = json!({"model": "m", "messages": [{"role": "user", "content": "q"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        chat(b).unwrap().reasoning
+    };
+    assert_eq!(
+        with(json!({"reasoning_effort": "high"})),
+        Some(Reasoning {
+            enabled: Some(true),
+            effort: Some(Effort::High),
+            ..Default::default()
+        })
+    );
+    assert_eq!(
+        with(json!({"reasoning_effort": "none"})),
+        Some(Reasoning {
+            enabled: Some(false),
+            ..Default::default()
+        })
+    );
+    assert_eq!(
+        with(json!({"reasoning": {"max_tokens": 3000, "exclude": true}})),
+        Some(Reasoning {
+            budget_tokens: Some(3000),
+            visible: Some(false),
+            ..Default::default()
+        })
+    );
+    assert_eq!(with(json!({})), None);
+    let bad = |extra: Value| {
+        let mut b = json!({"model": "m", "messages": [{"role": "user", "content": "q"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        invalid_field(chat(b))
+    };
+    assert_eq!(bad(json!({"reasoning_effort": "huge"})), "reasoning_effort");
+    assert_eq!(bad(json!({"reasoning": {"depth": 1}})), "reasoning.depth");
+}
+
+#[test]
+fn assistant_turns_bring_their_reasoning_and_refusal_back() {
+    let req = chat(json!({"model": "m", "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "reasoning_details": [
+            {"type": "reasoning.text", "text": "t1", "signature": "EqQB", "format": "anthropic-claude-v1", "index": 0},
+            {"type": "reasoning.encrypted", "data": "ZW5j", "format": "openai-responses-v1", "index": 1},
+            {"type": "reasoning.text", "text": "t2", "signature": "forged?", "format": "unknown", "index": 2}
+        ], "reasoning_content": "ignored when details come"},
+        {"role": "assistant", "content": null, "reasoning_content": "plain thoughts", "refusal": "no."},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "not "}, {"type": "refusal", "refusal": "this"}]}
+    ]}))
+    .unwrap();
+    let reasoning =
+        |text: &str, signature: Option<&str>, redacted: Option<&str>, origin| Part::Reasoning {
+            text: text.into(),
+            signature: signature.map(Into::into),
+            redacted: redacted.map(Into::into),
+            id: None,
+            origin,
+        };
+    assert_eq!(
+        req.messages[1].content,
+        [
+            reasoning("t1", Some("EqQB"), None, Some(Origin::Anthropic)),
+            reasoning("", None, Some("ZW5j"), Some(Origin::OpenAiResponses)),
+            // A payload of no known origin is not kept: it could only be sent somewhere blind.
+            reasoning("t2", None, None, None),
+            Part::Text { text: "a".into() },
+        ]
+    );
+    assert_eq!(
+        req.messages[2].content,
+        [reasoning("plain thoughts", None, None, None)]
+    );
+    assert_eq!(req.messages[2].refusal.as_deref(), Some("no."));
+    assert_eq!(req.messages[3].refusal.as_deref(), Some("not this"));
+    assert!(req.messages[3].content.is_empty());
+}
+
+#[test]
+fn reasoning_effort_is_sent_at_the_nearest_level_and_history_reasoning_is_not() {
+    let mut req = basic(vec![
+        user("q"),
+        Message {
+            content: vec![
+                Part::Reasoning {
+                    text: "secret thoughts".into(),
+                    signature: Some("sig".into()),
+                    redacted: None,
+                    id: None,
+                    origin: Some(Origin::Anthropic),
+                },
+                Part::Text { text: "a".into() },
+            ],
+            refusal: Some("no.".into()),
+            ..Message::text(Role::Assistant, "")
+        },
+    ]);
+    for (r, want) in [
+        (
+            Reasoning {
+                budget_tokens: Some(20000),
+                ..Default::default()
+            },
+            Some("high"),
+        ),
+        (
+            Reasoning {
+                effort: Some(Effort::Max),
+                ..Default::default()
+            },
+            Some("xhigh"),
+        ),
+        (
+            Reasoning {
+                enabled: Some(false),
+                ..Default::default()
+            },
+            Some("none"),
+        ),
+        (
+            Reasoning {
+                enabled: Some(true),
+                adaptive: true,
+                ..Default::default()
+            },
+            None,
+        ),
+    ] {
+        req.reasoning = Some(r);
+        let b = body(&encode(ProviderKind::OpenAi, &req).unwrap());
+        assert_eq!(b.get("reasoning_effort").and_then(Value::as_str), want);
+        assert_eq!(b["messages"][1]["content"], "a");
+        // OpenAI reads a refusal in the history as `refusal`; other servers get it as text.
+        assert_eq!(b["messages"][1]["refusal"], "no.");
+        assert!(!b.to_string().contains("secret thoughts"));
+    }
+    let b = body(&encode(ProviderKind::OpenAiCompatible, &req).unwrap());
+    assert_eq!(b["messages"][1]["content"], "ano.");
+    assert!(b["messages"][1].get("refusal").is_none());
+    assert_eq!(
+        encode(ProviderKind::Mistral, &req),
+        Err(WireError::unsupported("reasoning", "mistral"))
+    );
+}
+
+#[test]
+fn answers_keep_refusal_reasoning_and_reasoning_tokens_apart_from_the_text() {
+    // vLLM / DeepSeek: `reasoning_content`; OpenRouter: `reasoning_details` with signatures.
+    let b = json!({"id": "x", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "4", "reasoning_content": "2+2"},
+         "finish_reason": "stop"},
+        {"index": 1, "message": {"role": "assistant", "content": "5", "reasoning": "ignored",
+          "reasoning_details": [{"type": "reasoning.text", "text": "hm", "signature": "EqQB",
+                                 "format": "anthropic-claude-v1", "index": 0}]},
+         "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12,
+                  "completion_tokens_details": {"reasoning_tokens": 7}}});
+    let Response::Chat(r) = decode(ProviderKind::OpenAiCompatible, 200, &b).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.usage.unwrap().reasoning_tokens, 7);
+    assert_eq!(r.choices[0].message.joined_text(), "4");
+    assert!(matches!(&r.choices[0].message.content[0],
+        Part::Reasoning { text, origin: None, .. } if text == "2+2"));
+    assert!(matches!(&r.choices[1].message.content[0],
+        Part::Reasoning { text, signature: Some(s), origin: Some(Origin::Anthropic), .. } if text == "hm" && s == "EqQB"));
+    // Back to an OpenAI client: the text, and the reasoning beside it in both spellings.
+    let v: Value = serde_json::from_slice(&encode_chat_response(&r)).unwrap();
+    let m = &v["choices"][1]["message"];
+    assert_eq!(m["content"], "5");
+    assert_eq!(m["refusal"], Value::Null);
+    assert_eq!(m["reasoning_content"], "hm");
+    assert_eq!(
+        m["reasoning_details"],
+        json!([{"type": "reasoning.text", "text": "hm", "signature": "EqQB",
+                "format": "anthropic-claude-v1", "index": 0}])
+    );
+    assert_eq!(
+        v["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        7
+    );
+    // What the client sends back is what came: the signature round-trips.
+    let back =
+        chat(json!({"model": "m", "messages": [{"role": "user", "content": "q"}, m]})).unwrap();
+    assert_eq!(back.messages[1].content, r.choices[1].message.content);
+}
+
+/// OpenAI's structured-output refusal, streamed (the shape of the API reference's example:
+/// `content` null, the refusal in `delta.refusal` fragments).
+const REFUSAL_STREAM: &str = concat!(
+    "data: {\"id\":\"chatcmpl-R1\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"gpt-4o-2024-08-06\",\"system_fingerprint\":\"fp_f9f4fb6dbf\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"refusal\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-R1\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"gpt-4o-2024-08-06\",\"system_fingerprint\":\"fp_f9f4fb6dbf\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I'm sorry, \"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-R1\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"gpt-4o-2024-08-06\",\"system_fingerprint\":\"fp_f9f4fb6dbf\",\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I cannot assist with that request.\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-R1\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"gpt-4o-2024-08-06\",\"system_fingerprint\":\"fp_f9f4fb6dbf\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+    "data: {\"id\":\"chatcmpl-R1\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"gpt-4o-2024-08-06\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":9,\"total_tokens\":39}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[test]
+fn a_recorded_refusal_stream_stays_a_refusal_in_every_split() {
+    let whole = decode_chunks(&[REFUSAL_STREAM.as_bytes()]).unwrap();
+    let refusal: String = whole
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::RefusalDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusal, "I'm sorry, I cannot assist with that request.");
+    assert!(!whole
+        .iter()
+        .any(|e| matches!(e, StreamEvent::TextDelta { .. })));
+    for chunks in splits(REFUSAL_STREAM.as_bytes(), 300) {
+        let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        assert_eq!(decode_chunks(&parts).unwrap(), whole);
+    }
+    // Re-encoded for an OpenAI client: `delta.refusal`, never `content`.
+    let chunks = encode_events(&stream_req(false), &whole, true);
+    let refused: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["refusal"].as_str())
+        .collect();
+    assert_eq!(refused, refusal);
+    assert!(chunks.iter().all(|c| c["choices"][0]["delta"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()));
+}
+
+/// DeepSeek's reasoner (and vLLM's reasoning parsers): `reasoning_content` deltas before the
+/// answer's `content`.
+const REASONING_STREAM: &str = concat!(
+    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\",\"created\":1737000000,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\",\"created\":1737000000,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"Two plus \"},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\",\"created\":1737000000,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"two.\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\",\"created\":1737000000,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"4\",\"reasoning_content\":null},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"d1\",\"object\":\"chat.completion.chunk\",\"created\":1737000000,\"model\":\"deepseek-reasoner\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\",\"reasoning_content\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":13,\"completion_tokens\":20,\"total_tokens\":33,\"completion_tokens_details\":{\"reasoning_tokens\":15}}}\n\n",
+    "data: [DONE]\n\n",
+);
+
+#[test]
+fn a_recorded_reasoning_stream_decodes_in_every_split_and_reaches_openai_clients() {
+    let whole = decode_chunks(&[REASONING_STREAM.as_bytes()]).unwrap();
+    assert_eq!(
+        whole[1..5],
+        [
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "Two plus ".into()
+            },
+            StreamEvent::ReasoningDelta {
+                choice: 0,
+                text: "two.".into()
+            },
+            StreamEvent::ReasoningEnd {
+                choice: 0,
+                signature: None,
+                redacted: None,
+                id: None,
+                origin: None
+            },
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "4".into()
+            },
+        ]
+    );
+    assert!(matches!(whole.last(), Some(StreamEvent::Usage(u)) if u.reasoning_tokens == 15));
+    for chunks in splits(REASONING_STREAM.as_bytes(), 300) {
+        let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        assert_eq!(decode_chunks(&parts).unwrap(), whole);
+    }
+    // A signed block (say, from Anthropic) closes with its signature in `reasoning_details`,
+    // which the SDK's accumulator merges with the text fragments by `index`.
+    let mut events = whole.clone();
+    events[3] = StreamEvent::ReasoningEnd {
+        choice: 0,
+        signature: Some("EqQB".into()),
+        redacted: None,
+        id: None,
+        origin: Some(Origin::Anthropic),
+    };
+    let chunks = encode_events(&stream_req(false), &events, true);
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, "Two plus two.");
+    let details: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("reasoning_details"))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            &json!([{"type": "reasoning.text", "text": "Two plus ", "index": 0}]),
+            &json!([{"type": "reasoning.text", "text": "two.", "index": 0}]),
+            &json!([{"type": "reasoning.text", "signature": "EqQB", "format": "anthropic-claude-v1", "index": 0}]),
+        ]
+    );
+}
+
+#[test]
+fn an_error_written_outside_sse_framing_ends_a_compatible_servers_stream() {
+    let s = concat!(
+        "data: {\"id\":\"c\",\"model\":\"m\",\"created\":1,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"},\"finish_reason\":null}]}\n\n",
+        "{\"error\": {\"message\": \"CUDA out of memory\", \"type\": \"InternalServerError\", \"code\": 500}}\n"
+    );
+    let whole = decode_chunks(&[s.as_bytes()]).unwrap();
+    assert!(matches!(whole.last(),
+        Some(StreamEvent::Error(e)) if e.status == 500 && e.message == "CUDA out of memory"));
+    for chunks in splits(s.as_bytes(), 100) {
+        let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        assert_eq!(decode_chunks(&parts).unwrap(), whole);
+    }
+}
+
+#[test]
+fn top_k_from_clients_of_compatible_servers_is_a_sampling_field() {
+    let req =
+        chat(json!({"model": "m", "top_k": 20, "messages": [{"role": "user", "content": "q"}]}))
+            .unwrap();
+    assert_eq!(req.top_k, Some(20));
+    assert_eq!(
+        invalid_field(chat(
+            json!({"model": "m", "top_k": -1, "messages": [{"role": "user", "content": "q"}]})
+        )),
+        "top_k"
+    );
 }

@@ -526,9 +526,6 @@ fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
             ),
         ));
     }
-    // `strict` is kept in the verbatim copy a Responses provider gets; other targets have their
-    // own defaults.
-    o.bool("strict")?;
     for field in ["defer_loading", "allowed_callers", "output_schema"] {
         if o.get(field).is_some() && o.bool(field).ok() != Some(Some(false)) {
             return Err(not_supported(o.path(field)));
@@ -538,6 +535,7 @@ fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
         name: o.req_str("name")?.to_string(),
         description: o.string("description")?,
         parameters: parameters_schema(&o)?,
+        strict: o.bool("strict")?,
     })
 }
 

@@ -193,8 +193,9 @@ fn write_reasoning(w: &mut JsonWriter, c: &ChatRequest, chat_effort: Option<&Val
     Ok(())
 }
 
-/// Function tools in the Responses shape. `strict` is written as `false`: it defaults to true
-/// here, which would reject the loose schemas other protocols' clients send.
+/// Function tools in the Responses shape. `strict` is the client's where it said one, else
+/// `false`: it defaults to true here, which would reject the loose schemas other protocols'
+/// clients send.
 pub(super) fn write_function_tools(w: &mut JsonWriter, tools: &[Tool]) {
     w.begin_array();
     for t in tools {
@@ -205,7 +206,7 @@ pub(super) fn write_function_tools(w: &mut JsonWriter, tools: &[Tool]) {
             w.key("description").str(d);
         }
         w.key("parameters").value(&t.parameters);
-        w.key("strict").bool(false);
+        w.key("strict").bool(t.strict.unwrap_or(false));
         w.end_object();
     }
     w.end_array();

@@ -840,6 +840,14 @@ impl TerminatedSse for ResponsesStreamDecoder {
             if self.done {
                 break;
             }
+            if f.raw {
+                // A line outside SSE framing is noise, unless it is the provider's error.
+                if let Some(e) = crate::wire::stray_error(&f.data) {
+                    self.done = true;
+                    out.push(StreamEvent::Error(e));
+                }
+                continue;
+            }
             let data = f.data.trim();
             if data.is_empty() || data == "[DONE]" {
                 continue;

@@ -25,7 +25,9 @@ fn decode(body: Value) -> Result<ChatRequest, WireError> {
 
 fn field_of(e: WireError) -> String {
     match e {
-        WireError::Invalid { field, .. } | WireError::Unsupported { field, .. } => field,
+        WireError::Invalid { field, .. }
+        | WireError::Unsupported { field, .. }
+        | WireError::Declined { field, .. } => field,
         WireError::Upstream { message } => panic!("upstream error: {message}"),
     }
 }
@@ -393,6 +395,7 @@ mod provider_requests {
                 name: "weather".into(),
                 description: None,
                 parameters: json!({"type": "object"}),
+                strict: None,
             }],
             tool_choice: Some(ToolChoice::Tool("weather".into())),
             max_tokens: Some(100),
