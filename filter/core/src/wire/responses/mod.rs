@@ -43,7 +43,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use client::{decode_request, encode_response, portable, StoredCall, StoredOp};
+pub use client::{decode_request, encode_response, holds_native, portable, StoredCall, StoredOp};
 pub use provider::{decode_response, encode_request};
 pub use stream::{ResponsesStreamDecoder, ResponsesStreamEncoder};
 
@@ -124,6 +124,37 @@ fn response_id(id: &str) -> String {
 fn item_id(prefix: &str, response_id: &str, output_index: usize) -> String {
     let base = response_id.strip_prefix("resp_").unwrap_or(response_id);
     format!("{prefix}_{base}_{output_index}")
+}
+
+/// The [`crate::ir::Part::Native`] that stands for a provider's message item before its text:
+/// its id, and its text parts' annotations in order (indices already counted from the start of
+/// the message's whole text). `None` without annotations: then minted ids serve as well.
+fn message_meta_item(
+    id: Option<&str>,
+    annotations: Vec<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    if annotations.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({"type": "message", "id": id.unwrap_or(""), "annotations": annotations}))
+}
+
+/// The inverse of [`message_meta_item`]: the message's id and annotations; `None` for any other
+/// item.
+fn message_meta(item: &serde_json::Value) -> Option<(String, Vec<serde_json::Value>)> {
+    if item.get("type")?.as_str()? != "message" {
+        return None;
+    }
+    let id = item
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let annotations = item
+        .get("annotations")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Some((id.to_string(), annotations))
 }
 
 /// What a reasoning item's `encrypted_content` stands for.
