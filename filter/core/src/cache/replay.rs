@@ -127,8 +127,8 @@ impl Collector {
                 self.resp.model.clone_from(model);
                 self.resp.created = *created;
             }
-            // Reasoning, refusals and provider-run tools' items are not rebuilt into a stored answer: such a stream is not
-            // cached.
+            // Reasoning, refusals and built-in tools' items are not rebuilt into a stored answer:
+            // such a stream is not cached.
             StreamEvent::ReasoningDelta { .. }
             | StreamEvent::ReasoningEnd { .. }
             | StreamEvent::RefusalDelta { .. }
