@@ -724,9 +724,9 @@ fn native_input(item: &Value, target: &str) -> WireError {
     WireError::invalid(
         "input",
         format!(
-            "`input` holds a `{kind}` item, the call or output of a built-in tool that only an \
-             openai-responses provider can serve; the {target} provider serving this model \
-             cannot take it"
+            "`input` holds a `{kind}` item, which only an openai-responses provider takes (the \
+             calls and outputs of built-in tools); the {target} provider serving this model \
+             cannot: send messages, function calls and their outputs only"
         ),
     )
 }
