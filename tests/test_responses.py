@@ -1,6 +1,7 @@
 """OpenAI's Responses API through weir with the official `openai` SDK: answers and streams that hold
 to the SDK's own types, structured output to every demo model, the stateless rule, stored-response
-calls passed to the Responses provider, and built-in tools refused by name. (Plain, streamed and
+calls passed to the Responses provider, and built-in tools served by the Responses model (items,
+citations, streams) and refused by name elsewhere. (Plain, streamed and
 tool round trips against every demo model are in test_matrix.py; PII in test_pii.py.)"""
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def test_structured_output_reaches_every_provider_in_its_own_form(envoy, mock, m
         # A provider with no structured output says so by name, before any upstream call.
         assert "response_format" in e.message and mock.requests() == [], e.message
         return
-    assert r.output_text == "echo: answer in JSON"
+    # The mocks answer structured output with the schema filled in from the prompt.
+    assert json.loads(r.output_text) == {"weir_answer_field": "answer in JSON"}
     assert r.text.format.type == "json_schema" and r.text.format.name == "Answer"
     recs = mock.requests()
     assert [x["provider"] for x in recs] == [DEMO_MODELS[model][0]] and recs[0]["valid"], recs
@@ -104,15 +106,88 @@ def test_a_key_without_a_responses_provider_is_told_weir_is_stateless(envoy, moc
     assert mock.requests() == []
 
 
-def test_built_in_tools_and_items_are_refused_by_name(envoy, mock):
+SEARCH = [{"type": "web_search"}]
+
+
+def test_built_in_tools_are_served_by_the_responses_model_with_their_items_and_citations(envoy, mock):
+    c = openai_client(envoy.url)
+    raw = c.responses.with_raw_response.create(model="mock-responses", input="news about jane@example.com?",
+                                               tools=SEARCH, include=["web_search_call.action.sources"])
+    body = raw.http_response.json()
+    assert validate.model(Response, body) == [], body
+    r = raw.parse()
+    assert [o.type for o in r.output] == ["web_search_call", "message"]
+    search, message = r.output
+    # The provider's own item and ids, verbatim: the client can send them back.
+    assert search.id.startswith("ws_") and search.status == "completed"
+    assert message.id.startswith("msg_")
+    cite = message.content[0].annotations[0]
+    assert cite.type == "url_citation" and cite.url.startswith("https://search.example/")
+    # PII: the provider saw a placeholder; the answer's text is restored, the search item is not
+    # touched.
+    assert r.output_text == "echo: news about jane@example.com?"
+    [rec] = mock.requests()
+    assert rec["valid"] and rec["body"]["tools"] == SEARCH, rec
+    assert "jane@example.com" not in dumps(rec["body"])
+    assert search.action.sources[0].url == cite.url
+
+    # Sent back in a stateless conversation, the items reach the provider as they were.
+    mock.clear()
+    items = [{"role": "user", "content": "news?"}]
+    items += [o.model_dump(mode="json", exclude_none=True) for o in r.output]
+    items += [{"type": "item_reference", "id": search.id}, {"role": "user", "content": "more?"}]
+    again = c.responses.create(model="mock-responses", input=items, tools=SEARCH, store=False)
+    assert again.output_text == "echo: more?"
+    [rec] = mock.requests()
+    assert rec["valid"], rec
+    sent = rec["body"]["input"]
+    assert [i.get("type", "message") for i in sent] == [
+        "message", "web_search_call", "message", "item_reference", "message"]
+    assert sent[1] == items[1] and sent[3] == items[3]
+
+
+@pytest.mark.parametrize("model", ["mock-anthropic", "mock-openai", "mock-gemini"])
+def test_built_in_tools_and_their_items_are_refused_by_name_elsewhere(envoy, mock, model):
     c = openai_client(envoy.url)
     with pytest.raises(openai.BadRequestError) as e:
-        c.responses.create(model="mock-responses", input="news?", tools=[{"type": "web_search"}])
-    assert e.value.body["param"] == "tools[0].type" and "web_search" in e.value.message
+        c.responses.create(model=model, input="news?",
+                           tools=[{"type": "function", "name": "f", "parameters": {}}, *SEARCH])
+    assert e.value.body["param"] == "tools[1].type"
+    assert "`web_search`" in e.value.message and "openai-responses" in e.value.message
     with pytest.raises(openai.BadRequestError) as e:
-        c.responses.create(model="mock-anthropic", input=[{"type": "item_reference", "id": "msg_1"}])
+        c.responses.create(model=model, input=[
+            {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search"}},
+            {"role": "user", "content": "more?"}])
+    assert e.value.body["param"] == "input" and "`web_search_call`" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:
+        c.responses.create(model=model, input=[{"type": "item_reference", "id": "msg_1"}])
     assert "stateless" in e.value.message
     assert mock.requests() == []
+
+
+def test_a_streamed_search_reaches_the_sdks_accumulator_in_order(envoy, mock):
+    ask = {"model": "mock-responses", "input": "héllo world", "tools": SEARCH, "stream": True}
+    events = raw_events(envoy.url, ask)
+    for n, ev in enumerate(events):
+        assert ev["sequence_number"] == n
+        assert validate.model(type(EVENTS.validate_python(ev)), ev) == [], ev
+    kinds = [e["type"] for e in events]
+    assert kinds[:6] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.web_search_call.in_progress", "response.web_search_call.searching",
+                         "response.web_search_call.completed"]
+    assert kinds.index("response.output_text.annotation.added") > kinds.index("response.output_text.delta")
+    assert kinds[-1] == "response.completed"
+    ws_id = events[2]["item"]["id"]
+    assert all(e["output_index"] == 0 and e["item_id"] == ws_id for e in events[3:6])
+
+    del ask["stream"]
+    with openai_client(envoy.url).responses.stream(**ask) as s:
+        seen = [ev.type for ev in s]
+        final = s.get_final_response()
+    assert "response.web_search_call.searching" in seen
+    assert [o.type for o in final.output] == ["web_search_call", "message"]
+    assert final.output_text == "echo: héllo world"
+    assert final.output[1].content[0].annotations[0].type == "url_citation"
 
 
 def test_a_chat_client_and_the_agents_style_history_reach_the_responses_provider(envoy, mock):

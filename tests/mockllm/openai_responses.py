@@ -1,8 +1,9 @@
 """OpenAI's Responses API (POST /v1/responses, GET/DELETE /v1/responses/{id}, GET .../input_items):
 strict validation against the openai SDK's ResponseCreateParams plus the checks the real API makes
 (stored ids exist, tool outputs answer calls, reasoning items come back with what the API gave,
-strict schemas are strict), `response` objects and the semantic event stream, and a bounded
-store for `store: true` responses."""
+referenced items exist, strict schemas are strict), `response` objects and the semantic event
+stream, and a bounded store for `store: true` responses. With the built-in `web_search` tool it
+searches: a `web_search_call` item, then the answer citing its source (`url_citation`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .common import (Answer, Conversation, Reply, Request, halves, hexid, now, p
 from .openai_like import OpenAI
 
 MAX_STORED = 1000
+WEB_SEARCH = {"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"}
 
 
 def _items(value: Any) -> list[dict]:
@@ -103,6 +105,7 @@ class Responses(OpenAI):
         history = self._history(body)
         calls = {i.get("call_id") for i in history + _items(body.get("input")) if _kind(i) == "function_call"}
         stored_ids = {i.get("id") for i in history if i.get("id")}
+        searched = {i.get("id") for i in _items(body.get("input")) if _kind(i) == "web_search_call"}
         store = body.get("store", True) is not False
         for n, item in enumerate(_items(body.get("input"))):
             kind = _kind(item)
@@ -116,6 +119,11 @@ class Responses(OpenAI):
                 if sealed is None and item.get("id") not in stored_ids and not self._known_item(item.get("id")):
                     why = ("Items are not persisted when `store` is set to false." if not store else "")
                     errors.append(f"input.{n}: Item with id '{item.get('id')}' not found. {why}".strip())
+            if kind == "item_reference" and item.get("id") not in stored_ids | searched \
+                    and not self._known_item(item.get("id")):
+                errors.append(f"input.{n}: Item with id '{item.get('id')}' not found.")
+            if kind == "web_search_call" and not str(item.get("id", "")).startswith("ws_"):
+                errors.append(f"input.{n}.id: Invalid web search call id '{item.get('id')}'.")
         for n, tool in enumerate(body.get("tools") or []):
             if tool.get("type") == "function" and tool.get("strict") is True:
                 errors.extend(_strict_problems(tool.get("parameters"), f"tools.{n}.parameters"))
@@ -152,6 +160,11 @@ class Responses(OpenAI):
         tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
         if tools and body.get("tool_choice") != "none":
             conv.tool_name = tools[0].get("name")
+        fmt = (body.get("text") or {}).get("format") or {}
+        if fmt.get("type") == "json_schema":
+            conv.schema = fmt.get("schema") or {}
+        elif fmt.get("type") == "json_object":
+            conv.schema = {}
         return conv
 
     # --- answers -------------------------------------------------------------------------------
@@ -197,6 +210,9 @@ class Responses(OpenAI):
         reasoning = self._reasoning(req.body)
         if reasoning:
             out.append(reasoning)
+        searches = any(t.get("type") in WEB_SEARCH for t in req.body.get("tools") or [])
+        if searches and not ans.tool_name and req.body.get("tool_choice") != "none":
+            return out + self._searched(req.body, ans)
         if ans.tool_name:
             out.append({"id": "fc_" + hexid(48), "type": "function_call", "status": "completed",
                         "arguments": ans.tool_json, "call_id": "call_" + rand(24), "name": ans.tool_name})
@@ -204,6 +220,21 @@ class Responses(OpenAI):
             out.append({"id": "msg_" + hexid(48), "type": "message", "status": "completed", "role": "assistant",
                         "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": ans.text}]})
         return out
+
+    @staticmethod
+    def _searched(body: dict, ans: Answer) -> list[dict]:
+        """A web search for the user's words, then the answer citing the page it found."""
+        query = ans.text.removeprefix("echo: ")
+        url = "https://search.example/result?q=" + hexid(8)
+        action: dict[str, Any] = {"type": "search", "query": query}
+        if "web_search_call.action.sources" in (body.get("include") or []):
+            action["sources"] = [{"type": "url", "url": url}]
+        call = {"id": "ws_" + hexid(48), "type": "web_search_call", "status": "completed", "action": action}
+        cite = {"type": "url_citation", "start_index": 0, "end_index": len(ans.text), "url": url,
+                "title": "Search result"}
+        message = {"id": "msg_" + hexid(48), "type": "message", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "annotations": [cite], "logprobs": [], "text": ans.text}]}
+        return [call, message]
 
     @staticmethod
     def _usage(ans: Answer, reasoning: bool) -> dict:
@@ -277,6 +308,11 @@ def events(start: dict, final: dict, obfuscate: bool) -> Iterator[bytes]:
                 yield ev("response.reasoning_summary_text.delta", **ids, delta=part["text"])
                 yield ev("response.reasoning_summary_text.done", **ids, text=part["text"])
                 yield ev("response.reasoning_summary_part.done", **ids, part=part)
+        elif item["type"] == "web_search_call":
+            yield ev("response.output_item.added", **at,
+                     item=dict(item, status="in_progress", action={"type": "search"}))
+            for phase in ("in_progress", "searching", "completed"):
+                yield ev(f"response.web_search_call.{phase}", item_id=item["id"], **at)
         elif item["type"] == "message":
             yield ev("response.output_item.added", **at, item=dict(item, status="in_progress", content=[]))
             ids = {"item_id": item["id"], **at, "content_index": 0}
@@ -285,6 +321,10 @@ def events(start: dict, final: dict, obfuscate: bool) -> Iterator[bytes]:
                      part={"type": "output_text", "annotations": [], "logprobs": [], "text": ""})
             for p in pieces(text):
                 yield ev("response.output_text.delta", **ids, delta=p, logprobs=[])
+            # Citations arrive once the text they point into has.
+            for k, annotation in enumerate(item["content"][0]["annotations"]):
+                yield ev("response.output_text.annotation.added", **ids, annotation_index=k,
+                         annotation=annotation)
             yield ev("response.output_text.done", **ids, text=text, logprobs=[])
             yield ev("response.content_part.done", **ids, part=item["content"][0])
         else:

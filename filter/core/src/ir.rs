@@ -301,6 +301,16 @@ pub enum Part {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<Origin>,
     },
+    /// Something of the `origin` family's own that the IR has no form for, kept verbatim and in
+    /// place: an item of a provider-run tool (Responses `web_search_call`, `item_reference`, ...)
+    /// or a message's own id and text annotations (`{"type": "message", "id", "annotations"}`,
+    /// before the text it belongs to). Like reasoning payloads, it goes back only to that
+    /// family's client protocol and provider format; every other codec drops it, and requests
+    /// that hold one are refused for other targets before any encoder sees them.
+    Native {
+        origin: Origin,
+        item: Value,
+    },
 }
 
 /// Where binary content lives: inline base64, or a URL the provider fetches itself.
@@ -538,6 +548,16 @@ pub enum StreamEvent {
         #[serde(default)]
         choice: u32,
         reason: FinishReason,
+    },
+    /// A provider event of the `origin` family's own that the IR has no form for (a
+    /// provider-run tool's progress, a text annotation), verbatim with the provider's numbering;
+    /// the same family's client encoder renumbers it into its stream, every other encoder
+    /// drops it (see [`Part::Native`]).
+    Native {
+        #[serde(default)]
+        choice: u32,
+        origin: Origin,
+        event: Value,
     },
     Usage(Usage),
     Error(ErrorInfo),

@@ -1,7 +1,8 @@
 //! OpenAI's Responses API through both roles without Envoy: a Responses client in front of other
 //! providers (PII scrubbed in `instructions` and tool output, restored in answers and streams), a
-//! Chat Completions client in front of an `openai-responses` provider, the stateless rule, and
-//! stored-response calls passed through unchanged.
+//! Chat Completions client in front of an `openai-responses` provider, the stateless rule,
+//! stored-response calls passed through unchanged, and built-in tools (served by the Responses
+//! target of a mixed route, refused by name when Envoy fails over to another).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,7 +27,10 @@ fn config() -> Value {
         "models": [
             {"name": "claude", "targets": [{"provider": "an", "model": "claude-x", "cluster": "c_an"}]},
             {"name": "gpt", "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
-            {"name": "gpt-5", "targets": [{"provider": "rs", "model": "gpt-5", "cluster": "c_rs"}]}
+            {"name": "gpt-5", "targets": [{"provider": "rs", "model": "gpt-5", "cluster": "c_rs"}]},
+            {"name": "mixed", "targets": [
+                {"provider": "rs", "model": "gpt-5", "cluster": "c_mix"},
+                {"provider": "an", "model": "claude-x", "cluster": "c_mix"}]}
         ],
         "auth": {"keys": [
             {"id": "all", "sha256": sha("sk-weir-all")},
@@ -313,4 +317,127 @@ fn stored_response_calls_need_a_provider_that_keeps_state() {
         .send_unread(get("nope", "/v1/responses/resp_1"))
         .unwrap_err();
     assert_eq!(refused.status, 401);
+}
+
+/// A web search: its call item, then the answer citing it, with the placeholder the provider saw.
+fn searched_stream() -> Vec<String> {
+    let ev = |v: Value| format!("event: {}\ndata: {}\n\n", v["type"].as_str().unwrap(), v);
+    let cite = json!({"type": "url_citation", "start_index": 0, "end_index": 4,
+                      "url": "https://w.example/", "title": "W"});
+    vec![
+        ev(json!({"type": "response.created", "sequence_number": 0,
+                  "response": {"id": "resp_9", "created_at": 5, "model": "gpt-5", "status": "in_progress", "output": []}})),
+        ev(
+            json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0,
+                  "item": {"id": "ws_9", "type": "web_search_call", "status": "in_progress"}}),
+        ),
+        ev(
+            json!({"type": "response.web_search_call.searching", "sequence_number": 2, "output_index": 0, "item_id": "ws_9"}),
+        ),
+        ev(
+            json!({"type": "response.output_item.done", "sequence_number": 3, "output_index": 0,
+                  "item": {"id": "ws_9", "type": "web_search_call", "status": "completed",
+                           "action": {"type": "search", "query": "<EMAIL_1>"}}}),
+        ),
+        ev(
+            json!({"type": "response.output_item.added", "sequence_number": 4, "output_index": 1,
+                  "item": {"id": "msg_9", "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+        ev(
+            json!({"type": "response.output_text.delta", "sequence_number": 5, "output_index": 1, "item_id": "msg_9",
+                  "content_index": 0, "delta": "News <EMA"}),
+        ),
+        ev(
+            json!({"type": "response.output_text.delta", "sequence_number": 6, "output_index": 1, "item_id": "msg_9",
+                  "content_index": 0, "delta": "IL_1> <"}),
+        ),
+        ev(
+            json!({"type": "response.output_text.annotation.added", "sequence_number": 7, "output_index": 1,
+                  "item_id": "msg_9", "content_index": 0, "annotation_index": 0, "annotation": cite}),
+        ),
+        ev(json!({"type": "response.completed", "sequence_number": 8,
+                  "response": {"id": "resp_9", "created_at": 5, "model": "gpt-5", "status": "completed", "output": [],
+                               "usage": {"input_tokens": 5, "output_tokens": 4, "total_tokens": 9}}})),
+    ]
+}
+
+#[test]
+fn built_in_tools_are_served_by_the_responses_target_and_refused_on_failover_to_another() {
+    let mut h = Harness::new(config());
+    let search = json!({"type": "web_search_call", "id": "ws_1", "status": "completed",
+                        "action": {"type": "search", "query": "q"}});
+    let body = json!({"model": "mixed", "input": [search, {"role": "user", "content": "news on jane@example.com"}],
+                      "tools": [{"type": "web_search"}], "stream": true});
+    let sent = h.send(responses("sk-weir-all"), body.clone()).unwrap();
+    assert_eq!(sent.header(CLUSTER_HEADER), Some("c_mix"));
+    // First attempt: the Responses endpoint takes the tool and the item as they came.
+    let out = h.attempt("rs", Headers::default(), &sent.body);
+    let upstream = out.json();
+    assert_eq!(upstream["tools"], body["tools"]);
+    assert_eq!(upstream["input"][0], search);
+    assert_eq!(upstream["input"][1]["content"], "news on <EMAIL_1>");
+    h.retried(503, "application/json", b"{}");
+    // Envoy retries on the Anthropic endpoint: a 400 naming the tool, in the Responses shape.
+    h.attempt_headers("an", Headers::default());
+    let refusal = h.attempt_body(&sent.body).unwrap_err();
+    let mut headers = Headers::new(&[(":status", &refusal.status.to_string())]);
+    for (n, v) in &refusal.headers {
+        headers = headers.with(n, v);
+    }
+    let got = h.local_reply(headers, &refusal.body);
+    assert_eq!(got.status, 400);
+    let e = got.json()["error"].clone();
+    assert_eq!(e["param"], "tools[0].type");
+    assert!(
+        e["message"].as_str().unwrap().contains("`web_search`"),
+        "{e}"
+    );
+
+    // A stream served by the Responses target: the search's events and the citation come
+    // through in order, renumbered, with the text restored around them.
+    h.next_request();
+    let sent = h.send(responses("sk-weir-all"), body).unwrap();
+    h.attempt("rs", Headers::default(), &sent.body);
+    let parts = searched_stream();
+    let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+    let got = h.answer(200, "text/event-stream", &parts);
+    let evs = events(&got.body);
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.web_search_call.searching",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            // The restorer held back `<` (a placeholder could start there): it is released
+            // before the citation, so the text stays in order.
+            "response.output_text.delta",
+            "response.output_text.annotation.added",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    for (n, (_, v)) in evs.iter().enumerate() {
+        assert_eq!(v["sequence_number"], n);
+    }
+    let (_, done) = evs.last().unwrap();
+    let output = &done["response"]["output"];
+    assert_eq!(output[0]["id"], "ws_9");
+    assert_eq!(
+        output[0]["action"]["query"], "<EMAIL_1>",
+        "built-in items pass unchanged"
+    );
+    assert_eq!(output[1]["content"][0]["text"], "News jane@example.com <");
+    assert_eq!(
+        output[1]["content"][0]["annotations"][0]["url"],
+        "https://w.example/"
+    );
 }

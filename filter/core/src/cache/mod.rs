@@ -378,6 +378,18 @@ impl Cache {
         if !(200..300).contains(&status) || matches!(resp, Response::Error(_)) {
             return None;
         }
+        // Built-in tools' items (a web search and its citations) cannot be replayed as the
+        // stream they came in, and go stale: such an answer is not cached, as such a stream is not.
+        if let Response::Chat(c) = resp {
+            let native = |m: &crate::ir::Message| {
+                m.content
+                    .iter()
+                    .any(|p| matches!(p, crate::ir::Part::Native { .. }))
+            };
+            if c.choices.iter().any(|ch| native(&ch.message)) {
+                return None;
+            }
+        }
         let payload = serde_json::to_vec(resp).ok()?;
         let entry = Entry {
             hash: pending.hash,

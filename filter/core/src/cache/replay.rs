@@ -127,11 +127,12 @@ impl Collector {
                 self.resp.model.clone_from(model);
                 self.resp.created = *created;
             }
-            // Reasoning and refusals are not rebuilt into a stored answer: such a stream is not
-            // cached.
+            // Reasoning, refusals and built-in tools' items are not rebuilt into a stored answer:
+            // such a stream is not cached.
             StreamEvent::ReasoningDelta { .. }
             | StreamEvent::ReasoningEnd { .. }
-            | StreamEvent::RefusalDelta { .. } => self.broken = true,
+            | StreamEvent::RefusalDelta { .. }
+            | StreamEvent::Native { .. } => self.broken = true,
             StreamEvent::TextDelta { choice, text } => {
                 if !self.charge(text.len()) {
                     return;

@@ -171,6 +171,18 @@ fn only_deterministic_successful_answers_are_cached() {
     let err = Response::Error(ErrorInfo::new(500, crate::ir::ErrorKind::Upstream, "boom"));
     assert_eq!(c.store(&store, NOW, &p, 500, &err), None);
     assert_eq!(c.store(&store, NOW, &p, 429, &answer("a")), None);
+    // A web search's answer: its items could not be replayed as a stream.
+    let mut searched = answer("a");
+    if let Response::Chat(c) = &mut searched {
+        c.choices[0].message.content.insert(
+            0,
+            crate::ir::Part::Native {
+                origin: crate::ir::Origin::OpenAiResponses,
+                item: serde_json::json!({"type": "web_search_call", "id": "ws_1"}),
+            },
+        );
+    }
+    assert_eq!(c.store(&store, NOW, &p, 200, &searched), None);
     miss(c.lookup(&store, NOW, "m", &[], &A, Directive::Normal, &req));
     let emb = Request::Embeddings(EmbeddingsRequest {
         model: "m".into(),

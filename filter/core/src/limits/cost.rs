@@ -101,6 +101,10 @@ fn prompt_size(c: &ChatRequest) -> (u64, u64) {
                 Part::Reasoning { text, .. } => bytes = bytes.saturating_add(len(text)),
                 Part::Image { .. } => flat = flat.saturating_add(IMAGE_TOKENS),
                 Part::Document { .. } => flat = flat.saturating_add(DOCUMENT_TOKENS),
+                // A provider-run tool's item (a search call, a file reference): its JSON text.
+                Part::Native { item, .. } => {
+                    bytes = bytes.saturating_add(len(&item.to_string()));
+                }
             }
         }
         for call in &m.tool_calls {

@@ -194,7 +194,9 @@ impl EventRestorer {
                 self.release(|k| k.choice() == choice, out);
                 out.push(ev);
             }
-            StreamEvent::ToolCallStart { choice, .. } | StreamEvent::Finish { choice, .. } => {
+            StreamEvent::ToolCallStart { choice, .. }
+            | StreamEvent::Native { choice, .. }
+            | StreamEvent::Finish { choice, .. } => {
                 self.release(|k| k.choice() == choice, out);
                 out.push(ev);
             }

@@ -43,7 +43,10 @@ pub(crate) fn scrub_request(
                             redacted: None,
                             ..
                         } => scrub_in_place(engine, text, &mut st)?,
+                        // Provider-run tools' items pass unchanged: they are the provider's
+                        // own output, sent back to it verbatim.
                         Part::Reasoning { .. }
+                        | Part::Native { .. }
                         | Part::Document { title: None, .. }
                         | Part::Image { .. } => {}
                     }

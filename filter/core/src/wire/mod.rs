@@ -502,7 +502,7 @@ impl ProviderSpec {
         }
         if let Request::Chat(c) = req {
             if c.extra_family == Some(Family::OpenAiResponses)
-                && !c.extra.is_empty()
+                && (!c.extra.is_empty() || responses::holds_native(c))
                 && self.kind != ProviderKind::OpenAiResponses
             {
                 let portable = responses::portable(c, self.kind)?;
@@ -617,6 +617,8 @@ pub(crate) fn part_size(p: &crate::ir::Part) -> usize {
             Media::Base64 { data, .. } => data.len(),
             Media::Url { url } => url.len(),
         },
+        // Items of a provider-run tool are mostly ids, queries and URLs.
+        Part::Native { .. } => 256,
     }
 }
 

@@ -423,7 +423,7 @@ fn encode_blocks(parts: &[Part], path: Path<'_>, w: &mut JsonWriter) -> Result<(
                 w.key("type").str("redacted_thinking");
                 w.key("data").str(data).end_object();
             }
-            Part::Reasoning { .. } => continue,
+            Part::Reasoning { .. } | Part::Native { .. } => continue,
             // Anthropic rejects empty text blocks; an empty part says nothing anyway.
             Part::Text { text } if text.is_empty() => continue,
             Part::Text { text } => {

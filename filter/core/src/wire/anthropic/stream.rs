@@ -227,7 +227,8 @@ impl MessagesStreamEncoder {
 
 impl StreamEncoder for MessagesStreamEncoder {
     fn event(&mut self, ev: &StreamEvent, out: &mut Vec<u8>) {
-        if self.done {
+        // Another family's own events have no Anthropic form.
+        if self.done || matches!(ev, StreamEvent::Native { .. }) {
             return;
         }
         if !matches!(ev, StreamEvent::Start { .. } | StreamEvent::Error(_)) {
@@ -236,6 +237,7 @@ impl StreamEncoder for MessagesStreamEncoder {
         }
         match ev {
             StreamEvent::Start { id, model, .. } => self.start(id, model, out),
+            StreamEvent::Native { .. } => {}
             // Anthropic clients cannot ask for more than one choice.
             StreamEvent::TextDelta { choice, .. }
             | StreamEvent::ReasoningDelta { choice, .. }

@@ -266,7 +266,7 @@ pub(super) fn content_blocks(parts: &[Part], i: usize) -> Result<Vec<Value>, Wir
                 origin: Some(Origin::Anthropic),
                 ..
             } => out.push(json!({ "reasoningContent": { "redactedContent": data } })),
-            Part::Reasoning { .. } => {}
+            Part::Reasoning { .. } | Part::Native { .. } => {}
             Part::Text { text } if text.is_empty() => {}
             Part::Text { text } => out.push(json!({ "text": text })),
             Part::Image { source } => {

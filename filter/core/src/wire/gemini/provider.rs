@@ -550,7 +550,7 @@ pub(super) fn content_parts(parts: &[Part], i: usize) -> Result<Vec<Value>, Wire
     let mut out = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         match part {
-            Part::Reasoning { .. } => {}
+            Part::Reasoning { .. } | Part::Native { .. } => {}
             Part::Text { text } if text.is_empty() => {}
             Part::Text { text } => out.push(json!({ "text": text })),
             Part::Image { source } | Part::Document { source, .. } => match source {

@@ -318,7 +318,7 @@ fn encode_message(
     let mut images = false;
     for (k, part) in m.content.iter().enumerate() {
         match part {
-            Part::Reasoning { .. } => {}
+            Part::Reasoning { .. } | Part::Native { .. } => {}
             Part::Text { .. } => {}
             // Ollama takes bare base64 and sniffs the type itself.
             Part::Image {

@@ -117,8 +117,8 @@ impl StreamEncoder for ChatStreamEncoder {
                     self.progress_line("", text, &[], out);
                 }
             }
-            // Signatures have no Ollama form.
-            StreamEvent::ReasoningEnd { .. } => {}
+            // Signatures and another family's own events have no Ollama form.
+            StreamEvent::ReasoningEnd { .. } | StreamEvent::Native { .. } => {}
             StreamEvent::ToolCallStart {
                 index, id, name, ..
             } => {

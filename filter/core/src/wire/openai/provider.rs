@@ -393,12 +393,12 @@ fn user_content(kind: ProviderKind, m: &Message, path: Path<'_>, w: &mut JsonWri
     let base = path.key("content");
     w.begin_array();
     for (j, p) in m.content.iter().enumerate() {
-        if let Part::Reasoning { .. } = p {
+        if let Part::Reasoning { .. } | Part::Native { .. } = p {
             continue;
         }
         w.begin_object();
         match p {
-            Part::Reasoning { .. } => {}
+            Part::Reasoning { .. } | Part::Native { .. } => {}
             Part::Text { text } => {
                 w.key("type").str("text");
                 w.key("text").str(text);

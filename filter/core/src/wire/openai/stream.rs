@@ -231,6 +231,8 @@ impl StreamEncoder for ChatStreamEncoder {
             return;
         }
         match ev {
+            // Another family's own events have no Chat Completions form.
+            StreamEvent::Native { .. } => {}
             StreamEvent::RefusalDelta { choice, text } => {
                 self.delta(*choice, Delta::Refusal(text), None, out)
             }

@@ -3,7 +3,9 @@
 //!
 //! Strictness follows OpenAI's: an unknown top-level parameter is a 400 naming it. Inside items,
 //! fields an SDK echoes back from earlier output (`id`, `status`, `annotations`, `phase`, ...) are
-//! accepted and not carried.
+//! accepted and not carried. What only the Responses API has (built-in tools, their calls'
+//! items, `item_reference`) is carried verbatim (`extra`, [`Part::Native`]) and refused by
+//! [`portable`] for every other target.
 
 use serde_json::{Map, Value};
 
@@ -144,11 +146,9 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, WireError> {
 
     if let Some(tools) = o.arr("tools")? {
         let path = o.path("tools");
-        req.tools = tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| decode_tool(t, path.index(i)))
-            .collect::<R<_>>()?;
+        for (i, t) in tools.iter().enumerate() {
+            req.tools.extend(decode_tool(t, path.index(i))?);
+        }
     }
     if let Some(choice) = o.get("tool_choice") {
         req.tool_choice = Some(decode_tool_choice(
@@ -265,12 +265,12 @@ fn to_assistant(
     out.push(m);
 }
 
-/// Whether a turn holds only reasoning so far, so text or reasoning may still join it (what
-/// follows text or calls is the next turn).
+/// Whether a turn holds only reasoning and built-in tools' items so far, so text or reasoning
+/// may still join it (what follows text or calls is the next turn).
 fn opens(m: &Message) -> bool {
     m.content
         .iter()
-        .all(|p| matches!(p, Part::Reasoning { .. }))
+        .all(|p| matches!(p, Part::Reasoning { .. } | Part::Native { .. }))
         && m.refusal.is_none()
         && m.tool_calls.is_empty()
 }
@@ -325,22 +325,22 @@ fn decode_item(v: &Json<'_>, path: Path<'_>, out: &mut Vec<Message>) -> R<()> {
             to_assistant(out, opens, |m| m.content.push(part));
             Ok(())
         }
-        "item_reference" => Err(WireError::invalid(
-            path,
-            format!(
-                "`{path}` refers to an item the provider stored; weir is stateless and cannot \
-                 resolve it: send the item itself (the full `input`, as clients with `store: \
-                 false` do)"
-            ),
-        )),
-        other => Err(WireError::invalid(
-            o.path("type"),
-            format!(
-                "`{}`: `{other}` items are not supported by this gateway: it relays messages, \
-                 function calls and their outputs, and reasoning",
-                o.path("type")
-            ),
-        )),
+        // Built-in tools' calls and outputs (`web_search_call`, `computer_call_output`, ...)
+        // and `item_reference`: the Responses API's own, verbatim and in place, for a Responses
+        // provider only (`portable` refuses them elsewhere). They join the assistant turn unless
+        // function calls already closed it, so their order among the turn's items holds.
+        _ => {
+            let item = Part::Native {
+                origin: Origin::OpenAiResponses,
+                item: v.to_value(),
+            };
+            to_assistant(
+                out,
+                |m| m.tool_calls.is_empty() && m.refusal.is_none(),
+                |m| m.content.push(item),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -513,33 +513,29 @@ fn decode_reasoning_item(o: &Obj<'_, '_>) -> R<Part> {
 
 // --- tools, formats, reasoning ---------------------------------------------------------------
 
-fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Tool> {
+/// A function tool; `None` for a built-in one (`web_search`, `mcp`, ...), which travels only in
+/// the verbatim `tools` (see [`native_tool`]).
+fn decode_tool(v: &Json<'_>, path: Path<'_>) -> R<Option<Tool>> {
     let o = as_obj(v, path)?;
-    let kind = o.req_str("type")?;
-    if kind != "function" {
-        return Err(WireError::invalid(
-            o.path("type"),
-            format!(
-                "`{}`: the built-in tool `{kind}` is not supported by this gateway: it relays \
-                 function tools, whose calls the client runs",
-                o.path("type")
-            ),
-        ));
+    if o.req_str("type")? != "function" {
+        return Ok(None);
     }
     for field in ["defer_loading", "allowed_callers", "output_schema"] {
         if o.get(field).is_some() && o.bool(field).ok() != Some(Some(false)) {
             return Err(not_supported(o.path(field)));
         }
     }
-    Ok(Tool {
+    Ok(Some(Tool {
         name: o.req_str("name")?.to_string(),
         description: o.string("description")?,
         parameters: parameters_schema(&o)?,
         strict: o.bool("strict")?,
-    })
+    }))
 }
 
-/// `tool_choice`; `allowed_tools` narrows `tools` to the allowed functions.
+/// `tool_choice`; `allowed_tools` narrows `tools` to the allowed functions. Choosing a built-in
+/// tool is `auto` in the IR: only a Responses provider can serve it, and it gets the client's
+/// own `tool_choice` (other targets refuse it, [`native_tool`]).
 fn decode_tool_choice(v: &Json<'_>, path: Path<'_>, tools: &mut Vec<Tool>) -> R<ToolChoice> {
     if let Json::Str(s) = v {
         return match s.as_ref() {
@@ -558,10 +554,9 @@ fn decode_tool_choice(v: &Json<'_>, path: Path<'_>, tools: &mut Vec<Tool>) -> R<
             let mut names = Vec::new();
             for (i, t) in allowed.iter().enumerate() {
                 let t = as_obj(t, base.index(i))?;
-                if t.req_str("type")? != "function" {
-                    return Err(not_supported(t.path("type")));
+                if t.req_str("type")? == "function" {
+                    names.push(t.req_str("name")?.to_string());
                 }
-                names.push(t.req_str("name")?.to_string());
             }
             tools.retain(|t| names.contains(&t.name));
             match o.req_str("mode")? {
@@ -570,14 +565,7 @@ fn decode_tool_choice(v: &Json<'_>, path: Path<'_>, tools: &mut Vec<Tool>) -> R<
                 _ => Err(must_be(o.path("mode"), "`auto` or `required`")),
             }
         }
-        other => Err(WireError::invalid(
-            o.path("type"),
-            format!(
-                "`{}`: choosing the `{other}` tool is not supported by this gateway: it relays \
-                 function tools",
-                o.path("type")
-            ),
-        )),
+        _ => Ok(ToolChoice::Auto),
     }
 }
 
@@ -626,7 +614,8 @@ fn decode_reasoning(o: &Obj<'_, '_>) -> R<Option<Reasoning>> {
 
 /// The request as a target other than an `openai-responses` provider must see it: extras that
 /// only mirror the IR or only advise are dropped (OpenAI Chat Completions targets keep those it
-/// has too), and state or Responses-only behaviour is refused with a 400 naming it.
+/// has too), and state or Responses-only behaviour (built-in tools, their items in `input`) is
+/// refused with a 400 naming it.
 pub fn portable(c: &ChatRequest, kind: ProviderKind) -> Result<ChatRequest, WireError> {
     let chat = matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi);
     let target = kind.name();
@@ -636,6 +625,9 @@ pub fn portable(c: &ChatRequest, kind: ProviderKind) -> Result<ChatRequest, Wire
             Some(Policy::Mirror) => {
                 if name == "reasoning" {
                     check_reasoning_mode(value, target)?;
+                }
+                if let Some((at, tool)) = native_tool(name, value) {
+                    return Err(built_in(&at, &tool, target));
                 }
                 if name == "text" && chat {
                     if let Some(v) = value.get("verbosity").filter(|v| !v.is_null()) {
@@ -653,10 +645,90 @@ pub fn portable(c: &ChatRequest, kind: ProviderKind) -> Result<ChatRequest, Wire
             }
         }
     }
+    if let Some(item) = native_item(c) {
+        return Err(native_input(item, target));
+    }
     let mut out = c.clone();
     out.extra_family = (!extra.is_empty()).then_some(Family::OpenAi);
     out.extra = extra;
     Ok(out)
+}
+
+/// Whether a request holds something only a Responses provider can serve, besides its extras:
+/// then it needs [`portable`] even with no extras.
+pub fn holds_native(c: &ChatRequest) -> bool {
+    native_item(c).is_some()
+}
+
+/// The first built-in tool's item in the conversation (its JSON, as the client sent it).
+fn native_item(c: &ChatRequest) -> Option<&Value> {
+    c.messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .find_map(|p| match p {
+            Part::Native { item, .. } => Some(item),
+            _ => None,
+        })
+}
+
+/// The first built-in tool a `tools` or `tool_choice` value names, as its path and type.
+fn native_tool(name: &str, value: &Value) -> Option<(String, String)> {
+    let kind = |v: &Value| {
+        v.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let first = |list: &Value, at: &str| {
+        list.as_array()?.iter().enumerate().find_map(|(i, t)| {
+            let k = kind(t);
+            (k != "function").then(|| (format!("{at}[{i}].type"), k))
+        })
+    };
+    match name {
+        "tools" => first(value, "tools"),
+        "tool_choice" if value.is_object() => match kind(value).as_str() {
+            "function" => None,
+            "allowed_tools" => first(value.get("tools")?, "tool_choice.tools"),
+            other => Some(("tool_choice.type".to_string(), other.to_string())),
+        },
+        _ => None,
+    }
+}
+
+/// The 400 for a built-in tool another target cannot run.
+fn built_in(at: &str, tool: &str, target: &str) -> WireError {
+    WireError::invalid(
+        at,
+        format!(
+            "`{at}`: the built-in tool `{tool}` runs at OpenAI and only an openai-responses \
+             provider can serve it; the {target} provider serving this model cannot: use a \
+             model served by the Responses API, or a function tool the client runs"
+        ),
+    )
+}
+
+/// The 400 for a built-in tool's item (or a stored item's reference) in `input`.
+fn native_input(item: &Value, target: &str) -> WireError {
+    let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind == "item_reference" {
+        return WireError::invalid(
+            "input",
+            format!(
+                "`input` holds an `item_reference`, which only the openai-responses provider \
+                 that stored the item can resolve; the {target} provider serving this model \
+                 keeps none (weir itself is stateless): send the item itself"
+            ),
+        );
+    }
+    WireError::invalid(
+        "input",
+        format!(
+            "`input` holds a `{kind}` item, which only an openai-responses provider takes (the \
+             calls and outputs of built-in tools); the {target} provider serving this model \
+             cannot: send messages, function calls and their outputs only"
+        ),
+    )
 }
 
 /// OpenAI's `pro` reasoning mode has no equivalent elsewhere.
@@ -693,6 +765,8 @@ pub(super) enum OutItem {
         id: String,
         text: String,
         refusal: Option<String>,
+        /// The text's annotations (`url_citation`, ...), as the provider wrote them.
+        annotations: Vec<Value>,
     },
     Call {
         id: String,
@@ -700,6 +774,8 @@ pub(super) enum OutItem {
         name: String,
         arguments: String,
     },
+    /// A built-in tool's item (`web_search_call`, ...), verbatim from a Responses provider.
+    Native(Value),
 }
 
 /// `status` of an item: `in_progress` while streaming, then as the response ended.
@@ -723,6 +799,10 @@ impl ItemStatus {
 impl OutItem {
     /// The item as `response.output` and `response.output_item.*` carry it.
     pub(super) fn write(&self, w: &mut JsonWriter, status: ItemStatus) {
+        if let OutItem::Native(item) = self {
+            w.value(item);
+            return;
+        }
         w.begin_object();
         match self {
             OutItem::Reasoning {
@@ -741,14 +821,19 @@ impl OutItem {
                     w.key("encrypted_content").str(e);
                 }
             }
-            OutItem::Message { id, text, refusal } => {
+            OutItem::Message {
+                id,
+                text,
+                refusal,
+                annotations,
+            } => {
                 w.key("id").str(id);
                 w.key("type").str("message");
                 w.key("status").str(status.name());
                 w.key("role").str("assistant");
                 w.key("content").begin_array();
                 if !text.is_empty() || refusal.is_none() {
-                    write_text_part(w, text);
+                    write_text_part(w, text, annotations);
                 }
                 if let Some(r) = refusal {
                     write_refusal_part(w, r);
@@ -768,16 +853,38 @@ impl OutItem {
                 w.key("name").str(name);
                 w.key("arguments").str(arguments);
             }
+            // Written whole before the match.
+            OutItem::Native(_) => {}
         }
         w.end_object();
     }
+
+    /// About how many bytes the item holds, for sizing buffers and bounding streams.
+    pub(super) fn size(&self) -> usize {
+        match self {
+            OutItem::Reasoning { text, .. } => text.len(),
+            OutItem::Message {
+                text, annotations, ..
+            } => text.len() + annotations.iter().map(json_size).sum::<usize>(),
+            OutItem::Call { arguments, .. } => arguments.len(),
+            OutItem::Native(item) => json_size(item),
+        }
+    }
 }
 
-pub(super) fn write_text_part(w: &mut JsonWriter, text: &str) {
+pub(super) fn json_size(v: &Value) -> usize {
+    serde_json::to_vec(v).map_or(0, |b| b.len())
+}
+
+pub(super) fn write_text_part(w: &mut JsonWriter, text: &str, annotations: &[Value]) {
     w.begin_object();
     w.key("type").str("output_text");
     w.key("text").str(text);
-    w.key("annotations").begin_array().end_array();
+    w.key("annotations").begin_array();
+    for a in annotations {
+        w.value(a);
+    }
+    w.end_array();
     w.key("logprobs").begin_array().end_array();
     w.end_object();
 }
@@ -796,39 +903,93 @@ pub(super) fn write_summary_part(w: &mut JsonWriter, text: &str) {
     w.end_object();
 }
 
-/// The output items of a complete answer (its first choice: the Responses API has no `n`).
+/// The output items of a complete answer (its first choice: the Responses API has no `n`), in
+/// the answer's order: reasoning, built-in tools' items and text as they came, a message per run
+/// of text (with the provider's id and annotations when a Responses provider gave them), then
+/// function calls.
 fn items(r: &ChatResponse, rid: &str) -> Vec<OutItem> {
     let mut out = Vec::new();
     let Some(c) = r.choices.iter().find(|c| c.index == 0) else {
         return out;
     };
     let id = |prefix: &str, n: usize| super::item_id(prefix, rid, n);
+    // The message being filled, by its position in `out`.
+    let mut open: Option<usize> = None;
+    let mut meta: Option<(String, Vec<Value>)> = None;
     for p in &c.message.content {
-        if let Part::Reasoning {
-            text,
-            signature,
-            redacted,
-            id: own,
-            origin,
-        } = p
-        {
-            let payload = pack_reasoning(*origin, signature.as_deref(), redacted.as_deref());
-            let own = own
-                .clone()
-                .filter(|_| *origin == Some(Origin::OpenAiResponses));
-            out.push(OutItem::Reasoning {
-                id: own.unwrap_or_else(|| id("rs", out.len())),
-                text: text.clone(),
-                encrypted: payload,
-            });
+        match p {
+            Part::Reasoning {
+                text,
+                signature,
+                redacted,
+                id: own,
+                origin,
+            } => {
+                let payload = pack_reasoning(*origin, signature.as_deref(), redacted.as_deref());
+                let own = own
+                    .clone()
+                    .filter(|_| *origin == Some(Origin::OpenAiResponses));
+                open = None;
+                out.push(OutItem::Reasoning {
+                    id: own.unwrap_or_else(|| id("rs", out.len())),
+                    text: text.clone(),
+                    encrypted: payload,
+                });
+            }
+            Part::Native {
+                origin: Origin::OpenAiResponses,
+                item,
+            } => {
+                open = None;
+                match super::message_meta(item) {
+                    Some(m) => meta = Some(m),
+                    None => out.push(OutItem::Native(item.clone())),
+                }
+            }
+            Part::Text { text } => {
+                let position = match open {
+                    Some(position) => position,
+                    None => {
+                        let (own, annotations) = meta.take().unwrap_or_default();
+                        let own = Some(own).filter(|o| !o.is_empty());
+                        out.push(OutItem::Message {
+                            id: own.unwrap_or_else(|| id("msg", out.len())),
+                            text: String::new(),
+                            refusal: None,
+                            annotations,
+                        });
+                        open = Some(out.len() - 1);
+                        out.len() - 1
+                    }
+                };
+                if let Some(OutItem::Message { text: t, .. }) = out.get_mut(position) {
+                    t.push_str(text);
+                }
+            }
+            Part::Native { .. } | Part::Image { .. } | Part::Document { .. } => {}
         }
     }
-    let text = c.message.joined_text();
-    if !text.is_empty() || c.message.refusal.is_some() || c.message.tool_calls.is_empty() {
+    let has_message = out.iter().any(|i| matches!(i, OutItem::Message { .. }));
+    let has_native = out.iter().any(|i| matches!(i, OutItem::Native(_)));
+    if let Some(refusal) = &c.message.refusal {
+        match out.iter_mut().rev().find_map(|i| match i {
+            OutItem::Message { refusal, .. } => Some(refusal),
+            _ => None,
+        }) {
+            Some(slot) => *slot = Some(refusal.clone()),
+            None => out.push(OutItem::Message {
+                id: id("msg", out.len()),
+                text: String::new(),
+                refusal: Some(refusal.clone()),
+                annotations: Vec::new(),
+            }),
+        }
+    } else if !has_message && !has_native && c.message.tool_calls.is_empty() {
         out.push(OutItem::Message {
             id: id("msg", out.len()),
-            text,
-            refusal: c.message.refusal.clone(),
+            text: String::new(),
+            refusal: None,
+            annotations: Vec::new(),
         });
     }
     for call in &c.message.tool_calls {
@@ -1009,13 +1170,7 @@ pub fn encode_response(req: &ChatRequest, r: &ChatResponse) -> Vec<u8> {
         .iter()
         .find(|c| c.index == 0)
         .map_or(FinishReason::Stop, |c| c.finish_reason);
-    let size: usize = output
-        .iter()
-        .map(|i| match i {
-            OutItem::Reasoning { text, .. } | OutItem::Message { text, .. } => text.len(),
-            OutItem::Call { arguments, .. } => arguments.len(),
-        })
-        .sum();
+    let size: usize = output.iter().map(OutItem::size).sum();
     let mut w = JsonWriter::with_capacity(size + 1024);
     let head = Head {
         id: &rid,

@@ -6,9 +6,10 @@
 //!   puts a leading system turn back there. `input` items become turns: `message` items by role,
 //!   `function_call` items the assistant's tool calls (merged into the assistant turn they
 //!   follow), `function_call_output` items tool turns, `reasoning` items reasoning parts.
-//! - The answer's items are minted from the IR in a fixed order (reasoning, message, function
-//!   calls), with ids derived from the response id; only reasoning ids and call ids survive the
-//!   IR, so a Responses provider's own `msg_`/`fc_` ids are not the ones a client sees.
+//! - The answer's items are minted from the IR in its order (reasoning, built-in tools' items and
+//!   a message per run of text as they came, then function calls), with ids derived from the
+//!   response id; reasoning ids, call ids, built-in tools' items and an annotated message's id
+//!   survive the IR, other `msg_`/`fc_` ids of a Responses provider are not the ones a client sees.
 //! - Reasoning payloads go back only where they came from (`ir::Origin`): OpenAI's
 //!   `encrypted_content` passes verbatim; another provider's signature travels inside
 //!   `encrypted_content` as `weir:` + base64 of `{"o","s","r"}` (see [`pack_reasoning`]), which
@@ -23,9 +24,20 @@
 //!   behaviours (`truncation: auto`, ...) are refused with a 400 naming them. weir is stateless:
 //!   state is served only by an `openai-responses` provider, and so are `GET`/`DELETE
 //!   /v1/responses/{id}` ([`StoredCall`]), which pass through unchanged.
-//! - Built-in tools (`web_search`, `file_search`, `code_interpreter`, `computer_use_preview`,
-//!   MCP, ...) and items with no IR form are refused by name: their calls and results come back as
-//!   output items the IR cannot carry, so relaying them would silently lose them.
+//! - Built-in tools (every tool whose type is not `function`: `web_search`, `file_search`,
+//!   `code_interpreter`, `computer_use_preview`, `mcp`, ...) run at OpenAI: the client's `tools`
+//!   and `tool_choice` reach a Responses provider verbatim (the IR holds the function tools only),
+//!   and `portable` refuses them by name for any other target. What the IR has no form for travels
+//!   as `Part::Native` / `StreamEvent::Native` with `Origin::OpenAiResponses`, like reasoning
+//!   payloads: input items of those tools and `item_reference` (in place, in an assistant turn),
+//!   the answer's items of those tools, and a message's `output_text` annotations (a
+//!   `{"type": "message", "id", "annotations"}` part before the message's text, indices counted
+//!   from the start of its joined text). Only this codec writes them back; every other drops them.
+//! - In streams, the provider's events for built-in tools' items and
+//!   `response.output_text.annotation.added` pass as `StreamEvent::Native`; the encoder gives
+//!   each such item the next output position, maps the provider's `output_index` to it, renumbers
+//!   `sequence_number`, and adds annotations to the open text part (and so to its `done` events
+//!   and `response.completed`).
 //! - Streams are the semantic event stream: every event numbered by `sequence_number`, items by
 //!   `output_index`, parts by `content_index`, exactly as the SDK's stream accumulator checks.
 //!
@@ -43,7 +55,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use client::{decode_request, encode_response, portable, StoredCall, StoredOp};
+pub use client::{decode_request, encode_response, holds_native, portable, StoredCall, StoredOp};
 pub use provider::{decode_response, encode_request};
 pub use stream::{ResponsesStreamDecoder, ResponsesStreamEncoder};
 
@@ -124,6 +136,37 @@ fn response_id(id: &str) -> String {
 fn item_id(prefix: &str, response_id: &str, output_index: usize) -> String {
     let base = response_id.strip_prefix("resp_").unwrap_or(response_id);
     format!("{prefix}_{base}_{output_index}")
+}
+
+/// The [`crate::ir::Part::Native`] that stands for a provider's message item before its text:
+/// its id, and its text parts' annotations in order (indices already counted from the start of
+/// the message's whole text). `None` without annotations: then minted ids serve as well.
+fn message_meta_item(
+    id: Option<&str>,
+    annotations: Vec<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    if annotations.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({"type": "message", "id": id.unwrap_or(""), "annotations": annotations}))
+}
+
+/// The inverse of [`message_meta_item`]: the message's id and annotations; `None` for any other
+/// item.
+fn message_meta(item: &serde_json::Value) -> Option<(String, Vec<serde_json::Value>)> {
+    if item.get("type")?.as_str()? != "message" {
+        return None;
+    }
+    let id = item
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let annotations = item
+        .get("annotations")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Some((id.to_string(), annotations))
 }
 
 /// What a reasoning item's `encrypted_content` stands for.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{effort_name, finish_of, reasoning_text, TARGET};
 use crate::ir::*;
-use crate::wire::json::{as_obj, parse_object, upstream, JsonWriter, Obj, Path, R};
+use crate::wire::json::{as_obj, parse_object, upstream, Json, JsonWriter, Obj, Path, R};
 use crate::wire::{
     body_size_hint, media, openai, reject_foreign_extra, Outgoing, ProviderSpec, WireError,
 };
@@ -280,13 +280,27 @@ fn write_message(m: &Message, path: Path<'_>, w: &mut JsonWriter) -> R<()> {
             w.end_object();
         }
         Role::Assistant => {
+            // In order: reasoning and built-in tools' items between runs of text.
+            let mut text = String::new();
             for p in &m.content {
-                write_reasoning_item(p, w);
+                match p {
+                    Part::Text { text: t } => text.push_str(t),
+                    Part::Native {
+                        origin: Origin::OpenAiResponses,
+                        item,
+                    } if super::message_meta(item).is_none() => {
+                        flush_text(w, &mut text);
+                        w.value(item);
+                    }
+                    p => {
+                        if matches!(p, Part::Reasoning { .. }) {
+                            flush_text(w, &mut text);
+                        }
+                        write_reasoning_item(p, w);
+                    }
+                }
             }
-            let text = m.joined_text();
-            if !text.is_empty() {
-                write_assistant_text(w, &text);
-            }
+            flush_text(w, &mut text);
             if let Some(r) = m.refusal.as_deref().filter(|r| !r.is_empty()) {
                 write_assistant_text(w, r);
             }
@@ -333,6 +347,14 @@ fn write_message(m: &Message, path: Path<'_>, w: &mut JsonWriter) -> R<()> {
     Ok(())
 }
 
+/// The text gathered so far as one assistant message item.
+fn flush_text(w: &mut JsonWriter, text: &mut String) {
+    if !text.is_empty() {
+        write_assistant_text(w, text);
+        text.clear();
+    }
+}
+
 fn write_assistant_text(w: &mut JsonWriter, text: &str) {
     w.begin_object();
     w.key("type").str("message");
@@ -373,7 +395,7 @@ fn write_parts(parts: &[Part], w: &mut JsonWriter) {
     w.begin_array();
     for p in parts {
         match p {
-            Part::Reasoning { .. } => continue,
+            Part::Reasoning { .. } | Part::Native { .. } => continue,
             Part::Text { text } => {
                 w.begin_object();
                 w.key("type").str("input_text");
@@ -446,7 +468,7 @@ fn decode_chat(req: &ChatRequest, o: &Obj<'_, '_>) -> R<Response> {
     let output = o.arr("output")?.unwrap_or_default();
     let path = Path::field("output");
     for (i, item) in output.iter().enumerate() {
-        read_output_item(&as_obj(item, path.index(i))?, &mut message)?;
+        read_output_item(&as_obj(item, path.index(i))?, item, &mut message)?;
     }
     let incomplete = match o.obj("incomplete_details")? {
         Some(d) => Some(d.str("reason")?.unwrap_or("max_output_tokens")),
@@ -497,17 +519,28 @@ pub(super) fn failed(o: &Obj<'_, '_>) -> R<ErrorInfo> {
 }
 
 /// One output item into the answer's message.
-fn read_output_item(o: &Obj<'_, '_>, message: &mut Message) -> R<()> {
+fn read_output_item(o: &Obj<'_, '_>, item: &Json<'_>, message: &mut Message) -> R<()> {
     match o.req_str("type")? {
         "message" => {
             let parts = o.arr("content")?.unwrap_or_default();
             let base = o.path("content");
+            let meta_at = message.content.len();
+            let mut annotations = Vec::new();
+            // Annotation indices count characters of their own part; the IR joins the parts.
+            let mut offset = 0;
             for (j, p) in parts.iter().enumerate() {
                 let p = as_obj(p, base.index(j))?;
                 match p.req_str("type")? {
-                    "output_text" => message.content.push(Part::Text {
-                        text: p.req_str("text")?.to_string(),
-                    }),
+                    "output_text" => {
+                        let text = p.req_str("text")?;
+                        for a in p.arr("annotations")?.unwrap_or_default() {
+                            annotations.push(shifted(a.to_value(), offset));
+                        }
+                        offset += text.chars().count();
+                        message.content.push(Part::Text {
+                            text: text.to_string(),
+                        });
+                    }
                     "refusal" => message
                         .refusal
                         .get_or_insert_with(String::new)
@@ -518,6 +551,15 @@ fn read_output_item(o: &Obj<'_, '_>, message: &mut Message) -> R<()> {
                         )))
                     }
                 }
+            }
+            if let Some(meta) = super::message_meta_item(o.str("id")?, annotations) {
+                message.content.insert(
+                    meta_at,
+                    Part::Native {
+                        origin: Origin::OpenAiResponses,
+                        item: meta,
+                    },
+                );
             }
         }
         "function_call" => message.tool_calls.push(ToolCall {
@@ -532,13 +574,27 @@ fn read_output_item(o: &Obj<'_, '_>, message: &mut Message) -> R<()> {
             id: o.string("id")?,
             origin: Some(Origin::OpenAiResponses),
         }),
-        other => {
-            return Err(WireError::upstream(format!(
-                "an output item of type `{other}`, which weir cannot relay"
-            )))
-        }
+        // A built-in tool's call (`web_search_call`, `mcp_call`, ...): verbatim, in place, for
+        // the Responses client that asked for the tool.
+        _ => message.content.push(Part::Native {
+            origin: Origin::OpenAiResponses,
+            item: item.to_value(),
+        }),
     }
     Ok(())
+}
+
+/// An annotation with its character indices moved `by` characters on.
+pub(super) fn shifted(mut a: Value, by: usize) -> Value {
+    if by > 0 {
+        for key in ["start_index", "end_index", "index"] {
+            if let Some(slot) = a.get_mut(key).filter(|v| v.is_u64()) {
+                let n = slot.as_u64().unwrap_or(0);
+                *slot = Value::from(n.saturating_add(by as u64));
+            }
+        }
+    }
+    a
 }
 
 // --- stored responses -------------------------------------------------------------------------

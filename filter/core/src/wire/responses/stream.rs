@@ -12,8 +12,10 @@
 //! back, is known only then. The answer held for the closing events is bounded by the limit
 //! given at construction.
 
+use serde_json::Value;
+
 use super::client::{
-    echo, write_refusal_part, write_response, write_summary_part, write_text_part, Head,
+    echo, json_size, write_refusal_part, write_response, write_summary_part, write_text_part, Head,
     ItemStatus, OutItem, Outcome,
 };
 use super::{item_id, pack_reasoning, response_id};
@@ -60,6 +62,8 @@ pub struct ResponsesStreamEncoder {
     calls: Vec<OpenCall>,
     /// Reasoning received but not yet written (see the module docs).
     reasoning: Option<String>,
+    /// Built-in tools' items: the provider's `output_index` and the item's position here.
+    native: Vec<(u64, usize)>,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     /// Bytes of answer held, and the most that may be.
@@ -83,6 +87,7 @@ impl ResponsesStreamEncoder {
             message: None,
             calls: Vec::new(),
             reasoning: None,
+            native: Vec::new(),
             finish: None,
             usage: None,
             held: 0,
@@ -256,6 +261,7 @@ impl ResponsesStreamEncoder {
             id: id.clone(),
             text: String::new(),
             refusal: None,
+            annotations: Vec::new(),
         });
         self.emit("response.output_item.added", out, |w| {
             w.key("output_index").u64(position as u64);
@@ -276,12 +282,20 @@ impl ResponsesStreamEncoder {
     }
 
     /// The message's id and what it holds so far.
-    fn message_state(&self, position: usize) -> (String, String, Option<String>) {
+    fn message_state(&self, position: usize) -> (String, String, Option<String>, Vec<Value>) {
         match self.items.get(position) {
-            Some(OutItem::Message { id, text, refusal }) => {
-                (id.clone(), text.clone(), refusal.clone())
-            }
-            _ => (String::new(), String::new(), None),
+            Some(OutItem::Message {
+                id,
+                text,
+                refusal,
+                annotations,
+            }) => (
+                id.clone(),
+                text.clone(),
+                refusal.clone(),
+                annotations.clone(),
+            ),
+            _ => (String::new(), String::new(), None, Vec::new()),
         }
     }
 
@@ -295,14 +309,14 @@ impl ResponsesStreamEncoder {
             self.close_part(out);
         }
         let index = self.message.as_ref().map_or(0, |m| m.parts);
-        let (id, _, _) = self.message_state(position);
+        let (id, ..) = self.message_state(position);
         self.emit("response.content_part.added", out, |w| {
             w.key("item_id").str(&id);
             w.key("output_index").u64(position as u64);
             w.key("content_index").u64(index.into());
             w.key("part");
             match kind {
-                PartKind::Text => write_text_part(w, ""),
+                PartKind::Text => write_text_part(w, "", &[]),
                 PartKind::Refusal => write_refusal_part(w, ""),
             }
         });
@@ -321,7 +335,7 @@ impl ResponsesStreamEncoder {
             return;
         };
         let position = m.position;
-        let (id, text, refusal) = self.message_state(position);
+        let (id, text, refusal, annotations) = self.message_state(position);
         let refusal = refusal.unwrap_or_default();
         let at = |w: &mut JsonWriter| {
             w.key("item_id").str(&id);
@@ -343,7 +357,7 @@ impl ResponsesStreamEncoder {
             at(w);
             w.key("part");
             match kind {
-                PartKind::Text => write_text_part(w, &text),
+                PartKind::Text => write_text_part(w, &text, &annotations),
                 PartKind::Refusal => write_refusal_part(w, &refusal),
             }
         });
@@ -370,6 +384,7 @@ impl ResponsesStreamEncoder {
             id: own,
             text,
             refusal,
+            ..
         }) = self.items.get_mut(position)
         {
             match kind {
@@ -457,6 +472,91 @@ impl ResponsesStreamEncoder {
         }
     }
 
+    // --- built-in tools ---
+
+    /// A Responses provider's own event (see the module docs): a built-in tool's item opens at
+    /// the next position, its events follow it there, and an annotation joins the open text.
+    fn native(&mut self, event: &Value, out: &mut Vec<u8>) {
+        let Some(kind) = event.get("type").and_then(Value::as_str) else {
+            return;
+        };
+        if !self.hold(json_size(event), out) {
+            return;
+        }
+        let theirs = event.get("output_index").and_then(Value::as_u64);
+        match kind {
+            "response.output_item.added" => {
+                let Some(item) = event.get("item") else {
+                    return;
+                };
+                self.flush_reasoning(None, out);
+                self.close_message(out);
+                let position = self.items.len();
+                if let Some(theirs) = theirs {
+                    self.native.push((theirs, position));
+                }
+                self.items.push(OutItem::Native(item.clone()));
+                self.emit_native(kind, event, position, out);
+            }
+            "response.output_text.annotation.added" => {
+                let Some(annotation) = event.get("annotation") else {
+                    return;
+                };
+                let (position, index) = self.open_part(PartKind::Text, out);
+                let Some(OutItem::Message {
+                    id, annotations, ..
+                }) = self.items.get_mut(position)
+                else {
+                    return;
+                };
+                annotations.push(annotation.clone());
+                let (id, count) = (id.clone(), annotations.len());
+                self.emit(kind, out, |w| {
+                    w.key("item_id").str(&id);
+                    w.key("output_index").u64(position as u64);
+                    w.key("content_index").u64(index.into());
+                    w.key("annotation_index")
+                        .u64(count.saturating_sub(1) as u64);
+                    w.key("annotation").value(annotation);
+                });
+            }
+            _ => {
+                // The item's progress and its `output_item.done`; an event about an item never
+                // announced has nowhere to go.
+                let Some(position) = self
+                    .native
+                    .iter()
+                    .find(|(t, _)| Some(*t) == theirs)
+                    .map(|(_, p)| *p)
+                else {
+                    return;
+                };
+                if kind == "response.output_item.done" {
+                    if let (Some(item), Some(slot)) =
+                        (event.get("item"), self.items.get_mut(position))
+                    {
+                        *slot = OutItem::Native(item.clone());
+                    }
+                }
+                self.emit_native(kind, event, position, out);
+            }
+        }
+    }
+
+    /// A provider event as it came, numbered into this stream and moved to `position`.
+    fn emit_native(&mut self, kind: &str, event: &Value, position: usize, out: &mut Vec<u8>) {
+        self.emit(kind, out, |w| {
+            if let Some(fields) = event.as_object() {
+                for (k, v) in fields {
+                    if !matches!(k.as_str(), "type" | "sequence_number" | "output_index") {
+                        w.key(k).value(v);
+                    }
+                }
+            }
+            w.key("output_index").u64(position as u64);
+        });
+    }
+
     // --- the end ---
 
     fn fail(&mut self, e: &ErrorInfo, out: &mut Vec<u8>) {
@@ -481,6 +581,7 @@ impl StreamEncoder for ResponsesStreamEncoder {
             | StreamEvent::ToolCallStart { choice, .. }
             | StreamEvent::ToolCallDelta { choice, .. }
             | StreamEvent::Finish { choice, .. }
+            | StreamEvent::Native { choice, .. }
                 if *choice != 0 => {}
             StreamEvent::TextDelta { text, .. } => self.text(PartKind::Text, text, out),
             StreamEvent::RefusalDelta { text, .. } => self.text(PartKind::Refusal, text, out),
@@ -519,6 +620,12 @@ impl StreamEncoder for ResponsesStreamEncoder {
                 self.close_message(out);
                 self.close_calls(out);
             }
+            StreamEvent::Native {
+                origin: Origin::OpenAiResponses,
+                event,
+                ..
+            } => self.native(event, out),
+            StreamEvent::Native { .. } => {}
             StreamEvent::Usage(u) => self.usage = Some(*u),
             StreamEvent::Error(e) => self.fail(e, out),
         }
@@ -568,7 +675,13 @@ pub struct ResponsesStreamDecoder {
     reasoned: Vec<String>,
     /// Message items whose text arrived as deltas.
     texted: Vec<String>,
+    /// `output_index` of each built-in tool's item, whose events pass on verbatim.
+    hosted: Vec<u64>,
 }
+
+/// The most built-in tools' items one answer may hold: a bound on the decoder's memory far above
+/// what an agent turn runs.
+const MAX_HOSTED: usize = 1024;
 
 impl ResponsesStreamDecoder {
     pub fn new(req: &ChatRequest, max_frame: usize) -> Self {
@@ -580,6 +693,7 @@ impl ResponsesStreamDecoder {
             calls: Vec::new(),
             reasoned: Vec::new(),
             texted: Vec::new(),
+            hosted: Vec::new(),
         }
     }
 
@@ -627,7 +741,22 @@ impl ResponsesStreamDecoder {
         }
     }
 
-    fn event(&mut self, kind: &str, o: &Obj<'_, '_>, out: &mut Vec<StreamEvent>) -> R<()> {
+    /// The provider's event, verbatim, for a Responses client (see [`StreamEvent::Native`]).
+    fn native(raw: &Json<'_>, out: &mut Vec<StreamEvent>) {
+        out.push(StreamEvent::Native {
+            choice: 0,
+            origin: Origin::OpenAiResponses,
+            event: raw.to_value(),
+        });
+    }
+
+    fn event(
+        &mut self,
+        kind: &str,
+        o: &Obj<'_, '_>,
+        raw: &Json<'_>,
+        out: &mut Vec<StreamEvent>,
+    ) -> R<()> {
         match kind {
             "response.created" | "response.in_progress" | "response.queued" => {
                 self.start(o, out)?
@@ -655,13 +784,18 @@ impl ResponsesStreamDecoder {
                         }
                     }
                     "message" | "reasoning" => {}
-                    other => {
-                        return Err(WireError::upstream(format!(
-                            "an output item of type `{other}`, which weir cannot relay"
-                        )))
+                    _ => {
+                        if self.hosted.len() >= MAX_HOSTED {
+                            return Err(WireError::upstream(
+                                "the answer holds more built-in tool calls than weir relays",
+                            ));
+                        }
+                        self.hosted.push(o.u64("output_index")?.unwrap_or(u64::MAX));
+                        Self::native(raw, out);
                     }
                 }
             }
+            "response.output_text.annotation.added" => Self::native(raw, out),
             "response.output_text.delta" | "response.refusal.delta" => {
                 let delta = o.req_str("delta")?;
                 if let Some(id) = o.str("item_id")? {
@@ -726,7 +860,7 @@ impl ResponsesStreamDecoder {
                     });
                 }
             }
-            "response.output_item.done" => self.item_done(o, out)?,
+            "response.output_item.done" => self.item_done(o, raw, out)?,
             "response.completed" | "response.incomplete" => {
                 self.start(o, out)?;
                 let r = o.req_obj("response")?;
@@ -768,6 +902,13 @@ impl ResponsesStreamDecoder {
                 )));
                 self.done = true;
             }
+            // A built-in tool's progress (`response.web_search_call.searching`, ...).
+            _ if o
+                .u64("output_index")?
+                .is_some_and(|i| self.hosted.contains(&i)) =>
+            {
+                Self::native(raw, out)
+            }
             // Part boundaries, `*.done` events that repeat their deltas, and event types the API
             // may add later.
             _ => {}
@@ -776,7 +917,7 @@ impl ResponsesStreamDecoder {
     }
 
     /// A finished item: a reasoning item's payload, and whatever its deltas did not carry.
-    fn item_done(&mut self, o: &Obj<'_, '_>, out: &mut Vec<StreamEvent>) -> R<()> {
+    fn item_done(&mut self, o: &Obj<'_, '_>, raw: &Json<'_>, out: &mut Vec<StreamEvent>) -> R<()> {
         let item = o.req_obj("item")?;
         let id = item.string("id")?;
         let streamed = |list: &[String]| id.as_ref().is_some_and(|id| list.contains(id));
@@ -820,7 +961,8 @@ impl ResponsesStreamDecoder {
                     self.rest_of_arguments(o, args, out);
                 }
             }
-            _ => {}
+            "message" => {}
+            _ => Self::native(raw, out),
         }
         Ok(())
     }
@@ -863,7 +1005,7 @@ impl TerminatedSse for ResponsesStreamDecoder {
                 Some(k) => k.to_string(),
                 None => f.event.unwrap_or_default(),
             };
-            self.event(&kind, &o, out).map_err(upstream)?;
+            self.event(&kind, &o, &v, out).map_err(upstream)?;
         }
         Ok(())
     }

@@ -222,25 +222,11 @@ mod requests {
             field_of(with("frequency_penalty", json!(1))),
             "frequency_penalty"
         );
-        let e = with("tools", json!([{"type": "web_search"}]));
-        assert!(
-            message_of(&e).contains("built-in tool `web_search`"),
-            "{}",
-            message_of(&e)
-        );
-        assert_eq!(field_of(e), "tools[0].type");
-        let e = with("tool_choice", json!({"type": "file_search"}));
-        assert_eq!(field_of(e), "tool_choice.type");
         assert_eq!(field_of(with("background", json!(true))), "background");
         assert_eq!(field_of(with("top_logprobs", json!(2))), "top_logprobs");
         let e = with("include", json!(["message.output_text.logprobs"]));
         assert_eq!(field_of(e), "include[0]");
         assert_eq!(field_of(with("include", json!(["nope"]))), "include[0]");
-        let e = with("input", json!([{"type": "item_reference", "id": "msg_1"}]));
-        assert!(message_of(&e).contains("stateless"));
-        assert_eq!(field_of(e), "input[0]");
-        let e = with("input", json!([{"type": "web_search_call", "id": "ws_1"}]));
-        assert_eq!(field_of(e), "input[0].type");
         let e = with(
             "input",
             json!([{"role": "user", "content": [{"type": "input_image", "file_id": "file-1", "detail": "auto"}]}]),
@@ -651,13 +637,6 @@ mod answers {
             panic!()
         };
         assert_eq!((e.status, e.message.as_str()), (400, "Invalid 'input[0]'."));
-
-        v["status"] = json!("completed");
-        v["output"] = json!([{"type": "web_search_call", "id": "ws_1", "status": "completed"}]);
-        let e = decode_response(&chat_req(), 200, v.to_string().as_bytes()).unwrap_err();
-        assert!(
-            matches!(e, WireError::Upstream { message } if message.contains("web_search_call"))
-        );
     }
 
     fn answer(content: Vec<Part>, calls: Vec<ToolCall>, finish: FinishReason) -> ChatResponse {
@@ -966,7 +945,7 @@ mod streams {
         ]
     }
 
-    fn decode_chunks(chunks: &[Vec<u8>]) -> Result<Vec<StreamEvent>, WireError> {
+    pub(super) fn decode_chunks(chunks: &[Vec<u8>]) -> Result<Vec<StreamEvent>, WireError> {
         let req = ChatRequest {
             model: "gpt-5".into(),
             ..Default::default()
@@ -1067,15 +1046,6 @@ mod streams {
                 }),
             ]
         );
-        let odd = format!(
-            "{head}event: response.output_item.added\ndata: {}\n\n",
-            json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0,
-                   "item": {"type": "web_search_call", "id": "ws_1", "status": "in_progress"}})
-        );
-        assert!(matches!(
-            decode_chunks(&[odd.into_bytes()]),
-            Err(WireError::Upstream { .. })
-        ));
         // Cut before the end: no Finish, which the client's encoder turns into an error.
         let cut = RECORDED.split("event: response.completed").next().unwrap();
         assert!(!decode_str(cut)
@@ -1087,7 +1057,7 @@ mod streams {
     /// checks: names match types, numbering is contiguous from 0, `response.created` first, one
     /// terminal event last, every item announced before use and finished under the same id, and
     /// the terminal response listing exactly the finished items.
-    fn parse_checked(bytes: &[u8]) -> Vec<(String, Value)> {
+    pub(super) fn parse_checked(bytes: &[u8]) -> Vec<(String, Value)> {
         let mut f = SseFramer::new(1 << 20);
         let mut frames = Vec::new();
         f.push(bytes, &mut frames).unwrap();
@@ -1143,7 +1113,11 @@ mod streams {
         events
     }
 
-    fn encode_events(req: &ChatRequest, events: &[StreamEvent], limit: usize) -> Vec<u8> {
+    pub(super) fn encode_events(
+        req: &ChatRequest,
+        events: &[StreamEvent],
+        limit: usize,
+    ) -> Vec<u8> {
         let mut enc = ResponsesStreamEncoder::new(req, limit);
         let mut out = Vec::new();
         for ev in events {
@@ -1378,5 +1352,400 @@ mod streams {
         let text = w.into_string();
         let map = parse_object(text.as_bytes(), "usage").unwrap();
         assert_eq!(read_usage(&crate::wire::json::Obj::root(&map)).unwrap(), u);
+    }
+}
+
+/// Built-in tools (`web_search`, ...): verbatim to and from a Responses provider, refused by name
+/// for every other target, their items and annotations relayed in order and in every split.
+mod hosted {
+    use super::streams::{decode_chunks, encode_events, parse_checked};
+    use super::*;
+    use crate::stream::testutil::splits;
+    use crate::wire::ClientApi;
+
+    const OTHERS: [ProviderKind; 8] = [
+        ProviderKind::OpenAi,
+        ProviderKind::AzureOpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Bedrock,
+        ProviderKind::Ollama,
+        ProviderKind::Mistral,
+        ProviderKind::OpenAiCompatible,
+    ];
+
+    fn other(kind: ProviderKind) -> ProviderSpec {
+        ProviderSpec { kind, ..spec() }
+    }
+
+    fn with_tools() -> Value {
+        json!({"model": "gpt-5", "input": "Weather in Paris?", "include": ["web_search_call.action.sources"],
+               "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}},
+                         {"type": "web_search", "search_context_size": "low"}],
+               "tool_choice": "auto"})
+    }
+
+    #[test]
+    fn built_in_tools_reach_a_responses_provider_verbatim_and_are_refused_by_name_elsewhere() {
+        let body = with_tools();
+        let r = decode(body.clone()).unwrap();
+        // The IR holds the function tool only; the Responses provider gets the client's list.
+        assert_eq!(r.tools.len(), 1);
+        let sent = body_of(&r);
+        assert_eq!(sent["tools"], body["tools"]);
+        assert_eq!(sent["include"], body["include"]);
+        for kind in OTHERS {
+            let e = other(kind)
+                .encode_request(&Request::Chat(r.clone()))
+                .unwrap_err();
+            let message = message_of(&e);
+            assert!(message.contains("built-in tool `web_search`"), "{message}");
+            assert!(message.contains(kind.name()), "{message}");
+            assert_eq!(field_of(e), "tools[1].type");
+        }
+
+        let mut forced = body.clone();
+        forced["tools"] = json!([{"type": "web_search_preview"}]);
+        forced["tool_choice"] = json!({"type": "web_search_preview"});
+        let r = decode(forced.clone()).unwrap();
+        assert_eq!(body_of(&r)["tool_choice"], forced["tool_choice"]);
+        let e = portable(&r, ProviderKind::Anthropic).unwrap_err();
+        assert!(message_of(&e).contains("`web_search_preview`"));
+        assert_eq!(field_of(e), "tool_choice.type");
+
+        let mut allowed = body.clone();
+        allowed["tools"] = json!([{"type": "function", "name": "f", "parameters": {}}]);
+        allowed["tool_choice"] = json!({"type": "allowed_tools", "mode": "auto",
+            "tools": [{"type": "function", "name": "f"}, {"type": "file_search"}]});
+        let r = decode(allowed).unwrap();
+        assert_eq!(r.tools.len(), 1);
+        let e = portable(&r, ProviderKind::Gemini).unwrap_err();
+        assert_eq!(field_of(e), "tool_choice.tools[1].type");
+    }
+
+    #[test]
+    fn built_in_tools_items_in_input_keep_their_place_for_a_responses_provider_only() {
+        let ws = json!({"type": "web_search_call", "id": "ws_1", "status": "completed",
+                        "action": {"type": "search", "query": "paris weather"}});
+        let input = json!([
+            {"role": "user", "content": "Weather in Paris?"},
+            {"id": "rs_1", "type": "reasoning", "summary": [], "encrypted_content": "gAAA"},
+            ws,
+            {"type": "message", "role": "assistant", "id": "msg_1",
+             "content": [{"type": "output_text", "text": "Sunny.", "annotations": [
+                 {"type": "url_citation", "start_index": 0, "end_index": 6, "url": "https://w.example", "title": "W"}]}]},
+            {"type": "item_reference", "id": "ws_0"},
+            {"role": "user", "content": "And tomorrow?"}
+        ]);
+        let r = decode(json!({"model": "gpt-5", "input": input})).unwrap();
+        let sent = body_of(&r)["input"].clone();
+        let kinds: Vec<&str> = sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["type"].as_str().unwrap_or("message"))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "message",
+                "reasoning",
+                "web_search_call",
+                "message",
+                "item_reference",
+                "message"
+            ]
+        );
+        assert_eq!(sent[2], ws);
+        assert_eq!(sent[3]["content"], json!("Sunny."));
+
+        // No extras at all: the items alone make the request Responses-only.
+        let r = decode(json!({"model": "gpt-5", "input": [ws, {"role": "user", "content": "x"}]}))
+            .unwrap();
+        assert!(r.extra.is_empty());
+        for kind in OTHERS {
+            let e = other(kind)
+                .encode_request(&Request::Chat(r.clone()))
+                .unwrap_err();
+            assert!(message_of(&e).contains("`web_search_call` item"), "{e:?}");
+            assert_eq!(field_of(e), "input");
+        }
+        let r =
+            decode(json!({"model": "gpt-5", "input": [{"type": "item_reference", "id": "msg_1"}]}))
+                .unwrap();
+        let e = portable(&r, ProviderKind::Anthropic).unwrap_err();
+        assert!(message_of(&e).contains("item_reference"));
+        assert!(message_of(&e).contains("stateless"));
+    }
+
+    /// A web-search answer as the API reference shows it: the search call, then a message whose
+    /// two text parts cite their sources.
+    const SEARCHED: &str = r#"{
+      "id": "resp_ws", "object": "response", "created_at": 1741476777, "status": "completed",
+      "model": "gpt-5", "incomplete_details": null,
+      "output": [
+        {"id": "ws_67c9", "type": "web_search_call", "status": "completed",
+         "action": {"type": "search", "query": "positive news today",
+                    "sources": [{"type": "url", "url": "https://news.example/a"}]}},
+        {"id": "msg_67c9", "type": "message", "status": "completed", "role": "assistant",
+         "content": [
+           {"type": "output_text", "text": "Good news: ",
+            "annotations": [{"type": "url_citation", "start_index": 0, "end_index": 4,
+                             "url": "https://news.example/a", "title": "A"}], "logprobs": []},
+           {"type": "output_text", "text": "rivers are cleaner.",
+            "annotations": [{"type": "url_citation", "start_index": 0, "end_index": 6,
+                             "url": "https://news.example/b", "title": "B"}], "logprobs": []}]}
+      ],
+      "usage": {"input_tokens": 10, "output_tokens": 20, "total_tokens": 30}
+    }"#;
+
+    #[test]
+    fn an_answer_keeps_built_in_items_annotations_and_ids_for_responses_clients_only() {
+        let req = Request::Chat(ChatRequest {
+            model: "gpt-5".into(),
+            ..Default::default()
+        });
+        let Response::Chat(c) = decode_response(&req, 200, SEARCHED.as_bytes()).unwrap() else {
+            panic!("not a chat answer")
+        };
+        let choice = &c.choices[0];
+        assert_eq!(choice.finish_reason, FinishReason::Stop);
+        assert_eq!(
+            choice.message.joined_text(),
+            "Good news: rivers are cleaner."
+        );
+
+        let client = decode(with_tools()).unwrap();
+        let out: Value = serde_json::from_slice(&encode_response(&client, &c)).unwrap();
+        let source: Value = serde_json::from_str(SEARCHED).unwrap();
+        let output = out["output"].as_array().unwrap();
+        assert_eq!(output.len(), 2);
+        assert_eq!(
+            output[0], source["output"][0],
+            "the search call goes back verbatim"
+        );
+        assert_eq!(output[1]["id"], json!("msg_67c9"));
+        let part = &output[1]["content"][0];
+        assert_eq!(part["text"], json!("Good news: rivers are cleaner."));
+        // The second part's citation now counts from the start of the joined text.
+        assert_eq!(
+            part["annotations"],
+            json!([
+                {"type": "url_citation", "start_index": 0, "end_index": 4,
+                 "url": "https://news.example/a", "title": "A"},
+                {"type": "url_citation", "start_index": 11, "end_index": 17,
+                 "url": "https://news.example/b", "title": "B"}
+            ])
+        );
+        assert_eq!(out["status"], json!("completed"));
+
+        // Other client protocols see the text and nothing of the rest.
+        for api in [
+            ClientApi::OpenAiChat,
+            ClientApi::AnthropicMessages,
+            ClientApi::OllamaChat,
+        ] {
+            let body = api.encode_response(&req, &Response::Chat(c.clone()));
+            let text = String::from_utf8(body).unwrap();
+            assert!(text.contains("rivers are cleaner."), "{text}");
+            assert!(
+                !text.contains("ws_67c9") && !text.contains("url_citation"),
+                "{text}"
+            );
+        }
+    }
+
+    /// A web-search stream in the API reference's event order: the call's lifecycle events, then
+    /// the message with a citation added after its text.
+    const RECORDED: &str = concat!(
+        "event: response.created\n",
+        "data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_ws\",\"object\":\"response\",\"created_at\":1756315696,\"status\":\"in_progress\",\"model\":\"gpt-5\",\"output\":[],\"usage\":null}}\n\n",
+        "event: response.in_progress\n",
+        "data: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":{\"id\":\"resp_ws\",\"object\":\"response\",\"created_at\":1756315696,\"status\":\"in_progress\",\"model\":\"gpt-5\",\"output\":[],\"usage\":null}}\n\n",
+        "event: response.output_item.added\n",
+        "data: {\"type\":\"response.output_item.added\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"id\":\"ws_68\",\"type\":\"web_search_call\",\"status\":\"in_progress\",\"action\":{\"type\":\"search\"}}}\n\n",
+        "event: response.web_search_call.in_progress\n",
+        "data: {\"type\":\"response.web_search_call.in_progress\",\"sequence_number\":3,\"output_index\":0,\"item_id\":\"ws_68\"}\n\n",
+        "event: response.web_search_call.searching\n",
+        "data: {\"type\":\"response.web_search_call.searching\",\"sequence_number\":4,\"output_index\":0,\"item_id\":\"ws_68\"}\n\n",
+        "event: response.web_search_call.completed\n",
+        "data: {\"type\":\"response.web_search_call.completed\",\"sequence_number\":5,\"output_index\":0,\"item_id\":\"ws_68\"}\n\n",
+        "event: response.output_item.done\n",
+        "data: {\"type\":\"response.output_item.done\",\"sequence_number\":6,\"output_index\":0,\"item\":{\"id\":\"ws_68\",\"type\":\"web_search_call\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"z\u{fc}rich weather\"}}}\n\n",
+        "event: response.output_item.added\n",
+        "data: {\"type\":\"response.output_item.added\",\"sequence_number\":7,\"output_index\":1,\"item\":{\"id\":\"msg_68\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}}\n\n",
+        "event: response.content_part.added\n",
+        "data: {\"type\":\"response.content_part.added\",\"sequence_number\":8,\"item_id\":\"msg_68\",\"output_index\":1,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"}}\n\n",
+        "event: response.output_text.delta\n",
+        "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":9,\"item_id\":\"msg_68\",\"output_index\":1,\"content_index\":0,\"delta\":\"Z\u{fc}rich: sunny \",\"logprobs\":[]}\n\n",
+        "event: response.output_text.delta\n",
+        "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":10,\"item_id\":\"msg_68\",\"output_index\":1,\"content_index\":0,\"delta\":\"(meteo).\",\"logprobs\":[]}\n\n",
+        "event: response.output_text.annotation.added\n",
+        "data: {\"type\":\"response.output_text.annotation.added\",\"sequence_number\":11,\"item_id\":\"msg_68\",\"output_index\":1,\"content_index\":0,\"annotation_index\":0,\"annotation\":{\"type\":\"url_citation\",\"start_index\":14,\"end_index\":21,\"url\":\"https://meteo.example/zh\",\"title\":\"Meteo\"}}\n\n",
+        "event: response.output_text.done\n",
+        "data: {\"type\":\"response.output_text.done\",\"sequence_number\":12,\"item_id\":\"msg_68\",\"output_index\":1,\"content_index\":0,\"text\":\"Z\u{fc}rich: sunny (meteo).\",\"logprobs\":[]}\n\n",
+        "event: response.content_part.done\n",
+        "data: {\"type\":\"response.content_part.done\",\"sequence_number\":13,\"item_id\":\"msg_68\",\"output_index\":1,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"annotations\":[{\"type\":\"url_citation\",\"start_index\":14,\"end_index\":21,\"url\":\"https://meteo.example/zh\",\"title\":\"Meteo\"}],\"logprobs\":[],\"text\":\"Z\u{fc}rich: sunny (meteo).\"}}\n\n",
+        "event: response.output_item.done\n",
+        "data: {\"type\":\"response.output_item.done\",\"sequence_number\":14,\"output_index\":1,\"item\":{\"id\":\"msg_68\",\"type\":\"message\",\"status\":\"completed\",\"content\":[{\"type\":\"output_text\",\"annotations\":[{\"type\":\"url_citation\",\"start_index\":14,\"end_index\":21,\"url\":\"https://meteo.example/zh\",\"title\":\"Meteo\"}],\"logprobs\":[],\"text\":\"Z\u{fc}rich: sunny (meteo).\"}],\"role\":\"assistant\"}}\n\n",
+        "event: response.completed\n",
+        "data: {\"type\":\"response.completed\",\"sequence_number\":15,\"response\":{\"id\":\"resp_ws\",\"object\":\"response\",\"created_at\":1756315696,\"status\":\"completed\",\"model\":\"gpt-5\",\"output\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":12,\"total_tokens\":21}}}\n\n",
+    );
+
+    fn event_of(recorded: &str, seq: u64) -> Value {
+        recorded
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .find(|v| v["sequence_number"] == json!(seq))
+            .unwrap()
+    }
+
+    fn native(event: Value) -> StreamEvent {
+        StreamEvent::Native {
+            choice: 0,
+            origin: Origin::OpenAiResponses,
+            event,
+        }
+    }
+
+    fn expected() -> Vec<StreamEvent> {
+        let ev = |seq| native(event_of(RECORDED, seq));
+        vec![
+            StreamEvent::Start {
+                id: "resp_ws".into(),
+                model: "gpt-5".into(),
+                created: 1756315696,
+            },
+            ev(2),
+            ev(3),
+            ev(4),
+            ev(5),
+            ev(6),
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "Zürich: sunny ".into(),
+            },
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "(meteo).".into(),
+            },
+            ev(11),
+            StreamEvent::Finish {
+                choice: 0,
+                reason: FinishReason::Stop,
+            },
+            StreamEvent::Usage(Usage {
+                input_tokens: 9,
+                output_tokens: 12,
+                ..Default::default()
+            }),
+        ]
+    }
+
+    #[test]
+    fn a_recorded_web_search_stream_decodes_identically_in_every_split() {
+        let whole = decode_chunks(&[RECORDED.as_bytes().to_vec()]).unwrap();
+        assert_eq!(whole, expected());
+        for chunks in splits(RECORDED.as_bytes(), 200) {
+            assert_eq!(decode_chunks(&chunks).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn the_encoder_renumbers_built_in_items_and_annotations_into_its_own_stream() {
+        // Text before the search: the provider's item 0 is this stream's item 1.
+        let mut events = expected();
+        events.insert(
+            1,
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "Let me look. ".into(),
+            },
+        );
+        let client = decode(with_tools()).unwrap();
+        let bytes = encode_events(&client, &events, 1 << 20);
+        let got = parse_checked(&bytes);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.web_search_call.in_progress",
+                "response.web_search_call.searching",
+                "response.web_search_call.completed",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.annotation.added",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let (_, searching) = &got[10];
+        assert_eq!(
+            (
+                searching["output_index"].clone(),
+                searching["item_id"].clone()
+            ),
+            (json!(1), json!("ws_68"))
+        );
+        let (_, added) = &got[17];
+        assert_eq!(added["output_index"], json!(2));
+        assert_eq!(added["content_index"], json!(0));
+        assert_eq!(added["annotation_index"], json!(0));
+        let annotation = event_of(RECORDED, 11)["annotation"].clone();
+        assert_eq!(added["annotation"], annotation);
+        let (_, done) = &got[19];
+        assert_eq!(done["part"]["annotations"], json!([annotation]));
+        let (_, completed) = got.last().unwrap();
+        let output = &completed["response"]["output"];
+        assert_eq!(output[1], event_of(RECORDED, 6)["item"]);
+        assert_eq!(output[2]["content"][0]["annotations"], json!([annotation]));
+
+        // Other clients' streams carry the text and none of it.
+        for api in [
+            ClientApi::OpenAiChat,
+            ClientApi::AnthropicMessages,
+            ClientApi::OllamaChat,
+        ] {
+            let mut enc = api.stream_encoder(&client, 1 << 20);
+            let mut out = Vec::new();
+            for ev in &events {
+                enc.event(ev, &mut out);
+            }
+            enc.end(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("(meteo)"), "{text}");
+            assert!(
+                !text.contains("ws_68") && !text.contains("url_citation"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn built_in_items_count_against_the_held_answer_limit() {
+        let client = decode(with_tools()).unwrap();
+        let bytes = encode_events(&client, &expected(), 300);
+        let got = parse_checked(&bytes);
+        let (name, last) = got.last().unwrap();
+        assert_eq!(name, "response.failed");
+        assert!(last["response"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_response_bytes"));
     }
 }
