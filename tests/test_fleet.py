@@ -422,8 +422,25 @@ def test_rolling_restart_under_load(fleet):
 
 # --- a replica killed under load ------------------------------------------------------------------
 
+def mock_faults(fleet: Fleet, rules: list[dict]) -> None:
+    """Sets (or, with [], clears) the mock's faults from inside its container: the providers'
+    network is not reachable from the host."""
+    code = ("import json, sys, urllib.request as u\n"
+            "base = 'http://127.0.0.1:18000/_mock/faults'\n"
+            "u.urlopen(u.Request(base, method='DELETE'))\n"
+            "rules = json.loads(sys.argv[1])\n"
+            "if rules: u.urlopen(u.Request(base, data=json.dumps(rules).encode(), method='POST',"
+            " headers={'content-type': 'application/json'}))\n")
+    r = subprocess.run(["docker", "exec", fleet.container("mock"), "python", "-c", code, json.dumps(rules)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 def test_replica_killed_under_load(fleet):
     total, workers = 2000, 32
+    # Slow answers (the mock waits 100 ms, then streams a chunk every 30 ms), so that when the
+    # replica dies, plain requests and streams are in flight on it.
+    mock_faults(fleet, [{"status": 200, "delay_ms": 100, "chunk_delay_ms": 30}])
     victim = "replica2"
     address = fleet.address(victim)
     container = fleet.container(victim)
@@ -457,6 +474,7 @@ def test_replica_killed_under_load(fleet):
     finally:
         killed_at.append(time.monotonic())  # releases the watcher if the kill never happened
         watcher.join(timeout=60)
+        mock_faults(fleet, [])
     elapsed = time.monotonic() - start
     plain = [o for o in outcomes if not o.stream]
     streams = [o for o in outcomes if o.stream]
