@@ -28,7 +28,7 @@ import ollama
 import openai
 import pytest
 
-from conftest import ROOT, WASM, compose_cmd, free_port
+from conftest import ROOT, WASM, compose_cmd, envoy_binary, free_port
 from weir_clients import DEMO_KEY
 
 COMPOSE = os.path.join(ROOT, "docker-compose.fleet.yaml")
@@ -207,6 +207,27 @@ def summary(outcomes: list[Outcome]) -> dict:
         k = f"{'stream' if o.stream else 'plain'}:{o.kind}"
         out[k] = out.get(k, 0) + 1
     return dict(sorted(out.items()))
+
+
+# --- always: the fleet's Envoy files ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["front", "replica"])
+def test_fleet_configs_validate(name, tmp_path):
+    """envoy/fleet/*.yaml load in Envoy with scripts/fleet-certs' certificates (no Docker needed)."""
+    if not os.path.exists(WASM):
+        pytest.fail("dist/weir.wasm is missing: run scripts/build first")
+    certs = str(tmp_path / "certs")
+    r = subprocess.run([os.path.join(ROOT, "scripts", "fleet-certs"), certs], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = open(os.path.join(ROOT, "envoy", "fleet", f"{name}.yaml"), encoding="utf-8").read()
+    assert text.count("/certs/") >= 3
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(text.replace("/certs/", certs + "/").replace("filename: dist/weir.wasm", f"filename: {WASM}"),
+                      encoding="utf-8")
+    r = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(config), "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 0 and "OK" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "Deprecated field" not in r.stdout + r.stderr
 
 
 # --- the fleet ------------------------------------------------------------------------------------
