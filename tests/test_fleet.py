@@ -2,7 +2,8 @@
 flows: a front Envoy (client certificates required) over three weir replicas (mTLS from the front
 only), global limits in the rate limit service over Redis, the mock providers. Tests: the mTLS
 cases, global limits across replicas and with Redis stopped and back, a replica cut off from the
-providers' network, a rolling restart under load, and a replica killed under load. Each prints
+providers' network, a rolling restart under load, a replica killed under load, and a key bound
+to a client certificate identity. Each prints
 its figures (requests, failures, failover time; docs/deploying.md summarises them).
 
 One compose project per module run (unique -p), images from scripts/images built once per
@@ -332,6 +333,30 @@ except (ssl.SSLError, ConnectionError) as e:
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] in ("refused", "closed"), r.stdout
     print(f"mTLS: a workload certificate other than the front's is refused by a replica ({r.stdout.strip()})")
+
+
+# --- a key bound to a client certificate identity -------------------------------------------------
+
+BOUND_KEY = "sk-weir-bound"  # only from spiffe://weir.fleet/app (envoy/central-lb.yaml)
+
+
+def test_key_bound_to_a_client_identity(fleet):
+    """The key works from the workload it is bound to; from another workload of the same CA it
+    is refused, also when that workload sends the bound identity in its own header."""
+    app = make_clients(fleet.url, tls_context(fleet.certs, "client"), key=BOUND_KEY)
+    assert call(app, 3, stream=False, protocol="openai").kind == "ok"
+    batch = make_clients(fleet.url, tls_context(fleet.certs, "client-b"), key=BOUND_KEY)
+    got = call(batch, 3, stream=False, protocol="openai")
+    assert (got.kind, got.status) == ("status", 401), got
+    assert "bound to other client certificate identities" in got.detail, got
+    forged = openai.OpenAI(base_url=fleet.url + "/v1", api_key=BOUND_KEY, max_retries=0, timeout=TIMEOUT,
+                           default_headers={"x-forwarded-client-cert": "URI=spiffe://weir.fleet/app"},
+                           http_client=openai.DefaultHttpxClient(verify=tls_context(fleet.certs, "client-b")))
+    with pytest.raises(openai.AuthenticationError) as exc:
+        forged.chat.completions.create(model="mock-openai", messages=[{"role": "user", "content": "hi"}])
+    assert "bound to other client certificate identities" in exc.value.response.json()["error"]["message"]
+    print("bound key: served from spiffe://weir.fleet/app; 401 from spiffe://weir.fleet/batch, "
+          "also with a forged x-forwarded-client-cert")
 
 
 # --- global limits --------------------------------------------------------------------------------
