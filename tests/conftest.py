@@ -4,6 +4,7 @@ the end whatever happens; `mock` clears the mock's record before each test that 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import render_envoy  # noqa: E402  (scripts/render_envoy.py, shared with scripts/demo)
+sys.path.insert(0, os.path.join(ROOT, "tests", "docker"))
+import images  # noqa: E402  (tests/docker/images.py: scripts/images)
 
 WASM = os.path.join(ROOT, "dist", "weir.wasm")
 DEMO_YAML = os.path.join(ROOT, "envoy", "demo.yaml")
@@ -199,3 +202,40 @@ def pytest_collection_modifyitems(config, items):
         mark = item.get_closest_marker("late")
         return (1, mark.args[0] if mark.args else 0) if mark else (0, 0)
     items.sort(key=key)  # stable
+
+
+# --- Docker: shared by the compose and fleet tests ---------------------------------------------
+
+def docker_engine() -> None:
+    """Skips only where Docker is absent: no CLI, or no engine configured (no DOCKER_HOST, no socket).
+    An engine that is there but does not answer is a failure."""
+    if not shutil.which("docker"):
+        pytest.skip("no docker CLI on this machine: Docker tests skipped")
+    r = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+            pytest.skip("no Docker engine on this machine (no DOCKER_HOST, no /var/run/docker.sock): "
+                        "Docker tests skipped")
+        pytest.fail(f"the Docker engine does not answer `docker info`:\n{r.stderr}")
+
+
+@functools.lru_cache(maxsize=None)
+def compose_cmd() -> list[str]:
+    """`docker compose` (plugin) or `docker-compose` (v1); fails when the engine has neither."""
+    docker_engine()
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("a Docker engine runs but there is no Compose (`docker compose` plugin or "
+                "`docker-compose`): run scripts/bootstrap")
+
+
+@pytest.fixture(scope="session")
+def local_images() -> dict[str, images.Built]:
+    """scripts/images' images, built once per session (kept when their content is unchanged)."""
+    docker_engine()
+    try:
+        return images.build_all(log=print)
+    except RuntimeError as e:
+        pytest.fail(f"building the local images failed: {e}")

@@ -7,11 +7,9 @@ missing (Compose, a built filter, a file an image needs) fails."""
 
 from __future__ import annotations
 
-import functools
 import importlib.machinery
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,11 +19,10 @@ import openai
 import pytest
 import yaml
 
-from conftest import ROOT, WASM, free_port
+from conftest import ROOT, WASM, compose_cmd, free_port
 from weir_clients import DEMO_KEY, anthropic_client, ollama_client, openai_client
 
-sys.path.insert(0, os.path.join(ROOT, "tests", "docker"))
-import images  # noqa: E402  (tests/docker/images.py)
+import images  # noqa: E402  (tests/docker/images.py, on the path by conftest)
 
 COMPOSE = os.path.join(ROOT, "docker-compose.yaml")
 COMPOSE_REAL = os.path.join(ROOT, "docker-compose.real.yaml")
@@ -119,41 +116,6 @@ def test_scratch_envoy_rootfs_is_complete(tmp_path):
 
 # --- with a Docker engine: the whole project --------------------------------------------------
 
-def _docker_engine() -> None:
-    """Skips only where Docker is absent: no CLI, or no engine configured (no DOCKER_HOST, no socket).
-    An engine that is there but does not answer is a failure."""
-    if not shutil.which("docker"):
-        pytest.skip("no docker CLI on this machine: compose test skipped")
-    r = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
-            pytest.skip("no Docker engine on this machine (no DOCKER_HOST, no /var/run/docker.sock): "
-                        "compose test skipped")
-        pytest.fail(f"the Docker engine does not answer `docker info`:\n{r.stderr}")
-
-
-@functools.lru_cache(maxsize=None)
-def _compose_cmd() -> list[str]:
-    """`docker compose` (plugin) or `docker-compose` (v1); fails when the engine has neither."""
-    _docker_engine()
-    if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    pytest.fail("a Docker engine runs but there is no Compose (`docker compose` plugin or "
-                "`docker-compose`): run scripts/bootstrap")
-
-
-@pytest.fixture(scope="session")
-def local_images() -> dict[str, images.Built]:
-    """scripts/images' images, built once per session (kept when their content is unchanged)."""
-    _docker_engine()
-    try:
-        return images.build_all(log=print)
-    except RuntimeError as e:
-        pytest.fail(f"building the local images failed: {e}")
-
-
 def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
 
@@ -205,7 +167,7 @@ def _wait(what: str, ok, timeout: float = 90):
 
 @pytest.fixture
 def compose_project(local_images):
-    compose = _compose_cmd()
+    compose = compose_cmd()
     if not os.path.exists(WASM):
         pytest.fail("dist/weir.wasm is missing: run scripts/build first")
     port, admin, mock_port = free_port(), free_port(), free_port()

@@ -143,7 +143,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.send_header("Cache-Control", "no-cache")
             self.end_headers()
+            # A slow provider: streams stay open long enough for a test to break them midway.
+            pause = (fault.get("chunk_delay_ms") or 0) / 1000.0
             for n, chunk in enumerate(reply.chunks):
+                if pause and n:
+                    time.sleep(pause)
                 if cut is not None and n >= cut:
                     self.wfile.flush()
                     return self._abort()

@@ -56,7 +56,7 @@ class Recorder:
 class Faults:
     """Ordered rules; the first that matches a request applies (and uses up one of its 'times')."""
     KEYS = {"provider", "host", "key_sha12", "status", "headers", "body", "times", "delay_ms",
-            "truncate_stream_after", "stream_error_after", "stream_error_body"}
+            "truncate_stream_after", "stream_error_after", "stream_error_body", "chunk_delay_ms"}
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

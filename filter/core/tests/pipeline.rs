@@ -41,11 +41,16 @@ fn config() -> Value {
 }
 
 /// A client that also tries to pick its own cluster, with a length the gateway's rewrite of the
-/// body makes wrong: the harness checks the gateway strips both, and the credential.
+/// body makes wrong, behind an Envoy that reported its client certificate: the harness checks
+/// the gateway strips all three (no provider learns the client's identity), and the credential.
 fn client(key: &str, path: &str) -> Headers {
     post(key, path)
         .with("x-weir-cluster", "spoofed")
         .with("content-length", "100")
+        .with(
+            "x-forwarded-client-cert",
+            "Hash=ab12;URI=spiffe://example.org/app",
+        )
 }
 
 /// What an attempt can find in Envoy's header map: the gateway's cluster and, on a retry, the

@@ -64,6 +64,11 @@ pub struct KeyConfig {
     /// Request, token, concurrency and money limits of this key.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// Client certificate URI SANs (SPIFFE IDs) the key is bound to: requests with it must come
+    /// with a verified client certificate of one of them (Envoy's `x-forwarded-client-cert`),
+    /// else 401. Empty: usable from any client.
+    #[serde(default)]
+    pub client_identities: Vec<String>,
 }
 
 /// The identity of requests that carry no key.
@@ -212,6 +217,10 @@ impl KeyRing {
                 allow: compile_allow(&k.models, &format!("{at}.models"))?,
                 deny: ModelPatterns::compile(&k.deny_models, &format!("{at}.deny_models"))?,
                 digest,
+                identities: super::identity::compile(
+                    &k.client_identities,
+                    &format!("{at}.client_identities"),
+                )?,
             });
         }
 
@@ -244,6 +253,7 @@ impl KeyRing {
                     deny: ModelPatterns::compile(&a.deny_models, "auth.anonymous.deny_models")?,
                     // Never compared: anonymous is chosen only when no key was presented.
                     digest: [0; 32],
+                    identities: Vec::new(),
                 })
             }
             None => None,

@@ -12,6 +12,10 @@
 //! "conflicting credentials" (401) rather than guessing which one counts. No key at all is the
 //! anonymous identity if configured, else 401 "missing API key"; a wrong key is never anonymous.
 //!
+//! Binding: a key with `client_identities` is accepted only from a request whose verified client
+//! certificate (Envoy's `x-forwarded-client-cert`) carries one of them ([`identity`]), checked
+//! after the key itself, so a stolen key is useless from another workload.
+//!
 //! Lookup: the presented key is hashed with SHA-256, and the digest is compared against every
 //! configured digest with [`constant_time_eq`], with no early exit and a branch-free pick of the
 //! match, so timing reveals neither how much of a digest matched nor (beyond the table size)
@@ -22,12 +26,14 @@
 mod config;
 mod credentials;
 mod digest;
+mod identity;
 mod models;
 #[cfg(test)]
 mod tests;
 
 pub use config::{AnonymousConfig, AuthConfig, KeyConfig};
 pub use digest::{constant_time_eq, sha256_hex};
+pub use identity::XFCC_HEADER;
 
 use crate::ir::{ErrorInfo, ErrorKind};
 use crate::limits::KeyLimits;
@@ -59,6 +65,8 @@ pub struct ClientKey {
     allow: Option<ModelPatterns>,
     deny: ModelPatterns,
     digest: KeyDigest,
+    /// Client certificate URI SANs the key is bound to; empty: usable from anywhere.
+    identities: Vec<String>,
 }
 
 impl fmt::Debug for ClientKey {
@@ -70,6 +78,7 @@ impl fmt::Debug for ClientKey {
             .field("anonymous", &self.anonymous)
             .field("not_after", &self.not_after)
             .field("disabled", &self.disabled)
+            .field("identities", &self.identities)
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +99,8 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// `headers`: every request header, lower-case names, raw bytes values, repeats kept.
+    /// `headers`: every request header, lower-case names, raw bytes values, repeats kept
+    /// (`x-forwarded-client-cert` included, for keys bound to client identities).
     /// Every failure is a 401; see the module docs for which.
     pub fn authenticate(
         &self,
@@ -121,6 +131,7 @@ impl KeyRing {
         if key.not_after.is_some_and(|t| now_unix > t) {
             return Err(unauthorized("API key expired"));
         }
+        identity::check(&key.identities, headers)?;
         Ok(key)
     }
 

@@ -333,3 +333,133 @@ fn sha256_hex_matches_the_standard_vector() {
         Some(digest::digest("abc"))
     );
 }
+
+fn bound() -> KeyRing {
+    ring(serde_json::json!({"keys": [
+        {"id": "app", "sha256": sha256_hex("sk-app"),
+         "client_identities": ["spiffe://weir.fleet/app", "spiffe://weir.fleet/app-canary"]},
+        {"id": "free", "sha256": sha256_hex("sk-free")},
+    ]}))
+}
+
+fn xfcc(value: &str) -> (String, Vec<u8>) {
+    h("x-forwarded-client-cert", value)
+}
+
+#[test]
+fn a_bound_key_is_accepted_only_from_its_identities() {
+    let r = bound();
+    let bearer = h("authorization", "Bearer sk-app");
+    for ok in [
+        "Hash=ab12;URI=spiffe://weir.fleet/app",
+        "By=spiffe://weir.fleet/front;Hash=ab12;URI=spiffe://weir.fleet/app-canary",
+        // Several URI SANs in one certificate: any of them may match.
+        "Hash=ab;URI=spiffe://other/x;URI=\"spiffe://weir.fleet/app\"",
+        // Only the last element counts: the one the nearest trusted Envoy set.
+        "URI=spiffe://weir.fleet/batch,Hash=cd;URI=spiffe://weir.fleet/app",
+    ] {
+        let got = r.authenticate(&[bearer.clone(), xfcc(ok)], 1_800_000_000);
+        assert_eq!(got.map(|k| k.id.as_str()).ok(), Some("app"), "{ok}");
+    }
+    let e = auth_err(&r, std::slice::from_ref(&bearer));
+    assert!(
+        e.message.contains("without a verified client certificate"),
+        "{}",
+        e.message
+    );
+    for other in [
+        "Hash=ab12;URI=spiffe://weir.fleet/batch",
+        "Hash=ab12",
+        "URI=spiffe://weir.fleet/app,Hash=cd;URI=spiffe://weir.fleet/batch",
+        "Hash=ab;URI=spiffe://weir.fleet/application",
+        "Hash=ab;DNS=spiffe://weir.fleet/app",
+    ] {
+        let e = auth_err(&r, &[bearer.clone(), xfcc(other)]);
+        assert!(
+            e.message.contains("other client certificate identities"),
+            "{other}: {}",
+            e.message
+        );
+        assert!(!e.message.contains("spiffe://"), "{}", e.message);
+    }
+    for malformed in ["URI=\"spiffe://weir.fleet/app", "URI", "Hash=ab;junk"] {
+        let e = auth_err(&r, &[bearer.clone(), xfcc(malformed)]);
+        assert!(
+            e.message.contains("malformed"),
+            "{malformed}: {}",
+            e.message
+        );
+    }
+    let e = auth_err(
+        &r,
+        &[
+            bearer.clone(),
+            xfcc("URI=spiffe://weir.fleet/app"),
+            xfcc("URI=spiffe://weir.fleet/app"),
+        ],
+    );
+    assert!(e.message.contains("more than once"), "{}", e.message);
+    let long = format!("URI=spiffe://weir.fleet/app;Hash={}", "a".repeat(20_000));
+    assert!(auth_err(&r, &[bearer.clone(), xfcc(&long)])
+        .message
+        .contains("longer than"));
+    // A key not bound to identities ignores the header, whatever it holds.
+    let free = h("authorization", "Bearer sk-free");
+    assert!(r
+        .authenticate(std::slice::from_ref(&free), 1_800_000_000)
+        .is_ok());
+    assert!(r
+        .authenticate(&[free, xfcc("URI=\"broken")], 1_800_000_000)
+        .is_ok());
+    // A wrong key stays a wrong key, with or without an identity.
+    let e = auth_err(
+        &r,
+        &[
+            h("authorization", "Bearer sk-nope"),
+            xfcc("URI=spiffe://weir.fleet/app"),
+        ],
+    );
+    assert_eq!(e.message, "invalid API key");
+}
+
+#[test]
+fn xfcc_values_are_parsed_with_quotes_and_escapes() {
+    let uris = identity::last_element_uris(
+        br#"By=spiffe://a;URI="spiffe://x/a,b;c";Subject="CN=\"q\",O=x";URI=spiffe://y"#,
+    );
+    assert_eq!(
+        uris,
+        Some(vec![
+            "spiffe://x/a,b;c".to_string(),
+            "spiffe://y".to_string()
+        ])
+    );
+    assert_eq!(identity::last_element_uris(b"\xff\xfe"), None);
+    assert_eq!(identity::last_element_uris(b""), Some(vec![]));
+}
+
+#[test]
+fn client_identities_are_checked_at_load() {
+    for (ids, want) in [
+        (serde_json::json!([""]), "must be a URI SAN"),
+        (serde_json::json!(["no-scheme"]), "must be a URI SAN"),
+        (serde_json::json!(["spiffe://a/b c"]), "must be a URI SAN"),
+        (serde_json::json!(["spiffe://a;b"]), "must be a URI SAN"),
+        (
+            serde_json::json!(["spiffe://a/b", "spiffe://a/b"]),
+            "same identity as",
+        ),
+    ] {
+        let e = compile_err(serde_json::json!({"keys": [
+            {"id": "k", "sha256": sha256_hex("sk-k"), "client_identities": ids}]}));
+        assert!(e.to_string().contains(want), "{e}");
+        assert!(
+            e.to_string().contains("auth.keys[0].client_identities["),
+            "{e}"
+        );
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("spiffe://a/{i}")).collect();
+    let e = compile_err(serde_json::json!({"keys": [
+        {"id": "k", "sha256": sha256_hex("sk-k"), "client_identities": many}]}));
+    assert!(e.to_string().contains("at most 64"), "{e}");
+}

@@ -280,7 +280,11 @@ impl Harness {
         match self.gateway.on_request_headers(&raw, &self.host.env()) {
             HeadersVerdict::Reply(r) => Err(r),
             HeadersVerdict::Buffer { remove } => {
-                assert_stripped(&raw, &remove, &["authorization", "content-length"]);
+                assert_stripped(
+                    &raw,
+                    &remove,
+                    &["authorization", "content-length", "x-forwarded-client-cert"],
+                );
                 Ok(remove)
             }
             HeadersVerdict::Forward { .. } => panic!("the gateway sent the request on unread"),
@@ -294,7 +298,7 @@ impl Harness {
         match self.gateway.on_request_headers(&raw, &self.host.env()) {
             HeadersVerdict::Reply(r) => Err(r),
             HeadersVerdict::Forward { remove, set } => {
-                assert_stripped(&raw, &remove, &["authorization"]);
+                assert_stripped(&raw, &remove, &["authorization", "x-forwarded-client-cert"]);
                 Ok(Forwarded {
                     set,
                     body: Vec::new(),

@@ -59,7 +59,12 @@ impl GatewayRole {
         let credentials = cfg.keys.credential_headers().iter().map(String::as_str);
         let remove = strip_list(
             headers,
-            credentials.chain(["content-length", "accept-encoding"]),
+            // The client certificate's identity is for weir, not for providers.
+            credentials.chain([
+                "content-length",
+                "accept-encoding",
+                crate::auth::XFCC_HEADER,
+            ]),
         );
         if api.is_stored() {
             let set = self.admit_stored(&cfg, api, key).map_err(refuse)?;
