@@ -785,15 +785,9 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
     if tz_url:
         main.append(Scenario("tensorzero", tz_url, files["tz_request"], n, s, auth="", pid=tz_pid))
     measure_interleaved(main, t)
-    section(f"latency at 1 connection, {t.rounds} x {t.c1_s} s each, interleaved")
-    one = "1 connection"
-    single = [Scenario(f"bare, {one}", bare.url(), files["request"], 1, t.c1_s, pid=bare.proc.pid),
-              Scenario(f"weir, {one}", weir.url(), files["request"], 1, t.c1_s, pid=weir.proc.pid),
-              Scenario(f"weir-translate, {one}", translate.url(), files["request"], 1, t.c1_s, auth="",
-                       pid=translate.proc.pid)]
-    if tz_url:
-        single.append(Scenario(f"tensorzero, {one}", tz_url, files["tz_request"], 1, t.c1_s, auth="",
-                               pid=tz_pid))
+    section(f"every scenario at 1 connection, {t.rounds} x {t.c1_s} s each, interleaved")
+    single = [Scenario(f"{sc.name}, 1 connection", sc.url, sc.body_file, 1, t.c1_s, auth=sc.auth, pid=sc.pid)
+              for sc in main]
     measure_interleaved(single, t)
     for e in (bare, minimal, wired, wired_one, weir, translate):
         e.stop()
@@ -815,6 +809,9 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
         lite.run_once(warm=True, seconds=t.warm_s)
         lite.run_once()
         results.append(lite.result())
+        lite_one = Scenario("litellm, 1 connection", litellm_url, files["request"], 1, t.c1_s, pid=litellm_pid)
+        lite_one.run_once()
+        c1["litellm"] = lite_one.result()
     else:
         print(f"  LiteLLM skipped: {litellm_note}; the other ratios are still reported", flush=True)
         results.append(Result("litellm", note=litellm_note))
