@@ -291,7 +291,7 @@ class Scenario:
         self.runs.append(r)
         bad = f", {r['errors']} errors/non-2xx" if r["errors"] else ""
         cpu = f"  CPU {r['cpu_us']:6.1f} µs/req" if "cpu_us" in r else ""
-        print(f"  [{time.monotonic() - T0:4.0f} s] {self.name:<28} {r['rps']:>8.0f} req/s  "
+        print(f"  [{time.monotonic() - T0:4.0f} s] {self.name:<32} {r['rps']:>8.0f} req/s  "
               f"p50 {r['p50_us'] / 1000:7.2f} ms  p99 {r['p99_us'] / 1000:7.2f} ms{cpu}  "
               f"({r['requests']} requests{bad})", flush=True)
         return r
