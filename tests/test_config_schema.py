@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -41,6 +42,16 @@ def shipped() -> list[tuple[str, dict]]:
     for path in [os.path.join(ROOT, "istio", "weir-config.json"), os.path.join(ROOT, "tests", "bench", "weir-config.json")]:
         if os.path.exists(path):
             found.append((os.path.relpath(path, ROOT), json.load(open(path, encoding="utf-8"))))
+    # scripts/bench's translation-only scenario derives its configuration from the bench's.
+    bench = os.path.join(ROOT, "tests", "bench")
+    if os.path.exists(os.path.join(bench, "weir-config.json")):
+        sys.path.insert(0, bench)
+        try:
+            from bench import translation_only
+        finally:
+            sys.path.remove(bench)
+        found.append(("tests/bench/bench.py translation_only",
+                      translation_only(json.load(open(os.path.join(bench, "weir-config.json"), encoding="utf-8")))))
     return found
 
 
