@@ -22,7 +22,7 @@ import openai
 import pytest
 import yaml
 
-from conftest import Envoy, free_port, start_envoy, stop
+from conftest import Envoy, assert_no_trap, free_port, start_envoy, stop
 from weir_clients import DEMO_KEY, PROTOCOLS, TIMEOUT, chat
 
 MOCK: dict = {}  # the session mock's url, for assert_envoy_healthy
@@ -41,7 +41,7 @@ def faults(envoy, mock):
 
 
 def assert_envoy_healthy(envoy, protocol: str, model: str) -> None:
-    """With the faults cleared, a normal request succeeds and Envoy's log shows no VM trap."""
+    """With the faults cleared, a normal request succeeds and no Envoy's log shows a VM trap."""
     httpx.delete(MOCK["url"] + "/_mock/faults", timeout=10).raise_for_status()
     text = f"after fault {uuid.uuid4().hex[:8]}"
     deadline = time.monotonic() + 5  # a 429 cooldown (Retry-After: 1) may still be running
@@ -53,14 +53,7 @@ def assert_envoy_healthy(envoy, protocol: str, model: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
-    assert_no_trap_in_log(envoy)
-
-
-def assert_no_trap_in_log(envoy) -> None:
-    with open(envoy.log, encoding="utf-8", errors="replace") as f:
-        log = f.read().lower()
-    for bad in ("panicked", "wasm trap", "wasm_trap"):
-        assert bad not in log, f"Envoy's log mentions {bad!r}"
+    assert_no_trap("during this fault")
 
 
 def send(envoy, protocol: str, model: str, stream: bool):
@@ -294,7 +287,6 @@ def test_connection_refused_is_503_in_the_clients_shape(strict_envoy, protocol, 
     assert_envoy_healthy(strict_envoy, protocol, "mock-openai")
 
 
-def test_envoy_log_has_no_trap_after_all_faults(envoy):
-    time.sleep(0.5)  # Envoy flushes its log every 250 ms: the last test's lines are in now
-    assert_no_trap_in_log(envoy)
-    assert envoy.proc.poll() is None
+def test_envoys_are_alive_after_all_faults(envoy, strict_envoy):
+    # Their logs are checked for traps after every test (conftest); here: neither Envoy died.
+    assert envoy.proc.poll() is None and strict_envoy.proc.poll() is None
