@@ -80,9 +80,10 @@ class Mock:
     url: str
     proc: subprocess.Popen
 
-    def requests(self, provider: str | None = None) -> list[dict]:
-        """What the mock received since the last clear, oldest first."""
-        params = {"provider": provider} if provider else None
+    def requests(self, provider: str | None = None, test_id: str | None = None) -> list[dict]:
+        """What the mock received since the last clear, oldest first; with `test_id`, the last 64
+        requests that carried that `x-mock-test-id` header (kept apart from everything else)."""
+        params = {k: v for k, v in (("provider", provider), ("test_id", test_id)) if v}
         return httpx.get(self.url + "/_mock/requests", params=params, timeout=10).json()
 
     def clear(self) -> None:

@@ -725,3 +725,28 @@ def test_bedrock_refuses_a_signed_body_that_is_wrong(mock, case):
     assert exc.value.response["Error"]["Code"] == "ValidationException"
     assert field in exc.value.response["Error"]["Message"], exc.value.response["Error"]
     assert last(mock)["valid"] is False
+
+
+def test_requests_are_kept_per_test_id_and_per_key_bounded(mock, oai):
+    from mockllm import state
+
+    for i in range(state.PER_TAG + 5):
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": f"tagged {i}"}],
+                                    extra_headers={"x-mock-test-id": "t-1"})
+    oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "other"}],
+                                extra_headers={"x-mock-test-id": "t-2"})
+    mine = httpx.get(mock.url + "/_mock/requests", params={"test_id": "t-1"}).json()
+    # Only this test id's requests, the last PER_TAG of them, oldest first, bodies whole.
+    assert [r["body"]["messages"][0]["content"] for r in mine] == [f"tagged {i}" for i in range(5, state.PER_TAG + 5)]
+    other = httpx.get(mock.url + "/_mock/requests", params={"test_id": "t-2"}).json()
+    assert [r["body"]["messages"][0]["content"] for r in other] == ["other"]
+    by_key = httpx.get(mock.url + "/_mock/requests", params={"key_sha12": sha12(OTHER_KEY)}).json()
+    assert by_key == []
+    openai.OpenAI(base_url=mock.url + "/v1", api_key=OTHER_KEY, max_retries=0).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "by key"}])
+    by_key = httpx.get(mock.url + "/_mock/requests", params={"key_sha12": sha12(OTHER_KEY)}).json()
+    assert [r["body"]["messages"][0]["content"] for r in by_key] == ["by key"]
+    rec = state.Recorder()
+    for i in range(state.MAX_TAGS + 3):
+        rec.add({"headers": {"x-mock-test-id": f"t{i}"}})
+    assert rec.tagged("t0") == [] and len(rec.tagged(f"t{state.MAX_TAGS + 2}")) == 1
