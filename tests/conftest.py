@@ -185,6 +185,36 @@ def envoy(mock_server, tmp_path_factory):
         stop(proc)
 
 
+def poll(check, what: str, timeout: float = 10, interval: float = 0.05):
+    """Calls check() until it returns something truthy and returns that; fails the test naming
+    `what` after `timeout` s. For what Envoy records after the client has its answer (metrics and
+    outcomes in the log phase, the access log flushed every 250 ms) instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout:.0f} s: {what} (last: {got!r})")
+        time.sleep(interval)
+
+
+def weir_requests(envoy, **labels) -> int:
+    """weir_requests_total summed over the series carrying every given label."""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    text = httpx.get(envoy.admin_url + "/stats/prometheus", timeout=10).text
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("weir_requests_total{") and all(w in line for w in want))
+
+
+def access_summaries(envoy) -> list[dict]:
+    """weir's summary of every request in the access log so far, oldest first."""
+    import json
+    with open(envoy.access_log, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    return [json.loads(line["weir"]) for line in lines if line.get("weir") not in (None, "", "-")]
+
+
 def assert_no_trap(when: str) -> None:
     """Fails when any Envoy the tests started logged a trap or panic since the last check."""
     found = envoy_log.new_trap_lines()
