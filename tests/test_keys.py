@@ -161,5 +161,7 @@ def test_anthropic_client_with_a_key_in_two_headers_is_refused(envoy, mock):
                                  default_headers={"x-api-key": LIMITED_KEY})
     with pytest.raises(anthropic.AuthenticationError) as exc:
         client.messages.create(model="mock-anthropic", max_tokens=16, messages=HI)
-    assert exc.value.status_code == 401
+    assert exc.value.body["type"] == "error" and exc.value.body["error"]["type"] == "authentication_error"
+    message = exc.value.body["error"]["message"]
+    assert "sk-weir" not in message and ("header" in message.lower() or "key" in message.lower()), message
     assert mock.requests() == []
