@@ -98,16 +98,6 @@ def fleet(mock_server, tmp_path_factory):
 
         rls_port, rls_log = free_port(), str(tmp / "rls-calls.jsonl")
         open(rls_log, "w").close()
-        log = str(tmp / "rls.log")
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"))
-        # Hour windows are the tight ones (weir.yaml); an hour start is also a minute's and a second's.
-        offset = WINDOW_HEADROOM_S - time.time() % 3600
-        procs.append(spawn([sys.executable, "-m", "rls", "--config", RLS_CONFIG, "--port", str(rls_port),
-                            "--redis", f"redis://127.0.0.1:{redis_port}/0", "--log", rls_log,
-                            "--clock-offset", repr(offset)], log, env))
-        wait_port(rls_port, procs[-1], log, "the rate limit service")
-        rls = procs[-1]
-
         mock_port = int(mock_server.url.rsplit(":", 1)[1])
         replica_ports, replica_logs = [], []
         for i in range(REPLICAS):
@@ -133,6 +123,17 @@ def fleet(mock_server, tmp_path_factory):
                                      replica_ports=tuple(replica_ports))
         procs.append(start_envoy(config, str(tmp), str(tmp / "front.log"), port=port,
                                  admin_url=f"http://127.0.0.1:{admin}", concurrency=1))
+        # The service starts last, just before the tests: its clock is shifted so that they start
+        # WINDOW_HEADROOM_S into an hour window (hour windows are the tight ones in weir.yaml;
+        # an hour's start is also a minute's and a second's). Envoy connects to it lazily.
+        log = str(tmp / "rls.log")
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"))
+        offset = WINDOW_HEADROOM_S - time.time() % 3600
+        procs.append(spawn([sys.executable, "-m", "rls", "--config", RLS_CONFIG, "--port", str(rls_port),
+                            "--redis", f"redis://127.0.0.1:{redis_port}/0", "--log", rls_log,
+                            "--clock-offset", repr(offset)], log, env))
+        wait_port(rls_port, procs[-1], log, "the rate limit service")
+        rls = procs[-1]
         yield Fleet(f"http://127.0.0.1:{port}", replica_logs, rls_log, rls, offset)
     finally:
         for p in reversed(procs):
