@@ -310,17 +310,13 @@ def test_truncated_stream_never_looks_complete(fault_envoy, faults, mock, protoc
 def test_a_stream_ending_in_garbage_ends_with_the_clients_error_event(fault_envoy, faults, mock, protocol, model,
                                                                       provider, garbage):
     # A 200 stream whose frames are cut mid-JSON or are not JSON, then a clean end: weir has
-    # answered 200 by then (or not, when the garbage comes first: then the 502), and must end
-    # the client's stream with its protocol's own error event, never a reset or a hang.
+    # started the client's stream by then and must end it with its protocol's own error event,
+    # never a reset, a silent end or a hang.
     ctype = "application/x-ndjson" if provider == "ollama" else "text/event-stream"
     faults({"provider": provider, "status": 200, "body": garbage, "headers": {"Content-Type": ctype}})
     got = send(fault_envoy, protocol, model, stream=True)
     assert_bounded(fault_envoy, got)
-    if got.kind == "error":
-        assert got.status == 502, got
-        assert_client_shaped(protocol, got.body)
-    else:
-        assert_error_event(protocol, got)
+    assert_error_event(protocol, got)
     assert_envoy_healthy(fault_envoy, mock, protocol, model)
 
 
