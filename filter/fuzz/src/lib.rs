@@ -47,7 +47,7 @@ impl<'a> Input<'a> {
 }
 
 /// Every client operation that has a body to decode.
-pub const CLIENT_APIS: [ClientApi; 7] = [
+pub const CLIENT_APIS: [ClientApi; 8] = [
     ClientApi::OpenAiChat,
     ClientApi::OpenAiEmbeddings,
     ClientApi::AnthropicMessages,
