@@ -21,26 +21,34 @@ def test_missing_key_is_401_in_every_protocol(envoy, mock):
     # these two go out through httpx; Ollama's client sends none by default.
     r = httpx.post(envoy.url + "/v1/chat/completions", json={"model": "mock-openai", "messages": HI}, timeout=30)
     assert r.status_code == 401
-    assert isinstance(r.json()["error"]["message"], str)
+    err = r.json()["error"]  # OpenAI's own 401: invalid_request_error, code invalid_api_key
+    assert (err["type"], err["code"]) == ("invalid_request_error", "invalid_api_key"), err
+    assert "key" in err["message"].lower(), err
     r = httpx.post(envoy.url + "/v1/messages", timeout=30,
                    json={"model": "mock-anthropic", "max_tokens": 16, "messages": HI})
     assert r.status_code == 401
+    body = r.json()
+    assert body["type"] == "error" and body["error"]["type"] == "authentication_error", body
+    assert "key" in body["error"]["message"].lower(), body
     with pytest.raises(ollama.ResponseError) as exc:
         ollama_client(envoy.url, key=None).chat(model="mock-ollama", messages=HI, stream=False)
-    assert exc.value.status_code == 401
+    assert exc.value.status_code == 401 and "key" in exc.value.error.lower(), exc.value.error
     assert mock.requests() == []
 
 
 def test_wrong_key_is_401_in_every_protocol(envoy, mock):
     with pytest.raises(openai.AuthenticationError) as exc:
         openai_client(envoy.url, "sk-weir-wrong").chat.completions.create(model="mock-openai", messages=HI)
-    assert exc.value.status_code == 401
-    with pytest.raises(anthropic.AuthenticationError):
+    assert exc.value.body["code"] == "invalid_api_key" and "key" in exc.value.body["message"].lower()
+    assert "sk-weir-wrong" not in exc.value.body["message"]  # a refused key is never echoed
+    with pytest.raises(anthropic.AuthenticationError) as aexc:
         anthropic_client(envoy.url, "sk-weir-wrong").messages.create(model="mock-anthropic", max_tokens=16,
                                                                      messages=HI)
+    assert aexc.value.body["type"] == "error" and aexc.value.body["error"]["type"] == "authentication_error"
+    assert "sk-weir-wrong" not in aexc.value.body["error"]["message"]
     with pytest.raises(ollama.ResponseError) as exc:
         ollama_client(envoy.url, "sk-weir-wrong").chat(model="mock-ollama", messages=HI, stream=False)
-    assert exc.value.status_code == 401
+    assert exc.value.status_code == 401 and "key" in exc.value.error.lower(), exc.value.error
     with pytest.raises(openai.AuthenticationError):  # not a prefix match, not case-insensitive
         openai_client(envoy.url, DEMO_KEY.upper()).chat.completions.create(model="mock-openai", messages=HI)
     assert mock.requests() == []
@@ -49,7 +57,8 @@ def test_wrong_key_is_401_in_every_protocol(envoy, mock):
 def test_limited_key_may_not_use_other_models(envoy, mock):
     with pytest.raises(openai.PermissionDeniedError) as exc:
         openai_client(envoy.url, LIMITED_KEY).chat.completions.create(model="mock-anthropic", messages=HI)
-    assert exc.value.status_code == 403
+    assert exc.value.body["type"] == "invalid_request_error" and "mock-anthropic" in exc.value.body["message"], \
+        exc.value.body
     assert mock.requests() == []
 
 

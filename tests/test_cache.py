@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import uuid
 
 import httpx
+import openai
 import pytest
 import yaml
 
 import render_envoy
-from conftest import DEMO_YAML, WASM, free_port, start_envoy, stop
+from conftest import DEMO_YAML, WASM, free_port, poll, start_envoy, stop
 from weir_clients import (DEMO_KEY, LIMITED_KEY, anthropic_client, ollama_client, openai_client)
 
 MODEL = "mock-openai"
@@ -144,16 +144,16 @@ def test_errors_and_broken_streams_are_not_cached(envoy, mock):
     msgs = prompt("error")
     httpx.post(mock.url + "/_mock/faults", json=[{"provider": "openai", "status": 400, "times": 1}],
                timeout=10).raise_for_status()
-    with pytest.raises(Exception):
+    with pytest.raises(openai.BadRequestError) as exc:
         oai(envoy.url, msgs)
+    assert "injected by the weir mock" in exc.value.body["message"], exc.value.body  # the provider's 400
     assert oai(envoy.url, msgs)[1] == "miss", "the error must not have been stored"
     msgs = prompt("cut")
     httpx.post(mock.url + "/_mock/faults", json=[{"provider": "openai", "status": 200, "times": 1,
                                                   "truncate_stream_after": 1}], timeout=10).raise_for_status()
-    try:
+    # The provider resets the connection after one chunk; Envoy resets the client's stream.
+    with pytest.raises(openai.APIConnectionError):
         oai_stream(envoy.url, msgs)
-    except Exception:
-        pass  # the client may see the cut stream as an error; either way it is not complete
     text, finish, _, headers = oai_stream(envoy.url, msgs)
     assert headers["x-weir-cache"] == "miss" and finish == "stop"
     assert oai_stream(envoy.url, msgs)[3]["x-weir-cache"] == "hit"
@@ -223,10 +223,13 @@ def test_hits_and_misses_are_counted(envoy, mock):
     oai(envoy.url, msgs)
     oai(envoy.url, msgs)
     oai(envoy.url, msgs, temperature=1)
-    time.sleep(0.5)
-    after = scrape(envoy, "weir_cache_requests_total")
-    delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("hit", "miss", "bypass")}
-    assert delta == {"hit": 2, "miss": 1, "bypass": 1}
+
+    def delta() -> dict:
+        after = scrape(envoy, "weir_cache_requests_total")
+        return {k: after.get(k, 0) - before.get(k, 0) for k in ("hit", "miss", "bypass")}
+    # Counted in Envoy's log phase, just after each answer: wait for all four, then compare.
+    poll(lambda: sum(delta().values()) >= 4, "four cache outcomes counted")
+    assert delta() == {"hit": 2, "miss": 1, "bypass": 1}
 
 
 # ---- a second Envoy with a tiny, per-key cache: expiry, eviction, size limit, scoping
@@ -274,8 +277,8 @@ def test_an_entry_expires_with_its_routes_ttl(tiny, mock):
     msgs = prompt("ttl")
     assert oai(tiny, msgs, model="mock-vllm")[1] == "miss"
     assert oai(tiny, msgs, model="mock-vllm")[1] == "hit"
-    time.sleep(1.3)
-    assert oai(tiny, msgs, model="mock-vllm")[1] == "miss"
+    # The route's TTL is 1 s: hits (which never reach the provider) until it runs out, then a miss.
+    poll(lambda: oai(tiny, msgs, model="mock-vllm")[1] == "miss", "the entry expiring", timeout=5, interval=0.1)
     assert len(mock.requests("openai-compatible")) == 2
 
 

@@ -27,12 +27,14 @@ def openai_error(r: httpx.Response) -> dict:
 def test_unknown_model_is_404(envoy, mock):
     with pytest.raises(openai.NotFoundError) as exc:
         openai_client(envoy.url).chat.completions.create(model="no-such-model", messages=HI)
-    assert "no-such-model" in str(exc.value)
-    with pytest.raises(anthropic.NotFoundError):
+    assert "no-such-model" in exc.value.body["message"] and exc.value.body["type"], exc.value.body
+    with pytest.raises(anthropic.NotFoundError) as aexc:
         anthropic_client(envoy.url).messages.create(model="no-such-model", max_tokens=16, messages=HI)
+    assert aexc.value.body["type"] == "error" and aexc.value.body["error"]["type"] == "not_found_error"
+    assert "no-such-model" in aexc.value.body["error"]["message"], aexc.value.body
     with pytest.raises(ollama.ResponseError) as oexc:
         ollama_client(envoy.url).chat(model="no-such-model", messages=HI, stream=False)
-    assert oexc.value.status_code == 404
+    assert oexc.value.status_code == 404 and "no-such-model" in oexc.value.error, oexc.value.error
     assert mock.requests() == []
 
 
@@ -40,7 +42,7 @@ def test_malformed_json_is_400_openai_shaped(envoy, mock):
     r = httpx.post(envoy.url + "/v1/chat/completions", content=b'{"model": "mock-openai", "messages": [',
                    headers=AUTH, timeout=30)
     assert r.status_code == 400
-    openai_error(r)
+    assert "json" in openai_error(r)["message"].lower(), r.text
     assert mock.requests() == []
 
 
@@ -58,6 +60,7 @@ def test_envoy_keeps_serving_after_errors(envoy, mock):
     for body in (b"", b"null", b"[]", b"\xff\xfe", b'{"model": 3, "messages": "x"}'):
         r = httpx.post(envoy.url + "/v1/chat/completions", content=body, headers=AUTH, timeout=30)
         assert r.status_code == 400, (body, r.status_code, r.text)
+        assert openai_error(r)["type"] == "invalid_request_error", r.text
     for protocol in ("openai", "anthropic", "ollama"):
         assert chat(envoy.url, protocol, "mock-openai", "still there?", False) == "echo: still there?"
     assert len(mock.requests()) == 3

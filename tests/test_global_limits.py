@@ -6,7 +6,9 @@ request lands on; refusals reach SDKs as their own 429 with Retry-After; weir's 
 headers never reach a provider.
 
 Each test uses its own key; counters live in this module's own Redis, so nothing carries over
-between runs."""
+between runs. The service's clock is shifted (`--clock-offset`) so that this module starts
+WINDOW_HEADROOM_S into an hour window whenever it runs: a run crossing xx:00 on the wall clock
+does not cross a window, and Retry-After is checked against the shifted clock."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ RLS_CONFIG = os.path.join(ROOT, "envoy", "ratelimit", "weir.yaml")
 REQUESTS_KEY = "sk-weir-global-requests"   # 30 requests/hour across the fleet
 TOKENS_KEY = "sk-weir-global-tokens"       # 200 tokens/hour across the fleet
 REPLICAS = 3
+WINDOW_HEADROOM_S = 5  # the service's clock at start-up: this far into an hour
 # See tests/test_limits.py: 35 bytes -> 9 estimated prompt tokens; with max_tokens 10 the
 # estimate (19) equals the mock's usage (9 words in, "echo:" + 9 words out).
 NINE_WORDS = "one two six ten red big cat dog sun"
@@ -46,6 +49,10 @@ class Fleet:
     replica_logs: list[str]  # each replica's access log
     rls_log: str             # one JSON line per ShouldRateLimit call
     rls: subprocess.Popen    # the rate limit service (the last test stops it)
+    clock_offset: float      # the service's clock minus the wall clock
+
+    def rls_now(self) -> float:
+        return time.time() + self.clock_offset
 
     def rls_calls(self) -> list[dict]:
         with open(self.rls_log, encoding="utf-8") as f:
@@ -91,13 +98,6 @@ def fleet(mock_server, tmp_path_factory):
 
         rls_port, rls_log = free_port(), str(tmp / "rls-calls.jsonl")
         open(rls_log, "w").close()
-        log = str(tmp / "rls.log")
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"))
-        procs.append(spawn([sys.executable, "-m", "rls", "--config", RLS_CONFIG, "--port", str(rls_port),
-                            "--redis", f"redis://127.0.0.1:{redis_port}/0", "--log", rls_log], log, env))
-        wait_port(rls_port, procs[-1], log, "the rate limit service")
-        rls = procs[-1]
-
         mock_port = int(mock_server.url.rsplit(":", 1)[1])
         replica_ports, replica_logs = [], []
         for i in range(REPLICAS):
@@ -123,7 +123,18 @@ def fleet(mock_server, tmp_path_factory):
                                      replica_ports=tuple(replica_ports))
         procs.append(start_envoy(config, str(tmp), str(tmp / "front.log"), port=port,
                                  admin_url=f"http://127.0.0.1:{admin}", concurrency=1))
-        yield Fleet(f"http://127.0.0.1:{port}", replica_logs, rls_log, rls)
+        # The service starts last, just before the tests: its clock is shifted so that they start
+        # WINDOW_HEADROOM_S into an hour window (hour windows are the tight ones in weir.yaml;
+        # an hour's start is also a minute's and a second's). Envoy connects to it lazily.
+        log = str(tmp / "rls.log")
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"))
+        offset = WINDOW_HEADROOM_S - time.time() % 3600
+        procs.append(spawn([sys.executable, "-m", "rls", "--config", RLS_CONFIG, "--port", str(rls_port),
+                            "--redis", f"redis://127.0.0.1:{redis_port}/0", "--log", rls_log,
+                            "--clock-offset", repr(offset)], log, env))
+        wait_port(rls_port, procs[-1], log, "the rate limit service")
+        rls = procs[-1]
+        yield Fleet(f"http://127.0.0.1:{port}", replica_logs, rls_log, rls, offset)
     finally:
         for p in reversed(procs):
             stop(p)
@@ -212,8 +223,7 @@ def test_global_refusal_is_each_protocols_own_429(fleet):
         for i in range(30):
             openai_client(fleet.url, REQUESTS_KEY).chat.completions.create(
                 model="mock-openai", messages=[{"role": "user", "content": f"spend {i}"}])
-    now = time.time()
-    to_hour_end = 3600 - int(now) % 3600
+    to_hour_end = 3600 - int(fleet.rls_now()) % 3600
     with pytest.raises(openai.RateLimitError) as oe:
         openai_client(fleet.url, REQUESTS_KEY).chat.completions.create(
             model="mock-openai", messages=[{"role": "user", "content": "one more"}])

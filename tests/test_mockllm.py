@@ -12,6 +12,7 @@ import anthropic
 import boto3
 import botocore.exceptions
 import httpx
+import httpx2  # the transport of the openai SDK in use
 import ollama
 import openai
 import pytest
@@ -161,7 +162,7 @@ def test_azure_openai_sdk(mock):
              {"messages": [{"role": "user", "content": "x"}]}, {"api-key": KEY})
     assert r.status_code == 200
     r = post(mock, "/openai/deployments/d1/chat/completions", {"messages": []}, {"api-key": KEY})
-    assert r.status_code == 404
+    assert r.status_code == 404 and "api-version" in r.json()["error"]["message"], r.text
 
 
 def test_mistral_fields_and_stream(mock):
@@ -573,8 +574,11 @@ def test_fault_delay_and_truncated_stream(mock, oai):
     t0 = time.monotonic()
     oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     assert time.monotonic() - t0 >= 0.3
-    with pytest.raises(Exception):
+    # The reset cuts the chunked body: the SDK's transport says so (no [DONE], no error event).
+    with pytest.raises(openai.APIConnectionError) as exc:
         list(oai.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "a b c d"}]))
+    cut = (httpx.RemoteProtocolError, httpx.ReadError, httpx2.RemoteProtocolError, httpx2.ReadError)
+    assert isinstance(exc.value.__cause__, cut), repr(exc.value.__cause__)
     with httpx.stream("POST", mock.url + "/v1/chat/completions", headers={"authorization": "Bearer k"},
                       json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}) as r:
         got = []
@@ -629,3 +633,124 @@ def test_cli_runs_on_env_port():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- strict validation: what the wire says, never what it can be coerced to ---------------------
+
+OAI_MSG = [{"role": "user", "content": "x"}]
+ROBOT = [{"role": "robot", "content": "x"}]
+BEARER = {"authorization": "Bearer " + KEY}
+ANT_H = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+GEM_OK = {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
+STRICT_CASES = {
+    # name: (path, headers, body, the field the refusal must name)
+    "openai-temperature-string": ("/v1/chat/completions", BEARER,
+                                  {"model": "m", "messages": OAI_MSG, "temperature": "0.5"}, "temperature"),
+    "openai-max-tokens-string": ("/v1/chat/completions", BEARER,
+                                 {"model": "m", "messages": OAI_MSG, "max_tokens": "100"}, "max_tokens"),
+    "openai-max-tokens-float": ("/v1/chat/completions", BEARER,
+                                {"model": "m", "messages": OAI_MSG, "max_tokens": 64.0}, "max_tokens"),
+    "openai-stream-string": ("/v1/chat/completions", BEARER,
+                             {"model": "m", "messages": OAI_MSG, "stream": "false"}, "stream"),
+    "openai-role-robot": ("/v1/chat/completions", BEARER, {"model": "m", "messages": ROBOT}, "role"),
+    "mistral-temperature-string": ("/v1/chat/completions", dict(BEARER, host="mistral.mock"),
+                                   {"model": "m", "messages": OAI_MSG, "temperature": "0.5"}, "temperature"),
+    "mistral-max-tokens-float": ("/v1/chat/completions", dict(BEARER, host="mistral.mock"),
+                                 {"model": "m", "messages": OAI_MSG, "max_tokens": 64.0}, "max_tokens"),
+    "mistral-stream-string": ("/v1/chat/completions", dict(BEARER, host="mistral.mock"),
+                              {"model": "m", "messages": OAI_MSG, "stream": "false"}, "stream"),
+    "mistral-role-robot": ("/v1/chat/completions", dict(BEARER, host="mistral.mock"),
+                           {"model": "m", "messages": ROBOT}, "messages.0"),
+    "vllm-max-tokens-string": ("/v1/chat/completions", dict(BEARER, host="vllm.mock"),
+                               {"model": "m", "messages": OAI_MSG, "max_tokens": "100"}, "max_tokens"),
+    "responses-temperature-string": ("/v1/responses", BEARER, {"model": "m", "input": "x", "temperature": "0.5"},
+                                     "temperature"),
+    "responses-max-output-tokens-float": ("/v1/responses", BEARER,
+                                          {"model": "m", "input": "x", "max_output_tokens": 64.0},
+                                          "max_output_tokens"),
+    "responses-stream-string": ("/v1/responses", BEARER, {"model": "m", "input": "x", "stream": "false"}, "stream"),
+    "anthropic-temperature-string": ("/v1/messages", ANT_H, {"model": "m", "max_tokens": 5, "messages": OAI_MSG,
+                                                             "temperature": "0.5"}, "temperature"),
+    "anthropic-max-tokens-string": ("/v1/messages", ANT_H, {"model": "m", "max_tokens": "100", "messages": OAI_MSG},
+                                    "max_tokens"),
+    "anthropic-max-tokens-float": ("/v1/messages", ANT_H, {"model": "m", "max_tokens": 64.0, "messages": OAI_MSG},
+                                   "max_tokens"),
+    "anthropic-stream-string": ("/v1/messages", ANT_H, {"model": "m", "max_tokens": 5, "messages": OAI_MSG,
+                                                        "stream": "false"}, "stream"),
+    "anthropic-role-robot": ("/v1/messages", ANT_H, {"model": "m", "max_tokens": 5, "messages": ROBOT}, "role"),
+    "gemini-max-output-tokens-string": ("/v1beta/models/g:generateContent", {"x-goog-api-key": KEY},
+                                        dict(GEM_OK, generationConfig={"maxOutputTokens": "5"}), "maxOutputTokens"),
+    "gemini-temperature-string": ("/v1beta/models/g:generateContent", {"x-goog-api-key": KEY},
+                                  dict(GEM_OK, generationConfig={"temperature": "0.5"}), "temperature"),
+    "gemini-role-robot": ("/v1beta/models/g:generateContent", {"x-goog-api-key": KEY},
+                          {"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, "role"),
+    "ollama-option-string": ("/api/chat", {}, {"model": "m", "stream": False, "messages": OAI_MSG,
+                                               "options": {"temperature": "0.5"}}, "temperature"),
+    "ollama-num-predict-float": ("/api/chat", {}, {"model": "m", "stream": False, "messages": OAI_MSG,
+                                                   "options": {"num_predict": 64.0}}, "num_predict"),
+    "ollama-stream-string": ("/api/chat", {}, {"model": "m", "stream": "false", "messages": OAI_MSG}, "stream"),
+    "ollama-role-robot": ("/api/chat", {}, {"model": "m", "stream": False, "messages": ROBOT}, "role"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_CASES))
+def test_a_coercible_but_wrong_value_is_refused(mock, case):
+    path, headers, body, field = STRICT_CASES[case]
+    r = post(mock, path, body, headers)
+    assert r.status_code == 400, (case, r.status_code, r.text)
+    rec = last(mock)
+    assert rec["valid"] is False and any(field in e for e in rec["errors"]), (case, rec["errors"])
+
+
+BEDROCK_STRICT = {
+    "empty-messages": ({"messages": []}, "messages"),
+    "role-robot": ({"messages": [{"role": "robot", "content": [{"text": "x"}]}]}, "role"),
+    "max-tokens-string": ({"messages": [{"role": "user", "content": [{"text": "x"}]}],
+                           "inferenceConfig": {"maxTokens": "100"}}, "maxTokens"),
+    "max-tokens-float": ({"messages": [{"role": "user", "content": [{"text": "x"}]}],
+                          "inferenceConfig": {"maxTokens": 64.0}}, "maxTokens"),
+    "temperature-string": ({"messages": [{"role": "user", "content": [{"text": "x"}]}],
+                            "inferenceConfig": {"temperature": "0.5"}}, "temperature"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEDROCK_STRICT))
+def test_bedrock_refuses_a_signed_body_that_is_wrong(mock, case):
+    body, field = BEDROCK_STRICT[case]
+
+    def replace_body(request, **_):  # after botocore's own client-side checks, before signing
+        request.data = json.dumps(body).encode()
+        request.headers["Content-Length"] = str(len(request.data))
+
+    br = bedrock(mock)
+    br.meta.events.register("before-sign.bedrock-runtime.Converse", replace_body)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        br.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "x"}]}])
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    assert field in exc.value.response["Error"]["Message"], exc.value.response["Error"]
+    assert last(mock)["valid"] is False
+
+
+def test_requests_are_kept_per_test_id_and_per_key_bounded(mock, oai):
+    from mockllm import state
+
+    for i in range(state.PER_TAG + 5):
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": f"tagged {i}"}],
+                                    extra_headers={"x-mock-test-id": "t-1"})
+    oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "other"}],
+                                extra_headers={"x-mock-test-id": "t-2"})
+    mine = httpx.get(mock.url + "/_mock/requests", params={"test_id": "t-1"}).json()
+    # Only this test id's requests, the last PER_TAG of them, oldest first, bodies whole.
+    assert [r["body"]["messages"][0]["content"] for r in mine] == [f"tagged {i}" for i in range(5, state.PER_TAG + 5)]
+    other = httpx.get(mock.url + "/_mock/requests", params={"test_id": "t-2"}).json()
+    assert [r["body"]["messages"][0]["content"] for r in other] == ["other"]
+    by_key = httpx.get(mock.url + "/_mock/requests", params={"key_sha12": sha12(OTHER_KEY)}).json()
+    assert by_key == []
+    openai.OpenAI(base_url=mock.url + "/v1", api_key=OTHER_KEY, max_retries=0).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "by key"}])
+    by_key = httpx.get(mock.url + "/_mock/requests", params={"key_sha12": sha12(OTHER_KEY)}).json()
+    assert [r["body"]["messages"][0]["content"] for r in by_key] == ["by key"]
+    rec = state.Recorder()
+    for i in range(state.MAX_TAGS + 3):
+        rec.add({"headers": {"x-mock-test-id": f"t{i}"}})
+    assert rec.tagged("t0") == [] and len(rec.tagged(f"t{state.MAX_TAGS + 2}")) == 1

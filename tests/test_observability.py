@@ -3,7 +3,6 @@ did, and every access-log line is JSON carrying weir's own summary of the reques
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -11,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from conftest import access_summaries, poll
 from weir_clients import DEMO_KEY
 
 SERIES = re.compile(r'^([a-z_]+)\{([^}]*)\} ([0-9.e+]+)$')
@@ -48,9 +48,13 @@ def client(envoy, key=DEMO_KEY) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{envoy.url}/v1", api_key=key, max_retries=0)
 
 
-def settle() -> None:
-    # Metrics are recorded in Envoy's log phase, right after the response; give it a moment.
-    time.sleep(0.3)
+def settled(envoy, before, name: str, by: float, **labels) -> dict:
+    """Scrapes until `name` (with `labels`) has moved by `by` since `before`: metrics are recorded
+    in Envoy's log phase, just after the client has its answer. Returns that scrape."""
+    def moved():
+        now = scrape(envoy)
+        return now if value(now, name, **labels) - value(before, name, **labels) >= by else None
+    return poll(moved, f"{name}{labels} moved by {by}")
 
 
 def test_requests_and_tokens_counters_move_by_what_the_requests_did(envoy):
@@ -62,8 +66,7 @@ def test_requests_and_tokens_counters_move_by_what_the_requests_did(envoy):
         r = c.chat.completions.create(model="mock-gemini", messages=[{"role": "user", "content": f"count me {i}"}])
         usage_in += r.usage.prompt_tokens
         usage_out += r.usage.completion_tokens
-    settle()
-    after = scrape(envoy)
+    after = settled(envoy, before, "weir_requests_total", 3, model="mock-gemini", outcome="success")
 
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
@@ -85,8 +88,9 @@ def test_refusals_failovers_and_pii_are_counted(envoy):
     c.chat.completions.create(model="mock-failover", messages=[{"role": "user", "content": "x"}])
     c.chat.completions.create(model="mock-openai",
                               messages=[{"role": "user", "content": "write to jane.doe@example.com"}])
-    settle()
-    after = scrape(envoy)
+    # The three are recorded in order of their answers; the last one's count means all are in.
+    settled(envoy, before, "weir_requests_total", 1, model="mock-openai", key="demo")
+    after = settled(envoy, before, "weir_requests_total", 1, key="demo", outcome="client_error")
 
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
@@ -106,24 +110,25 @@ def test_streams_record_time_to_first_token(envoy):
 
 
 def test_label_values_never_come_from_client_input(envoy):
+    before = scrape(envoy)
     with pytest.raises(openai.NotFoundError):
         client(envoy).chat.completions.create(model="attacker-controlled-label",
                                               messages=[{"role": "user", "content": "x"}])
-    settle()
+    settled(envoy, before, "weir_requests_total", 1, key="demo", outcome="client_error")
     text = httpx.get(f"{envoy.admin_url}/stats/prometheus", timeout=10).text
     assert "attacker-controlled-label" not in text
 
 
 def test_access_log_lines_are_json_with_weirs_summary(envoy):
     marker = "access log marker"
+
+    def successes() -> list[dict]:
+        return [s for s in access_summaries(envoy) if s.get("model") == "mock-bedrock" and s.get("outcome") == "success"]
+    seen = len(successes())
     client(envoy).chat.completions.create(model="mock-bedrock", messages=[{"role": "user", "content": marker}])
-    time.sleep(0.6)  # the access log is flushed every 250 ms
-    with open(envoy.access_log, encoding="utf-8") as f:
-        lines = [json.loads(line) for line in f if line.strip()]
-    assert lines, "the access log is empty"
-    summaries = [json.loads(line["weir"]) for line in lines if line.get("weir") not in (None, "", "-")]
-    bedrock = [s for s in summaries if s.get("model") == "mock-bedrock" and s.get("outcome") == "success"]
-    assert bedrock, "no weir summary for the bedrock request"
+    # Every access-log line is JSON (access_summaries parses each); the access log is flushed
+    # every 250 ms, so wait for this request's line.
+    bedrock = poll(lambda: successes()[seen:], "the bedrock request's summary in the access log")
     last = bedrock[-1]
     assert last["provider"] == "mock-bedrock" and last["key"] == "demo" and last["status"] == 200
     assert last["output_tokens"] > 0 and last["attempts"] >= 1

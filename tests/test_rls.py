@@ -68,6 +68,9 @@ def test_invalid_configurations_are_refused_naming_the_field(tmp_path, text, err
         load_config([write(tmp_path, text)])
 
 
+CLOCK: list[float | None] = [None]  # set by a test to pin the service's clock; None: the wall clock
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rls")
@@ -87,7 +90,8 @@ def service(tmp_path_factory):
                 time.sleep(0.1)
         config = tmp / "limits.yaml"
         config.write_text(CONFIG, encoding="utf-8")
-        server, rls_port = serve(0, load_config([str(config)]), f"redis://127.0.0.1:{port}/0")
+        server, rls_port = serve(0, load_config([str(config)]), f"redis://127.0.0.1:{port}/0",
+                                 clock=lambda: time.time() if CLOCK[0] is None else CLOCK[0])
         channel = grpc.insecure_channel(f"127.0.0.1:{rls_port}")
         yield rls_pb2_grpc.RateLimitServiceStub(channel)
         channel.close()
@@ -145,3 +149,22 @@ def test_a_descriptor_limit_override_replaces_the_configured_limit(service):
     codes = [service.ShouldRateLimit(rls_pb2.RateLimitRequest(domain="test", descriptors=[d]), timeout=10).overall_code
              for _ in range(2)]
     assert codes == [Code.OK, Code.OVER_LIMIT]
+
+
+def test_windows_follow_the_services_clock(service):
+    """The clock decides the window (what `--clock-offset` shifts for the global-limit tests):
+    10 s into an hour, the reset is 3590 s away; an hour later the count starts again."""
+    tokens = [("generic_key", "tokens"), ("weir_key", "clock")]
+    start = 1_900_000_800  # an hour's start (a multiple of 3600)
+    try:
+        CLOCK[0] = start + 10
+        r = call(service, (tokens, 100))
+        assert r.overall_code == Code.OK and r.statuses[0].duration_until_reset.seconds == 3590
+        assert call(service, (tokens, 1)).overall_code == Code.OVER_LIMIT
+        CLOCK[0] = start + 3599
+        assert call(service, (tokens, 1)).statuses[0].duration_until_reset.seconds == 1
+        CLOCK[0] = start + 3600
+        r = call(service, (tokens, 1))
+        assert r.overall_code == Code.OK and r.statuses[0].limit_remaining == 99
+    finally:
+        CLOCK[0] = None

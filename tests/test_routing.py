@@ -16,6 +16,7 @@ import ollama
 import openai
 import pytest
 
+from conftest import poll, weir_requests
 from weir_clients import anthropic_client, ollama_client, openai_client
 
 PRIMARY_HOST = "breaker-primary.mock"
@@ -77,11 +78,18 @@ def heal_primary(mock) -> None:
     httpx.delete(mock.url + "/_mock/faults", timeout=10).raise_for_status()
 
 
-def fail_until_open(client: openai.OpenAI, model: str) -> int:
+def recorded(envoy, model: str, n: int) -> None:
+    """Waits until weir has recorded n requests of `model` (outcomes, latency and breaker state
+    are recorded in Envoy's log phase, just after the client has its answer)."""
+    poll(lambda: weir_requests(envoy, model=model) >= n, f"{n} requests of {model} recorded")
+
+
+def fail_until_open(envoy, client: openai.OpenAI, model: str) -> int:
     """Sends requests while they fail (each retried twice by Envoy on the primary) until the
     breaker opens: the next one is served by another target or refused. Returns the failures;
     with MIN_REQUESTS 4 and ratio 0.3, at most MIN_REQUESTS."""
     for failures in range(MIN_REQUESTS + 1):
+        seen = weir_requests(envoy, model=model)
         try:
             ask(client, model)
             return failures
@@ -89,14 +97,25 @@ def fail_until_open(client: openai.OpenAI, model: str) -> int:
             if e.status_code == 503:  # refused: every target's breaker is open
                 return failures
             assert e.status_code == 500, e
-            time.sleep(0.3)  # the outcome is recorded at the end of the stream (Envoy's log phase)
+            recorded(envoy, model, seen + 1)  # the failure counts before the next request
     pytest.fail(f"the breaker of {model} did not open after {MIN_REQUESTS + 1} failures")
+
+
+def served_when_cooled(client: openai.OpenAI, model: str, want: str) -> None:
+    """Asks until `want` serves `model`: the breaker's cooldown (COOLDOWN_S) has to run out
+    first, during which requests go to another target or are refused."""
+    def served():
+        try:
+            return served_by(client, model) == want
+        except openai.APIStatusError as e:
+            assert e.status_code == 503, e  # every target still open: refused, retry later
+            return False
+    poll(served, f"{want} serving {model} after the cooldown", timeout=COOLDOWN_S + 5, interval=0.2)
 
 
 def recover(client: openai.OpenAI, model: str, mock) -> None:
     heal_primary(mock)
-    time.sleep(COOLDOWN_S + 0.3)
-    assert served_by(client, model) == "mock-breaker-primary"  # the half-open probe succeeds
+    served_when_cooled(client, model, "mock-breaker-primary")  # the half-open probe succeeds
 
 
 def test_round_robin_is_exact_across_both_workers(envoy, mock):
@@ -142,8 +161,9 @@ def test_lowest_latency_learns_which_target_is_fast(envoy, mock):
                timeout=10).raise_for_status()
 
     def one() -> str:
+        seen = weir_requests(envoy, model="mock-fastest")
         raw = ask(client, "mock-fastest")
-        time.sleep(0.1)  # the latency is recorded at the end of the request
+        recorded(envoy, "mock-fastest", seen + 1)  # its latency counts for the next pick
         return raw.headers["x-weir-served-by"]
 
     picks = [one() for _ in range(20)]
@@ -157,10 +177,11 @@ def test_shared_counters_agree_across_workers(envoy, mock):
     (mock-vllm-guarded: a route keeps target health only when a decision reads it, here its
     breaker.)"""
     client = openai_client(envoy.url)
+    seen = weir_requests(envoy, model="mock-vllm-guarded")
     first = health(ask(client, "mock-vllm-guarded").headers)
     n = 200
     fan_out(lambda i: ask(client, "mock-vllm-guarded"), n, workers=24)
-    time.sleep(1)  # every request's outcome is recorded in Envoy's log phase
+    recorded(envoy, "mock-vllm-guarded", seen + 1 + n)
     last = health(ask(client, "mock-vllm-guarded").headers)
     assert int(last["successes"]) == int(first["successes"]) + 1 + n
     # Only the request reading the header is in flight: every other was released exactly once.
@@ -173,7 +194,7 @@ def test_breaker_opens_sends_to_the_healthy_target_and_recovers(envoy, mock):
     assert served_by(client, "mock-breaker") == "mock-breaker-primary"
     opened = breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "open")
     break_primary(mock)
-    failed = fail_until_open(client, "mock-breaker")
+    failed = fail_until_open(envoy, client, "mock-breaker")
     # One success then three failures: 3/4 > 0.3 with MIN_REQUESTS 4 in the window.
     assert failed == 3
     sent = primary_requests(mock)
@@ -196,9 +217,11 @@ def test_breaker_opens_sends_to_the_healthy_target_and_recovers(envoy, mock):
 def test_half_open_lets_exactly_one_probe_through_across_workers(envoy, mock):
     client = openai_client(envoy.url)
     break_primary(mock)
-    assert fail_until_open(client, "mock-breaker") >= 1
+    assert fail_until_open(envoy, client, "mock-breaker") >= 1
     half_opened = breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "half_open")
     reopened = breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "open")
+    # Nothing observable marks the cooldown's end short of a request, which would be the probe
+    # this test counts: wait the cooldown out on the clock.
     time.sleep(COOLDOWN_S + 0.3)
     sent = primary_requests(mock)
 
@@ -212,8 +235,9 @@ def test_half_open_lets_exactly_one_probe_through_across_workers(envoy, mock):
     # the primary is still broken, and the backup is another cluster), the rest go to the backup.
     picks = Counter(fan_out(one, 12, workers=12))
     assert picks == {"failed": 1, "mock-anthropic": 11}, picks
-    time.sleep(0.3)
     assert primary_requests(mock) == sent + 3  # the probe and Envoy's two retries
+    poll(lambda: breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "open") > reopened,
+         "the failed probe reopening the breaker")
     assert breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "half_open") == half_opened + 1
     assert breaker_events(envoy, "mock-breaker", "mock-breaker-primary", "open") == reopened + 1
     # Reopened for a full cooldown.
@@ -225,7 +249,7 @@ def test_half_open_lets_exactly_one_probe_through_across_workers(envoy, mock):
 def test_every_target_down_is_503_with_retry_after_in_each_protocol(envoy, mock):
     client = openai_client(envoy.url)
     break_primary(mock)
-    assert fail_until_open(client, "mock-breaker-solo") >= 1
+    assert fail_until_open(envoy, client, "mock-breaker-solo") >= 1
     sent = len(mock.requests())
     with pytest.raises(openai.APIStatusError) as e:
         ask(client, "mock-breaker-solo")
@@ -250,11 +274,10 @@ def test_cheapest_healthy_target_and_failover_when_it_breaks(envoy, mock):
     client = openai_client(envoy.url)
     assert served_by(client, "mock-cheapest") == "mock-openai"
     httpx.post(mock.url + "/_mock/faults", json={"provider": "openai", "status": 500}, timeout=10).raise_for_status()
-    assert fail_until_open(client, "mock-cheapest") >= 1
+    assert fail_until_open(envoy, client, "mock-cheapest") >= 1
     assert served_by(client, "mock-cheapest") == "mock-anthropic"
     heal_primary(mock)
-    time.sleep(COOLDOWN_S + 0.3)
-    assert served_by(client, "mock-cheapest") == "mock-openai"
+    served_when_cooled(client, "mock-cheapest", "mock-openai")
 
 
 AFFINITY_SYSTEM = "You are the support assistant of ACME. Answer in one sentence."

@@ -9,7 +9,6 @@ providers' official types and check the signatures they issued."""
 from __future__ import annotations
 
 import json
-import time
 
 import anthropic
 import httpx
@@ -18,6 +17,7 @@ import openai
 import pydantic
 import pytest
 
+from conftest import access_summaries, poll
 from weir_clients import DEMO_KEY, DEMO_MODELS, anthropic_client, ollama_client, openai_client
 
 MODELS = list(DEMO_MODELS)
@@ -321,21 +321,20 @@ def test_a_bare_json_error_after_two_gemini_events_ends_every_clients_stream_wit
 # --- the unsupported policy ----------------------------------------------------------------------
 
 def summaries(envoy, model: str) -> list[dict]:
-    time.sleep(0.6)  # the access log is flushed every 250 ms
-    with open(envoy.access_log, encoding="utf-8") as f:
-        lines = [json.loads(line) for line in f if line.strip()]
-    out = [json.loads(line["weir"]) for line in lines if line.get("weir") not in (None, "", "-")]
-    return [s for s in out if s.get("model") == model]
+    return [s for s in access_summaries(envoy) if s.get("model") == model]
 
 
 def test_drop_removes_tuning_fields_says_so_and_logs_it(envoy, mock):
+    seen = len(summaries(envoy, "mock-anthropic"))
     raw = openai_client(envoy.url).chat.completions.with_raw_response.create(
         model="mock-anthropic", messages=HI, seed=7, frequency_penalty=0.5, temperature=0.3, user="u-1")
     assert raw.parse().choices[0].message.content == "echo: hello there"
     assert raw.headers["x-weir-dropped"] == "seed, frequency_penalty"
     body = only(mock)["body"]
     assert "seed" not in body and body["temperature"] == 0.3 and body["metadata"] == {"user_id": "u-1"}
-    assert summaries(envoy, "mock-anthropic")[-1]["dropped"] == ["seed", "frequency_penalty"]
+    # The access log is flushed every 250 ms: wait for this request's line.
+    logged = poll(lambda: summaries(envoy, "mock-anthropic")[seen:], "the request's access-log summary")
+    assert logged[-1]["dropped"] == ["seed", "frequency_penalty"]
 
 
 def test_refuse_names_the_field_and_labels_are_dropped_anyway(envoy, mock):

@@ -56,7 +56,12 @@ class Bedrock(Provider):
         if "modelId" in req.body:
             return ["modelId: Unknown parameter in input: the model id travels in the path, not the body"]
         params, errs = validate.botocore_input(shape, dict(req.body, modelId=req.model))
-        return errs + validate.botocore_params(shape, params) + self._signatures(req.body)
+        errs += validate.botocore_params(shape, params) + validate.botocore_constraints(shape, req.body)
+        if not req.body.get("messages"):
+            # Converse needs a conversation: with no prompt template there is nothing to answer.
+            errs.append("messages: A conversation must start with a user message. Try again with a "
+                        "conversation that starts with a user message.")
+        return errs + self._signatures(req.body)
 
     @staticmethod
     def _signatures(body: dict) -> list[str]:

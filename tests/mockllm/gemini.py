@@ -98,6 +98,10 @@ class Gemini(Provider):
             camel = _SNAKE.get(key, key)
             if camel in REQUEST_FIELDS:
                 errs += validate.of_type(REQUEST_FIELDS[camel], value, (key,))
+        # The SDK types `role` as any string; the API takes only these (its docs and its 400s).
+        for i, c in enumerate(body.get("contents") or []):
+            if isinstance(c, dict) and c.get("role") not in (None, "user", "model"):
+                errs.append(f"contents[{i}].role: Please use a valid role: user, model.")
         return errs + self._signatures(body)
 
     @staticmethod

@@ -10,6 +10,7 @@ import ollama._types as ot
 from . import validate
 from .common import Answer, Conversation, Provider, Reply, Request, compact, embedding, pieces, words
 
+ROLES = ("system", "user", "assistant", "tool")
 REQUESTS = {"chat": ot.ChatRequest, "generate": ot.GenerateRequest, "embed": ot.EmbedRequest}
 
 
@@ -48,6 +49,9 @@ class Ollama(Provider):
         # check each against the model itself.
         for i, m in enumerate(body.get("messages") or []):
             errs += validate.model(ot.Message, self._images_as_models(m), ("messages", i))
+            # The model types `role` as any string; Ollama's server takes only these four.
+            if isinstance(m, dict) and m.get("role") not in ROLES:
+                errs.append(f"messages.{i}.role: invalid role {m.get('role')!r} (one of {', '.join(ROLES)})")
         if isinstance(req.body.get("options"), dict):
             errs += validate.model(ot.Options, req.body["options"], ("options",))
         return errs

@@ -3,7 +3,8 @@ always-failing upstream; one wire shape, with each flavour's differences as smal
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Dict, List, Literal, Optional, Union
+import os
+from typing import Any, Dict, List, Optional, Union
 
 from openai.types import EmbeddingCreateParams
 from openai.types.chat import completion_create_params as ccp
@@ -223,134 +224,14 @@ class Azure(OpenAI):
 
 
 # --- Mistral ---------------------------------------------------------------------------------
-# Written from Mistral's API reference (POST /v1/chat/completions, POST /v1/embeddings).
+# Bodies are checked against Mistral's published API reference itself: mistral_openapi.json is its
+# OpenAPI document (github.com/mistralai/platform-docs-public, openapi.yaml) trimmed to the
+# ChatCompletionRequest and EmbeddingRequest schemas and what they reference; see its $comment.
+MISTRAL_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mistral_openapi.json")
+
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class MText(_M):
-    type: Literal["text"]
-    text: str
-
-
-class MImageURL(_M):
-    url: str
-    detail: Optional[str] = None
-
-
-class MImage(_M):
-    type: Literal["image_url"]
-    image_url: Union[str, MImageURL]
-
-
-class MDocument(_M):
-    type: Literal["document_url"]
-    document_url: str
-    document_name: Optional[str] = None
-
-
-class MFunctionCall(_M):
-    name: str
-    arguments: Union[str, Dict[str, Any]]
-
-
-class MToolCall(_M):
-    id: Optional[str] = None
-    type: Optional[Literal["function"]] = None
-    function: MFunctionCall
-    index: Optional[int] = None
-
-
-class MSystem(_M):
-    role: Literal["system"]
-    content: Union[str, List[MText]]
-
-
-class MUser(_M):
-    role: Literal["user"]
-    content: Union[str, List[Union[MText, MImage, MDocument]], None]
-
-
-class MAssistant(_M):
-    role: Literal["assistant"]
-    content: Union[str, List[MText], None] = None
-    tool_calls: Optional[List[MToolCall]] = None
-    prefix: Optional[bool] = None
-
-
-class MTool(_M):
-    role: Literal["tool"]
-    content: Union[str, List[MText], None]
-    tool_call_id: Optional[str] = None
-    name: Optional[str] = None
-
-
-class MFunction(_M):
-    name: str
-    description: Optional[str] = None
-    strict: Optional[bool] = None
-    parameters: Dict[str, Any]
-
-
-class MToolDef(_M):
-    type: Optional[Literal["function"]] = None
-    function: MFunction
-
-
-class MFunctionName(_M):
-    name: str
-
-
-class MToolChoice(_M):
-    type: Optional[Literal["function"]] = None
-    function: MFunctionName
-
-
-class MJsonSchema(_M):
-    name: str
-    description: Optional[str] = None
-    schema_: Dict[str, Any] = Field(alias="schema")
-    strict: Optional[bool] = None
-
-
-class MResponseFormat(_M):
-    type: Optional[Literal["text", "json_object", "json_schema"]] = None
-    json_schema: Optional[MJsonSchema] = None
-
-
-class MPrediction(_M):
-    type: Optional[Literal["content"]] = None
-    content: Optional[str] = None
-
-
-class MistralChatRequest(_M):
-    model: str
-    messages: List[Annotated[Union[MSystem, MUser, MAssistant, MTool], Field(discriminator="role")]]
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    max_tokens: Optional[int] = None
-    stream: Optional[bool] = None
-    stop: Optional[Union[str, List[str]]] = None
-    random_seed: Optional[int] = None
-    response_format: Optional[MResponseFormat] = None
-    tools: Optional[List[MToolDef]] = None
-    tool_choice: Optional[Union[Literal["auto", "none", "any", "required"], MToolChoice]] = None
-    presence_penalty: Optional[float] = None
-    frequency_penalty: Optional[float] = None
-    n: Optional[int] = None
-    parallel_tool_calls: Optional[bool] = None
-    safe_prompt: Optional[bool] = None
-    prediction: Optional[MPrediction] = None
-    prompt_mode: Optional[Literal["reasoning"]] = None
-
-
-class MistralEmbedRequest(_M):
-    model: str
-    input: Union[str, List[str]]
-    output_dimension: Optional[int] = None
-    output_dtype: Optional[Literal["float", "int8", "uint8", "binary", "ubinary"]] = None
-    encoding_format: Optional[Literal["float", "base64"]] = None
 
 
 class Mistral(OpenAI):
@@ -360,7 +241,8 @@ class Mistral(OpenAI):
     refuses = False
 
     def validate(self, req: Request) -> list[str]:
-        return validate.model(MistralEmbedRequest if req.kind == "embed" else MistralChatRequest, req.body)
+        root = "EmbeddingRequest" if req.kind == "embed" else "ChatCompletionRequest"
+        return validate.json_schema(MISTRAL_SCHEMA, root, req.body)
 
     def error(self, status: int, message: str) -> Reply:
         if status == 401:

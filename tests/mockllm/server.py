@@ -1,5 +1,7 @@
 """The HTTP/1.1 server: routes each request to its provider, runs the pipeline (leak check, auth,
-validation, faults, answer), records it, streams chunked replies; plus the /_mock control API."""
+validation, faults, answer), records it, streams chunked replies; plus the /_mock control API:
+GET/DELETE /_mock/requests (GET filters: `provider`; `test_id` or `key_sha12` read that tag's own
+bounded record), GET/POST/DELETE /_mock/faults, GET /_mock/health and /_mock/health_checks."""
 
 from __future__ import annotations
 
@@ -307,8 +309,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, self.server.health_checks())
         if path == "/_mock/requests":
             if cmd == "GET":
-                items = self.server.recorder.all()
-                want = dict(urllib.parse.parse_qsl(url.query)).get("provider")
+                query = dict(urllib.parse.parse_qsl(url.query))
+                tag = query.get("test_id") or (f"key:{query['key_sha12']}" if query.get("key_sha12") else None)
+                items = self.server.recorder.tagged(tag) if tag else self.server.recorder.all()
+                want = query.get("provider")
                 return self._json(200, [e for e in items if not want or e["provider"] == want])
             if cmd == "DELETE":
                 self.server.recorder.clear()

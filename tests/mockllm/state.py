@@ -1,16 +1,21 @@
 """The mock's shared, thread-safe state: the bounded record of received requests (credentials
-redacted to sha256 prefixes) and the scripted fault rules tests install via /_mock/faults."""
+redacted to sha256 prefixes), also kept per tag (a test's `x-mock-test-id` header, else the
+provider key's sha12) so a test can read back every request it caused however many others ran,
+and the scripted fault rules tests install via /_mock/faults."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from .common import sha12
 
 MAX_RECORDS = 10_000
+PER_TAG = 64          # the last requests kept per tag
+MAX_TAGS = 1_000      # tags kept, least recently used dropped first
+TEST_ID_HEADER = "x-mock-test-id"
 CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key",
                       "x-amz-security-token", "cookie"}
 LEAK_MARK = "sk-weir-"
@@ -31,26 +36,51 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def tag_of(entry: dict) -> str | None:
+    """A request's tag: the test id it carries, else its provider key's sha12 ("key:<sha12>")."""
+    test_id = (entry.get("headers") or {}).get(TEST_ID_HEADER)
+    if test_id:
+        return test_id
+    return f"key:{entry['key_sha12']}" if entry.get("key_sha12") else None
+
+
 class Recorder:
+    """Every request in arrival order (the last MAX_RECORDS), and the last PER_TAG per tag for
+    at most MAX_TAGS tags: memory stays bounded whatever the tests send."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: deque[dict] = deque(maxlen=MAX_RECORDS)
+        self._tags: OrderedDict[str, deque[dict]] = OrderedDict()
         self._seq = 0
 
     def add(self, entry: dict) -> None:
+        tag = tag_of(entry)
         with self._lock:
             self._seq += 1
             entry["seq"] = self._seq
             entry["time"] = time.time()
+            entry["tag"] = tag
             self._items.append(entry)
+            if tag is not None:
+                self._tags.setdefault(tag, deque(maxlen=PER_TAG)).append(entry)
+                self._tags.move_to_end(tag)
+                while len(self._tags) > MAX_TAGS:
+                    self._tags.popitem(last=False)
 
     def all(self) -> list[dict]:
         with self._lock:
             return list(self._items)
 
+    def tagged(self, tag: str) -> list[dict]:
+        """The last PER_TAG requests with this tag, oldest first."""
+        with self._lock:
+            return list(self._tags.get(tag, ()))
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._tags.clear()
 
 
 class Faults:

@@ -1,17 +1,23 @@
 """Strict validation of request bodies against the providers' published types (pydantic models,
-TypedDicts, botocore shapes); every mismatch comes back as a 'location: message' string."""
+TypedDicts, botocore shapes, JSON Schema); every mismatch comes back as a 'location: message' string.
+
+Strict means what the wire says, not what it can be coerced to: pydantic runs in strict mode, so
+`"0.5"` is not a number, `"100"` and `64.0` are not integers and `"false"` is not a boolean; types
+with enums and bytes (google-genai) are validated from the JSON text, where strict mode still
+takes enum values and base64 strings. Unknown keys are refused at every level."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import functools
+import json
 from typing import Any, Iterable, Tuple
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 MAX_ERRORS = 12
-_FORBID = ConfigDict(extra="forbid")
+_FORBID = ConfigDict(extra="forbid", strict=True)
 # the (private) class pydantic returns for a validated Iterable[...]
 ValidatorIterator = type(TypeAdapter(Iterable[int]).validate_python([]))
 
@@ -28,6 +34,10 @@ def _prune_unions(errs: list[dict]) -> list[dict]:
              and tuple(e.get("loc", ()))[-1:] in (("type",), ("role",))}
     kept = [e for e in errs if branch(e) == () or branch(e) not in wrong]
     return kept or errs
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _fmt(err: dict, prefix: tuple = ()) -> str:
@@ -73,7 +83,7 @@ def typed_dict(tp: Any, data: Any, prefix: tuple = ()) -> list[str]:
     if not isinstance(data, dict):
         return [f"{'.'.join(map(str, prefix)) or '<body>'}: must be a JSON object"]
     try:
-        result = _strict_adapter(tp).validate_python((data,), extra="forbid")
+        result = _strict_adapter(tp).validate_python((data,), strict=True, extra="forbid")
     except ValidationError as exc:
         # drop the tuple index pydantic puts first
         errs = [dict(e, loc=tuple(e["loc"])[1:]) for e in exc.errors(include_url=False)]
@@ -86,7 +96,7 @@ def typed_dict(tp: Any, data: Any, prefix: tuple = ()) -> list[str]:
 def model(cls: type[BaseModel], data: Any, prefix: tuple = ()) -> list[str]:
     """Validate against a pydantic model, forbidding unknown keys at every level."""
     try:
-        cls.model_validate(data, extra="forbid")  # applies to nested models too
+        cls.model_validate(data, strict=True, extra="forbid")  # nested models too
     except ValidationError as exc:
         return _errors(exc, prefix)
     return []
@@ -100,7 +110,7 @@ def _adapter(tp: Any) -> TypeAdapter:
 def of_type(tp: Any, data: Any, prefix: tuple = ()) -> list[str]:
     """Validate against any type whose models already forbid extras (google-genai)."""
     try:
-        _adapter(tp).validate_python(data, extra="forbid")
+        _adapter(tp).validate_json(_json(data), strict=True, extra="forbid")
     except ValidationError as exc:
         return _errors(exc, prefix)
     return []
@@ -133,6 +143,61 @@ def botocore_input(shape: Any, data: Any, loc: str = "") -> tuple[Any, list[str]
         return value
 
     return walk(shape, data, loc or "<body>"), errors
+
+
+def botocore_constraints(shape: Any, data: Any, loc: str = "") -> list[str]:
+    """What botocore's ParamValidator leaves to the service: enum values and minimum list lengths
+    (in the wording of Bedrock's ValidationException)."""
+    errors: list[str] = []
+
+    def walk(sh: Any, value: Any, where: str) -> None:
+        enum = getattr(sh, "enum", None)
+        if enum and isinstance(value, str) and value not in enum:
+            errors.append(f"{where}: Value '{value}' failed to satisfy constraint: Member must satisfy enum "
+                          f"value set: [{', '.join(enum)}]")
+        if sh.type_name == "structure" and isinstance(value, dict) and not sh.metadata.get("document"):
+            for k, v in value.items():
+                if k in sh.members:
+                    walk(sh.members[k], v, f"{where}.{k}")
+        elif sh.type_name == "list" and isinstance(value, list):
+            least = sh.metadata.get("min", 0)
+            if len(value) < least:
+                errors.append(f"{where}: Member must have length greater than or equal to {least}")
+            for i, v in enumerate(value):
+                walk(sh.member, v, f"{where}.{i}")
+        elif sh.type_name == "map" and isinstance(value, dict):
+            for k, v in value.items():
+                walk(sh.value, v, f"{where}.{k}")
+
+    walk(shape, data, loc or "<body>")
+    return errors[:MAX_ERRORS]
+
+
+# --- JSON Schema (a provider's published OpenAPI reference) -----------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _schema_validator(path: str, root: str):
+    import jsonschema
+
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    # JSON Schema counts 64.0 as an integer; the wire contract is a JSON integer literal.
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
+    cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    return cls({"$defs": doc["$defs"], "$ref": f"#/$defs/{root}"})
+
+
+def json_schema(path: str, root: str, data: Any) -> list[str]:
+    """Validate against schema `root` of a trimmed OpenAPI document (`$defs` of its schemas)."""
+    import jsonschema
+
+    out = []
+    for err in sorted(_schema_validator(path, root).iter_errors(data), key=lambda e: list(e.absolute_path)):
+        best = jsonschema.exceptions.best_match([err])
+        loc = ".".join(str(p) for p in best.absolute_path) or "<body>"
+        out.append(f"{loc}: {best.message}")
+    return out[:MAX_ERRORS]
 
 
 def botocore_params(shape: Any, params: Any) -> list[str]:

@@ -203,11 +203,12 @@ class RateLimitService(rls_pb2_grpc.RateLimitServiceServicer):
         return rls_pb2.RateLimitResponse(overall_code=code, statuses=statuses)
 
 
-def serve(port: int, domains, redis_url: str, log=None, host: str = "127.0.0.1", workers: int = 16):
+def serve(port: int, domains, redis_url: str, log=None, host: str = "127.0.0.1", workers: int = 16,
+          clock=time.time):
     client = redis.Redis.from_url(redis_url)
     client.ping()  # fail at start, not on the first request
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
-    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(RateLimitService(domains, client, log), server)
+    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(RateLimitService(domains, client, log, clock), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")

@@ -34,6 +34,8 @@ import openai
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import envoy_log  # noqa: E402  (tests/envoy_log.py: the trap check the tests use)
 import render_envoy  # noqa: E402  (scripts/render_envoy.py)
 from bench import Procs, envoy_binary, free_ports, rss_bytes, wasm_linear_memories  # noqa: E402
 
@@ -250,7 +252,7 @@ def main() -> int:
 
     with open(os.path.join(workdir, "envoy.log"), encoding="utf-8", errors="replace") as f:
         log = f.read()
-    traps = [line for line in log.splitlines() if any(b in line.lower() for b in ("panicked", "wasm trap"))]
+    traps = envoy_log.trap_lines(log)
     first, last = snaps.get(args.checkpoint), snaps.get(args.requests)
     growth = (sum(s for s, _ in last["vms"]) - sum(s for s, _ in first["vms"])) if first and last else None
     lat = sorted(tally.latencies)

@@ -1,5 +1,6 @@
 //! Precision and recall of the built-in PII detectors over the labelled corpus
-//! `pii_corpus.jsonl` (positives in many formats plus hard negatives), per detector and overall.
+//! `pii_corpus.jsonl` (positives in many formats plus hard negatives), per detector and overall;
+//! docs/pii.md claims 1.00 for both, so any false positive or miss fails the test.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -123,24 +124,15 @@ fn corpus_precision_and_recall() {
         println!("{m}");
     }
 
+    // docs/pii.md claims precision 1.00 and recall 1.00 on this corpus for every detector: one
+    // false positive or one miss anywhere breaks the claim, so it fails here, naming the line.
     assert!(
-        total.recall() >= 0.99,
-        "overall recall {:.4}",
-        total.recall()
+        misses.is_empty(),
+        "the corpus is no longer detected exactly ({} false positives, {} misses):\n{}",
+        total.fp,
+        total.fn_,
+        misses.join("\n")
     );
-    assert!(
-        total.precision() >= 0.98,
-        "overall precision {:.4}",
-        total.precision()
-    );
-    for (det, t) in &per {
-        assert!(t.recall() >= 0.99, "{det} recall {:.4}", t.recall());
-        assert!(
-            t.precision() >= 0.98,
-            "{det} precision {:.4}",
-            t.precision()
-        );
-    }
     // Every built-in is exercised by the corpus.
     for name in [
         "email",
