@@ -49,6 +49,7 @@ HIGH = {
     and b["inferenceConfig"]["maxTokens"] == 4096 + 16384,
     "ollama": lambda b: b["think"] is True,
     "openai-compatible": lambda b: b["reasoning_effort"] == "high",
+    "openai-responses": lambda b: b["reasoning"]["effort"] == "high",
 }
 # Providers whose answers carry reasoning text (OpenAI's and Azure's reasoning stays hidden).
 SHOWS_REASONING = {"anthropic", "gemini", "bedrock", "ollama", "openai-compatible"}
@@ -103,6 +104,8 @@ def test_anthropic_thinking_and_ollama_think_reach_every_provider(envoy, mock, m
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048} and body["max_tokens"] == 4000
     if provider in ("openai", "azure-openai", "openai-compatible"):
         assert body["reasoning_effort"] == "low"  # 2048 tokens is the `low` level's budget
+    if provider == "openai-responses":
+        assert body["reasoning"]["effort"] == "low"
     mock.clear()
     r = ollama_client(envoy.url).chat(model=model, messages=HI, think=True, stream=stream)
     if stream:
@@ -416,7 +419,7 @@ def test_count_tokens_answers_for_every_model(envoy, mock, model):
 # --- images ---------------------------------------------------------------------------------------
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-FETCHES_URLS = {"openai", "azure-openai", "anthropic", "gemini", "mistral", "openai-compatible"}
+FETCHES_URLS = {"openai", "openai-responses", "azure-openai", "anthropic", "gemini", "mistral", "openai-compatible"}
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -662,6 +662,14 @@ pub fn encode_messages_response(r: &ChatResponse) -> Vec<u8> {
     if let Some(choice) = choice {
         for part in &choice.message.content {
             match part {
+                // Reasoning with nothing to show or send back (an OpenAI reasoning item known
+                // only by its id) is no block: streams open none for it either.
+                Part::Reasoning {
+                    text,
+                    signature: None,
+                    redacted: None,
+                    ..
+                } if text.is_empty() => {}
                 Part::Reasoning {
                     text,
                     signature,

@@ -531,6 +531,14 @@ mod client {
                 id: None,
                 origin: Some(Origin::OpenAiResponses),
             },
+            // Known only by its id: nothing to show, nothing to send back, so no block.
+            Part::Reasoning {
+                text: String::new(),
+                signature: None,
+                redacted: None,
+                id: Some("rs_1".into()),
+                origin: Some(Origin::OpenAiResponses),
+            },
         ];
         message.refusal = Some("I can't.".into());
         let r = ChatResponse {

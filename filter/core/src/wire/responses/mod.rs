@@ -251,10 +251,10 @@ fn reasoning_text(o: &Obj<'_, '_>) -> R<String> {
 /// off.
 fn effort_name(r: &crate::ir::Reasoning) -> Option<&'static str> {
     use crate::ir::Effort;
-    if r.enabled == Some(false) {
+    if crate::wire::reasoning::is_off(r) {
         return Some("none");
     }
-    Some(match r.effort? {
+    Some(match crate::wire::reasoning::effort_of(r)? {
         Effort::Minimal => "minimal",
         Effort::Low => "low",
         Effort::Medium => "medium",

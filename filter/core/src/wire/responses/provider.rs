@@ -169,9 +169,7 @@ fn write_reasoning(w: &mut JsonWriter, c: &ChatRequest, chat_effort: Option<&Val
         }
         return Ok(());
     };
-    if r.budget_tokens.is_some() {
-        return Err(WireError::unsupported("reasoning.budget_tokens", TARGET));
-    }
+    // A token budget goes as the level it stands for, as to OpenAI's Chat Completions.
     let effort = effort_name(r);
     // Visible reasoning is a summary here; the provider chooses its length.
     let summary = match (&r.summary, r.visible) {
