@@ -651,3 +651,37 @@ fn anthropics_overloaded_529_is_529_for_anthropic_clients_and_503_for_the_others
         );
     }
 }
+
+#[test]
+fn a_key_over_its_limit_is_refused_before_its_text_is_scanned() {
+    let mut cfg = config();
+    cfg["pii"]["scan_budget"] = json!(4096);
+    let mut h = Harness::new(cfg);
+    let chat =
+        |text: &str| json!({"model": "fast", "messages": [{"role": "user", "content": text}]});
+    let long = "1.1.1.".repeat(2000);
+    // Within its limits, a text past the scan budget is refused, in the client's shape.
+    let reply = h
+        .send(client("sk-weir-a", "/v1/chat/completions"), chat(&long))
+        .unwrap_err();
+    assert_eq!(reply.status, 413);
+    let message = json(&reply.body)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("PII scan budget"), "{message}");
+    assert_eq!(h.done().unwrap().pii, vec![("scan_budget".to_string(), 1)]);
+    // team-b may send 2 a minute: the third, however long, gets its 429 without a scan.
+    let mut codes = Vec::new();
+    for text in ["hi", "hi", long.as_str()] {
+        h.next_request();
+        codes.push(
+            match h.send(client("sk-weir-b", "/v1/chat/completions"), chat(text)) {
+                Ok(_) => 200,
+                Err(reply) => reply.status,
+            },
+        );
+        h.done();
+    }
+    assert_eq!(codes, [200, 200, 429]);
+}

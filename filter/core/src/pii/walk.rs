@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::scrub::{Engine, State};
+use super::scrub::{Engine, Meter, State};
 use super::vault::Vault;
 use super::{Blocked, Detections};
 use crate::ir::{Part, Request};
@@ -30,7 +30,18 @@ pub(crate) fn scrub_request(
     match req {
         Request::Chat(chat) | Request::CountTokens(chat) => {
             for msg in &mut chat.messages {
-                msg.content.retain(|p| !signed_with_findings(engine, p));
+                let mut refused = None;
+                msg.content
+                    .retain(|p| match signed_with_findings(engine, p, &mut st.meter) {
+                        Ok(found) => !found,
+                        Err(blocked) => {
+                            refused.get_or_insert(blocked);
+                            true
+                        }
+                    });
+                if let Some(blocked) = refused {
+                    return Err(blocked);
+                }
                 for part in &mut msg.content {
                     match part {
                         Part::Text { text } => scrub_in_place(engine, text, &mut st)?,
@@ -66,16 +77,16 @@ pub(crate) fn scrub_request(
 }
 
 /// A signed reasoning part whose text a detector finds something in (see the module doc).
-fn signed_with_findings(engine: &Engine, part: &Part) -> bool {
-    match part {
+fn signed_with_findings(engine: &Engine, part: &Part, meter: &mut Meter) -> Result<bool, Blocked> {
+    Ok(match part {
         Part::Reasoning {
             text,
             signature,
             redacted,
             ..
-        } if signature.is_some() || redacted.is_some() => !engine.spans(text).is_empty(),
+        } if signature.is_some() || redacted.is_some() => !engine.spans(text, meter)?.is_empty(),
         _ => false,
-    }
+    })
 }
 
 fn scrub_in_place(engine: &Engine, text: &mut String, st: &mut State<'_>) -> Result<(), Blocked> {
