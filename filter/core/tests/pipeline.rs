@@ -685,3 +685,42 @@ fn a_key_over_its_limit_is_refused_before_its_text_is_scanned() {
     }
     assert_eq!(codes, [200, 200, 429]);
 }
+
+#[test]
+fn a_client_that_gives_up_after_the_request_went_upstream_is_charged_its_estimate() {
+    let mut cfg = config();
+    cfg["auth"]["keys"][0]["limits"] = json!({"tokens_per_minute": 100});
+    let mut h = Harness::new(cfg);
+    // About 40 tokens reserved each: "hi" and max_tokens 40.
+    let chat = json!({"model": "fast", "max_tokens": 40,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let sent = h.send(client("sk-weir-a", "/v1/chat/completions"), chat.clone());
+        codes.push(match sent {
+            Ok(_) => {
+                // The client disconnects before any answer: Envoy ends the stream, no response.
+                let summary = h.done().unwrap();
+                assert_eq!(summary.charged, Some("estimate"));
+                assert!(summary.estimated_tokens >= 40, "{summary:?}");
+                assert_eq!((summary.status, summary.outcome()), (499, "client_closed"));
+                assert!(summary.to_json().contains(r#""charged":"estimate""#));
+                assert!(summary
+                    .samples()
+                    .iter()
+                    .any(|s| s.metric == "weir_tokens_total"));
+                200
+            }
+            Err(reply) => {
+                h.done();
+                reply.status
+            }
+        });
+        h.next_request();
+    }
+    assert_eq!(
+        codes,
+        [200, 200, 429],
+        "the abandoned requests used the window"
+    );
+}
