@@ -977,3 +977,48 @@ fn custom_patterns_must_have_a_bounded_length() {
     assert_eq!(err("[a-z]{1,2000}").as_deref(), Some("pii.custom[0].regex"));
     assert_eq!(err("EMP-[0-9]{6}"), None);
 }
+
+#[test]
+fn user_ids_stop_sequences_and_argument_keys_are_scrubbed() {
+    let s = scrubber(r#"{"enabled":true}"#);
+    let mut assistant = Message::text(Role::Assistant, "");
+    assistant.tool_calls = vec![ToolCall {
+        id: "c1".into(),
+        name: "lookup".into(),
+        arguments: r#"{"jane@example.com":{"a@x.com":1,"b@x.com":2},"city":"Paris"}"#.into(),
+    }];
+    let mut req = Request::Chat(ChatRequest {
+        model: "m".into(),
+        messages: vec![Message::text(Role::User, "hi"), assistant],
+        user: Some("jane@example.com".into()),
+        stop: vec!["call +1 415 555 2671".into()],
+        ..Default::default()
+    });
+    let mut v = s.new_vault();
+    let found = s.scrub_request(&mut req, &mut v).unwrap();
+    let Request::Chat(c) = &req else { panic!() };
+    assert_eq!(c.user.as_deref(), Some("[EMAIL]"));
+    assert_eq!(c.stop, vec!["call [PHONE]".to_string()]);
+    let args: serde_json::Value =
+        serde_json::from_str(&c.messages[1].tool_calls[0].arguments).unwrap();
+    // Keys redacted alike stay apart.
+    assert_eq!(
+        args,
+        serde_json::json!({"[EMAIL]": {"[EMAIL]": 1, "[EMAIL]_2": 2}, "city": "Paris"})
+    );
+    assert_eq!(
+        found.counts,
+        vec![("email".to_string(), 4), ("phone".to_string(), 1)]
+    );
+    let mut emb = Request::Embeddings(EmbeddingsRequest {
+        model: "m".into(),
+        input: vec!["x".into()],
+        user: Some("jane@example.com".into()),
+        ..Default::default()
+    });
+    s.scrub_request(&mut emb, &mut v).unwrap();
+    let Request::Embeddings(e) = &emb else {
+        panic!()
+    };
+    assert_eq!(e.user.as_deref(), Some("[EMAIL]"));
+}
