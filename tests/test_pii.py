@@ -142,3 +142,12 @@ def test_a_key_over_its_limit_gets_its_429_without_a_scan(envoy, mock):
     assert refused, "no access log entry for the refused request"
     # Scanned, its address would be counted under pii.
     assert not refused[-1].get("pii"), refused[-1]
+
+
+def test_user_ids_and_stop_sequences_are_scrubbed_too(envoy, mock):
+    openai_client(envoy.url).chat.completions.create(
+        model="mock-openai", messages=[{"role": "user", "content": "hi"}],
+        user=EMAIL, stop=[f"ask {PHONE}"])
+    sent = dumps(mock.requests()[0]["body"])
+    assert EMAIL not in sent and PHONE not in sent, sent
+    assert "<EMAIL_1>" in sent and "<PHONE_1>" in sent, sent
