@@ -724,3 +724,22 @@ fn a_client_that_gives_up_after_the_request_went_upstream_is_charged_its_estimat
         "the abandoned requests used the window"
     );
 }
+
+#[test]
+fn a_compressed_request_body_is_refused_with_415() {
+    let mut h = Harness::new(config());
+    for encoding in ["gzip", "br", "deflate, gzip"] {
+        let headers = post("sk-weir-a", "/v1/messages").with("content-encoding", encoding);
+        let reply = h.send_headers(headers).unwrap_err();
+        assert_eq!(reply.status, 415);
+        let body = json(&reply.body);
+        assert_eq!(body["type"], "error", "in the Anthropic client's shape");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(encoding));
+        h.next_request();
+    }
+    let plain = post("sk-weir-a", "/v1/chat/completions").with("content-encoding", "identity");
+    assert!(h.send_headers(plain).is_ok());
+}

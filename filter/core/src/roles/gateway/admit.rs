@@ -79,6 +79,23 @@ impl GatewayRole {
                 "the request body must be JSON (content-type: application/json)",
             )));
         }
+        // The body is read as JSON and re-encoded plain: a compressed one would be refused as
+        // invalid JSON, or forwarded under a content-encoding it no longer has.
+        let encoding = header_value(headers, "content-encoding").unwrap_or(b"identity");
+        if !encoding.trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err(refuse(ErrorInfo::new(
+                415,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the request body must not be compressed (content-encoding: {}): send it \
+                     uncompressed",
+                    String::from_utf8_lossy(encoding)
+                        .chars()
+                        .take(32)
+                        .collect::<String>()
+                ),
+            )));
+        }
         let declared = header_value(headers, "content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<usize>().ok());
