@@ -258,10 +258,11 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
             "model": "safe", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .unwrap_err();
-    assert_eq!(reply.status, 403);
+    // Like a model that does not exist, so a key cannot probe what others may use.
+    assert_eq!(reply.status, 404);
     let body = json(&reply.body);
     assert_eq!(body["type"], "error");
-    assert_eq!(body["error"]["type"], "permission_error");
+    assert_eq!(body["error"]["type"], "not_found_error");
     h.next_request();
     let reply = h
         .send(

@@ -208,12 +208,10 @@ impl GatewayRole {
         self.summary.model = Some(route.name.clone());
         self.summary.stream = req.is_stream();
         let key = self.key(cfg)?;
+        // A model the key may not use is answered like one that does not exist (as
+        // `/api/show` and the model lists do), so a key cannot probe which models others have.
         if !key.may_use(model) {
-            return Err(ErrorInfo::new(
-                403,
-                ErrorKind::PermissionDenied,
-                format!("this API key may not use model '{model}'"),
-            ));
+            return Err(not_found(model));
         }
         Ok((route, key))
     }
