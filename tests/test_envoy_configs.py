@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import subprocess
 import time
 
 import openai
 import pytest
+import yaml
 
 import render_envoy
 from conftest import ROOT, WASM, envoy_binary
@@ -21,6 +23,57 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "envoy", "*.yaml")))
 def test_there_are_configs():
     assert {"demo.yaml", "minimal.yaml", "central-lb.yaml", "central-lb-front.yaml"} <= {
         os.path.basename(c) for c in CONFIGS}
+
+
+def seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(c) for c in CONFIGS])
+def test_client_connections_are_bounded(path):
+    """Idle or trickling clients cannot hold connections forever, nor take them all."""
+    doc = yaml.safe_load(open(path, encoding="utf-8"))
+    monitors = doc.get("overload_manager", {}).get("resource_monitors", [])
+    caps = [m["typed_config"].get("max_active_downstream_connections") for m in monitors
+            if m.get("name") == "envoy.resource_monitors.global_downstream_max_connections"]
+    assert caps and 0 < caps[0] <= 50_000, path
+    for listener in doc["static_resources"]["listeners"]:
+        assert listener.get("per_connection_buffer_limit_bytes", 0) > 0, (path, listener["name"])
+        for chain in listener["filter_chains"]:
+            for f in chain["filters"]:
+                if f["name"] != "envoy.filters.network.http_connection_manager":
+                    continue
+                hcm = f["typed_config"]
+                assert 0 < seconds(hcm.get("request_headers_timeout", "0s")) <= 30, path
+                assert 0 < seconds(hcm.get("request_timeout", "0s")) <= 300, path
+                idle = hcm.get("common_http_protocol_options", {}).get("idle_timeout", "0s")
+                assert 0 < seconds(idle) <= 3600, path
+
+
+def test_a_client_trickling_its_headers_is_cut_off(envoy):
+    """Slowloris: one header line every 2 s never completes the request; Envoy closes the
+    connection at request_headers_timeout (10 s in demo.yaml), not when the client stops."""
+    host, port = envoy.url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: weir\r\n")
+        closed_after = None
+        for i in range(15):  # 30 s of trickling at most
+            try:
+                sock.sendall(f"x-slow-{i}: {i}\r\n".encode())
+                sock.settimeout(2)
+                data = sock.recv(4096)
+                if not data or data.startswith(b"HTTP/1.1 408"):
+                    closed_after = time.monotonic() - started
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+    assert closed_after is not None, "Envoy kept a trickling connection open for 30 s"
+    assert 8 <= closed_after <= 15, closed_after
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(c) for c in CONFIGS])

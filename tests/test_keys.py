@@ -134,22 +134,22 @@ def test_odd_credentials_are_refused_and_envoy_keeps_serving(envoy, mock, case):
 
 
 # --- the official clients' exception types ---------------------------------------------------
-# test_auth.py covers openai.AuthenticationError / PermissionDeniedError, anthropic's
+# test_auth.py covers openai.AuthenticationError / NotFoundError, anthropic's
 # AuthenticationError and ollama's 401; these are the remaining refusals.
 
-def test_anthropic_client_gets_permission_denied_for_a_model_the_key_may_not_use(envoy, mock):
-    with pytest.raises(anthropic.PermissionDeniedError) as exc:
+def test_anthropic_client_gets_not_found_for_a_model_the_key_may_not_use(envoy, mock):
+    with pytest.raises(anthropic.NotFoundError) as exc:
         anthropic_client(envoy.url, LIMITED_KEY).messages.create(model="mock-anthropic", max_tokens=16, messages=HI)
-    assert exc.value.status_code == 403
+    assert exc.value.status_code == 404
     assert "mock-anthropic" in exc.value.message
-    assert exc.value.body["type"] == "error" and exc.value.body["error"]["type"] == "permission_error"
+    assert exc.value.body["type"] == "error" and exc.value.body["error"]["type"] == "not_found_error"
     assert mock.requests() == []
 
 
-def test_ollama_client_gets_403_for_a_model_the_key_may_not_use(envoy, mock):
+def test_ollama_client_gets_404_for_a_model_the_key_may_not_use(envoy, mock):
     with pytest.raises(ollama.ResponseError) as exc:
         ollama_client(envoy.url, LIMITED_KEY).chat(model="mock-ollama", messages=HI, stream=False)
-    assert exc.value.status_code == 403
+    assert exc.value.status_code == 404
     assert "mock-ollama" in exc.value.error
     assert mock.requests() == []
 

@@ -8,12 +8,16 @@ for ~61 s, longer than the test, so no key is shared between tests (or with othe
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 
+import httpx
 import openai
 import pytest
 
-from weir_clients import BURST_KEY, HEADERS_KEY, TIMEOUT, TOKENS_FLOOD_KEY, TOKENS_KEY, openai_client
+from weir_clients import (ABANDON_KEY, BURST_KEY, HEADERS_KEY, TIMEOUT, TOKENS_FLOOD_KEY, TOKENS_KEY,
+                          openai_client)
 
 # Nine three-letter words: 35 bytes, so weir estimates ceil(35 / 4) = 9 prompt tokens; the mock
 # counts 9 words in and answers "echo: <the nine words>", 10 words out. With max_tokens 10 the
@@ -126,3 +130,27 @@ def test_tokens_per_minute_holds_under_50_concurrent_requests(envoy, mock):
     for exc in refused:
         assert exc.status_code == 429 and "tokens per minute limit of 500" in exc.message, exc.message
     assert len(mock.requests("openai")) == len(ok)
+
+
+def test_a_client_that_gives_up_is_charged_its_estimate(envoy, mock):
+    # 120 tokens a minute; each request reserves ceil(2 / 4) + 50 = 51: two fit, not three. The
+    # provider is slow, and the client gives up before the answer: the provider still did the work.
+    httpx.post(mock.url + "/_mock/faults", json={"provider": "openai", "status": 200, "delay_ms": 2000},
+               timeout=10).raise_for_status()
+    body = {"model": "mock-openai", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"authorization": f"Bearer {ABANDON_KEY}"}
+    for _ in range(2):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(envoy.url + "/v1/chat/completions", json=body, headers=headers, timeout=0.5)
+    time.sleep(0.3)  # Envoy finishes the abandoned streams
+    mock.clear()
+    with pytest.raises(openai.RateLimitError):
+        openai_client(envoy.url, ABANDON_KEY).chat.completions.create(**body)
+    time.sleep(0.6)  # the access log is flushed every 250 ms
+    with open(envoy.access_log, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    mine = [json.loads(line["weir"]) for line in lines
+            if line.get("weir") not in (None, "", "-") and '"abandon"' in line["weir"]]
+    charged = [s for s in mine if s.get("charged") == "estimate"]
+    assert len(charged) == 2, mine
+    assert all(s["status"] == 499 and s["estimated_tokens"] == 51 for s in charged), charged

@@ -3,15 +3,17 @@ gets the originals back in the answer (restore), in every protocol, plain and st
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import anthropic
 import ollama
 import openai
 import pytest
 
-from weir_clients import (DEMO_MODELS, PROTOCOLS, anthropic_client, chat, dumps, ollama_client,
-                          openai_client)
+from weir_clients import (DEMO_MODELS, ONCE_KEY, PROTOCOLS, anthropic_client, chat, dumps,
+                          ollama_client, openai_client)
 
 EMAIL, PHONE = "jane.doe@example.com", "+1 415 555 2671"
 CARD, IBAN = "4111 1111 1111 1111", "GB29 NWBK 6016 1331 9268 19"
@@ -101,3 +103,51 @@ def test_private_key_is_blocked_with_400_in_the_clients_shape(envoy, mock, proto
     for part in ("BEGIN PRIVATE KEY", "MIIE", "C7VJTUt9Us8", EMAIL):
         assert part not in message, message
     assert mock.requests() == []
+
+
+# --- abuse: what one request may cost a worker ---------------------------------------------
+
+# Shapes that made the scan quadratic (17 s of a worker for 400 KB of the first): 1 MB of each.
+ADVERSARIAL = {"dotted digits": "1.1.1.", "jwt-like": "eyJaaaaaaaaa.", "local parts": "a.b-c+d"}
+
+
+@pytest.mark.parametrize("unit", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_an_adversarial_megabyte_prompt_is_scanned_promptly(envoy, mock, unit):
+    prompt = unit * (1_000_000 // len(unit)) + f" mail {EMAIL}"
+    started = time.monotonic()
+    answer = openai_client(envoy.url).chat.completions.create(
+        model="mock-openai", messages=[{"role": "user", "content": prompt}])
+    elapsed = time.monotonic() - started
+    assert answer.choices[0].message.content == "echo: " + prompt
+    assert EMAIL not in dumps(mock.requests()[0]["body"]), "still scrubbed"
+    # Linear: well under a second of scanning here; quadratic was many minutes.
+    assert elapsed < 15, f"{elapsed:.1f} s"
+
+
+def test_a_key_over_its_limit_gets_its_429_without_a_scan(envoy, mock):
+    client = openai_client(envoy.url, ONCE_KEY)
+    client.chat.completions.create(model="mock-openai", messages=[{"role": "user", "content": "hi"}])
+    marker = "1.1.1." * 170_000 + f" mail {EMAIL}"
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="mock-openai",
+                                       messages=[{"role": "user", "content": marker}])
+    assert time.monotonic() - started < 15
+    assert len(mock.requests()) == 1, "the refused request never went upstream"
+    time.sleep(0.6)  # the access log is flushed every 250 ms
+    with open(envoy.access_log, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    mine = [json.loads(line["weir"]) for line in lines if line.get("weir") not in (None, "", "-")]
+    refused = [s for s in mine if s.get("key") == "once" and s.get("status") == 429]
+    assert refused, "no access log entry for the refused request"
+    # Scanned, its address would be counted under pii.
+    assert not refused[-1].get("pii"), refused[-1]
+
+
+def test_user_ids_and_stop_sequences_are_scrubbed_too(envoy, mock):
+    openai_client(envoy.url).chat.completions.create(
+        model="mock-openai", messages=[{"role": "user", "content": "hi"}],
+        user=EMAIL, stop=[f"ask {PHONE}"])
+    sent = dumps(mock.requests()[0]["body"])
+    assert EMAIL not in sent and PHONE not in sent, sent
+    assert "<EMAIL_1>" in sent and "<PHONE_1>" in sent, sent

@@ -321,3 +321,20 @@ def test_active_health_checks_use_the_cheap_endpoints(envoy, mock):
     assert int(ok.get("mock_replicas", 0)) >= 1, ok
     # Health checks are not provider calls: the request record does not show them.
     assert not any(r["path"] in ("/api/version", "/health") for r in mock.requests())
+
+
+def test_a_client_model_name_cannot_change_the_providers_path(envoy, mock):
+    # The glob route passes the client's model name on to Gemini as it came.
+    for model in ("gemini-any/x:countTokens?key=stolen&", "gemini-any/../../v1/files"):
+        mock.clear()
+        try:
+            openai_client(envoy.url).chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}])
+        except openai.APIStatusError:
+            pass  # the mock knows no such model; what matters is where the request went
+        recs = mock.requests()
+        assert len(recs) == 1, recs
+        path, query = recs[0]["path"], recs[0]["query"]
+        assert path.startswith("/v1beta/models/gemini-any%2F") and path.endswith(":generateContent"), path
+        assert "/../" not in path and ":countTokens" not in path, path
+        assert "stolen" not in str(query), query

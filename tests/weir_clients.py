@@ -19,7 +19,10 @@ BURST_KEY = "sk-weir-burst"                # mock-ollama, 60 requests/min
 TOKENS_KEY = "sk-weir-tokens"              # mock-openai, 200 tokens/min
 TOKENS_FLOOD_KEY = "sk-weir-tokens-flood"  # mock-openai, 500 tokens/min
 HEADERS_KEY = "sk-weir-headers"            # mock-openai, 20 requests/min
-CLIENT_KEYS = [DEMO_KEY, LIMITED_KEY, BURST_KEY, TOKENS_KEY, TOKENS_FLOOD_KEY, HEADERS_KEY]
+ONCE_KEY = "sk-weir-once"                  # mock-openai, 1 request/min
+ABANDON_KEY = "sk-weir-abandon"            # mock-openai, 120 tokens/min
+CLIENT_KEYS = [DEMO_KEY, LIMITED_KEY, BURST_KEY, TOKENS_KEY, TOKENS_FLOOD_KEY, HEADERS_KEY, ONCE_KEY,
+               ABANDON_KEY]
 PROTOCOLS = ("openai", "anthropic", "ollama", "responses")
 
 # mock-openai's keys in envoy/demo.yaml, in order; weir rotates over them.

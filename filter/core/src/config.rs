@@ -153,6 +153,28 @@ mod tests {
     }
 
     #[test]
+    fn inline_provider_secrets_are_warned_about_without_being_shown() {
+        let json = br#"{"providers": {
+            "o": {"type": "openai", "keys": [{"id": "k1", "key": "sk-inline-secret"},
+                                             {"id": "k2", "key": {"env": "OPENAI_KEY"}}]},
+            "b": {"type": "bedrock", "region": "us-east-1", "keys": [{"id": "aws",
+                  "access_key_id": "AKIAEXAMPLE", "secret_access_key": "aws-inline-secret"}]}}}"#;
+        let env = |_: &str| Some("from-env".to_string());
+        let (_, warnings) = Config::parse(json, &env).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings
+            .iter()
+            .any(|w| w.starts_with("providers.o.keys[0].key")));
+        assert!(warnings.iter().any(|w| w.contains("secret_access_key")));
+        for w in &warnings {
+            assert!(
+                w.contains("/config_dump") && !w.contains("inline-secret"),
+                "{w}"
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_config_compiles() {
         assert!(Config::parse(b"{}", &no_env).is_ok());
     }

@@ -166,9 +166,26 @@ pub struct Summary {
     /// (`wire::drop`), in IR spelling.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
+    /// `estimate` when the request was charged its reservation because no usage came back (the
+    /// client went away, or the stream was cut); `estimated_tokens` is that charge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charged: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub estimated_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {
+    /// Charged by estimate: the tokens and money reserved at admission.
+    pub fn charge_estimate(&mut self, tokens: u64, micro_usd: u64) {
+        self.charged = Some("estimate");
+        self.estimated_tokens = tokens;
+        self.cost_micro_usd = micro_usd;
+    }
+
     pub fn set_usage(&mut self, usage: &Usage) {
         self.input_tokens = usage.input_tokens;
         self.output_tokens = usage.output_tokens;
@@ -181,6 +198,7 @@ impl Summary {
             200..=299 => "success",
             401 | 403 => "denied",
             429 => "rate_limited",
+            499 => "client_closed",
             400..=499 => "client_error",
             503 => "unavailable",
             504 => "timeout",
@@ -222,6 +240,13 @@ impl Summary {
                     n,
                 ));
             }
+        }
+        if self.estimated_tokens > 0 {
+            out.push(Sample::counter(
+                "weir_tokens_total",
+                [base[0], base[1], base[2], ("token_type", "estimated")],
+                self.estimated_tokens,
+            ));
         }
         if self.cost_micro_usd > 0 {
             out.push(Sample::counter(

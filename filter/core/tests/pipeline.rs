@@ -263,10 +263,11 @@ fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
             "model": "safe", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .unwrap_err();
-    assert_eq!(reply.status, 403);
+    // Like a model that does not exist, so a key cannot probe what others may use.
+    assert_eq!(reply.status, 404);
     let body = json(&reply.body);
     assert_eq!(body["type"], "error");
-    assert_eq!(body["error"]["type"], "permission_error");
+    assert_eq!(body["error"]["type"], "not_found_error");
     h.next_request();
     let reply = h
         .send(
@@ -655,4 +656,96 @@ fn anthropics_overloaded_529_is_529_for_anthropic_clients_and_503_for_the_others
             "{path}"
         );
     }
+}
+
+#[test]
+fn a_key_over_its_limit_is_refused_before_its_text_is_scanned() {
+    let mut cfg = config();
+    cfg["pii"]["scan_budget"] = json!(4096);
+    let mut h = Harness::new(cfg);
+    let chat =
+        |text: &str| json!({"model": "fast", "messages": [{"role": "user", "content": text}]});
+    let long = "1.1.1.".repeat(2000);
+    // Within its limits, a text past the scan budget is refused, in the client's shape.
+    let reply = h
+        .send(client("sk-weir-a", "/v1/chat/completions"), chat(&long))
+        .unwrap_err();
+    assert_eq!(reply.status, 413);
+    let message = json(&reply.body)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("PII scan budget"), "{message}");
+    assert_eq!(h.done().unwrap().pii, vec![("scan_budget".to_string(), 1)]);
+    // team-b may send 2 a minute: the third, however long, gets its 429 without a scan.
+    let mut codes = Vec::new();
+    for text in ["hi", "hi", long.as_str()] {
+        h.next_request();
+        codes.push(
+            match h.send(client("sk-weir-b", "/v1/chat/completions"), chat(text)) {
+                Ok(_) => 200,
+                Err(reply) => reply.status,
+            },
+        );
+        h.done();
+    }
+    assert_eq!(codes, [200, 200, 429]);
+}
+
+#[test]
+fn a_client_that_gives_up_after_the_request_went_upstream_is_charged_its_estimate() {
+    let mut cfg = config();
+    cfg["auth"]["keys"][0]["limits"] = json!({"tokens_per_minute": 100});
+    let mut h = Harness::new(cfg);
+    // About 40 tokens reserved each: "hi" and max_tokens 40.
+    let chat = json!({"model": "fast", "max_tokens": 40,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let sent = h.send(client("sk-weir-a", "/v1/chat/completions"), chat.clone());
+        codes.push(match sent {
+            Ok(_) => {
+                // The client disconnects before any answer: Envoy ends the stream, no response.
+                let summary = h.done().unwrap();
+                assert_eq!(summary.charged, Some("estimate"));
+                assert!(summary.estimated_tokens >= 40, "{summary:?}");
+                assert_eq!((summary.status, summary.outcome()), (499, "client_closed"));
+                assert!(summary.to_json().contains(r#""charged":"estimate""#));
+                assert!(summary
+                    .samples()
+                    .iter()
+                    .any(|s| s.metric == "weir_tokens_total"));
+                200
+            }
+            Err(reply) => {
+                h.done();
+                reply.status
+            }
+        });
+        h.next_request();
+    }
+    assert_eq!(
+        codes,
+        [200, 200, 429],
+        "the abandoned requests used the window"
+    );
+}
+
+#[test]
+fn a_compressed_request_body_is_refused_with_415() {
+    let mut h = Harness::new(config());
+    for encoding in ["gzip", "br", "deflate, gzip"] {
+        let headers = post("sk-weir-a", "/v1/messages").with("content-encoding", encoding);
+        let reply = h.send_headers(headers).unwrap_err();
+        assert_eq!(reply.status, 415);
+        let body = json(&reply.body);
+        assert_eq!(body["type"], "error", "in the Anthropic client's shape");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(encoding));
+        h.next_request();
+    }
+    let plain = post("sk-weir-a", "/v1/chat/completions").with("content-encoding", "identity");
+    assert!(h.send_headers(plain).is_ok());
 }

@@ -6,9 +6,34 @@
 //! Validators get the whole text and the candidate span and return the (possibly narrowed) span
 //! to act on, or `None` to drop the candidate. They only slice through `str::get`, and allocate
 //! nothing: they run on every candidate, and most candidates are dropped.
+//!
+//! Linear time: every pattern has a bounded match length (at most [`MAX_MATCH_BYTES`], checked
+//! when the matcher is built), so a search never runs on past a candidate by more than that,
+//! however the text repeats. Values that can be longer (PEM blocks, JWTs, API keys) are matched
+//! by their head only; their validator walks the rest in plain code, up to a cap.
 
-/// Checks a candidate `text[start..end]`; returns the span to scrub, or `None`.
-pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
+/// The longest match any pattern (built-in or custom) may have.
+pub(crate) const MAX_MATCH_BYTES: usize = 1024;
+
+/// How far a validator walks past its head: beyond any real PEM key, token or JWT.
+const PEM_MAX_BYTES: usize = 64 * 1024;
+const TOKEN_MAX_BYTES: usize = 1024;
+const JWT_MAX_BYTES: usize = 16 * 1024;
+
+/// A span to scrub, or (`Err`) where the scan resumes.
+pub(crate) type Walked = Result<(usize, usize), usize>;
+
+/// Judges a candidate `text[start..end]`.
+#[derive(Clone, Copy)]
+pub(crate) enum Validator {
+    /// Returns the span to scrub, or `None` (the scan resumes at the candidate's end).
+    Check(fn(&str, usize, usize) -> Option<(usize, usize)>),
+    /// For a head that the validator extends in plain code: the span to scrub, or where the
+    /// scan resumes (past what the walk showed holds no other value), so that no stretch of
+    /// text is walked again for every head in it.
+    Walk(fn(&str, usize, usize) -> Walked),
+}
+use Validator::{Check, Walk};
 
 /// How `mask` shows a value of this detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,26 +67,27 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         name: "private_key",
         mask: MaskKind::Whole,
         alts: &[(
-            // A complete PEM block, or a truncated one up to where base64 stops: a pasted half
-            // key is still a leak. `\\` covers keys pasted JSON-escaped (`\n` as two chars).
-            r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\t\r\n :,.()\\-]*?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\t\r\n\\]*)",
-            accept,
+            // Only the header: the block itself is found by `private_key`, which walks to the
+            // END line in plain code (a PEM body is longer than any candidate may be).
+            r"-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----",
+            Walk(private_key),
         )],
     },
     Builtin {
         name: "jwt",
         mask: MaskKind::Secret,
         alts: &[(
-            r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
-            accept,
+            // Header start only; `jwt` walks the three segments.
+            r"(?-u:\b)eyJ[A-Za-z0-9_-]{8}",
+            Walk(jwt),
         )],
     },
     Builtin {
         name: "github_token",
         mask: MaskKind::Secret,
         alts: &[(
-            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36}[A-Za-z0-9]*|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?-u:\b)",
-            accept,
+            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?-u:\b)",
+            Check(accept),
         )],
     },
     Builtin {
@@ -69,22 +95,22 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         mask: MaskKind::Secret,
         // OpenAI (`sk-`, `sk-proj-`, `sk-svcacct-`, `sk-admin-`) and Anthropic (`sk-ant-api03-`)
         // keys all share the `sk-` prefix and a long random tail.
-        alts: &[(r"(?-u:\b)sk-[A-Za-z0-9_-]{20}[A-Za-z0-9_-]*", api_key)],
+        alts: &[(r"(?-u:\b)sk-[A-Za-z0-9_-]{20}", Walk(api_key))],
     },
     Builtin {
         name: "aws_access_key",
         mask: MaskKind::Secret,
         alts: &[(
             r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
-            accept,
+            Check(accept),
         )],
     },
     Builtin {
         name: "email",
         mask: MaskKind::Email,
         alts: &[(
-            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)",
-            email,
+            r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,8}\.[A-Za-z]{2,24}(?-u:\b)",
+            Check(email),
         )],
     },
     Builtin {
@@ -92,7 +118,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         mask: MaskKind::Iban,
         alts: &[(
             r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?-u:\b)",
-            iban,
+            Check(iban),
         )],
     },
     Builtin {
@@ -101,13 +127,16 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         alts: &[(
             // 4-4-4-4(-3) and friends, Amex/Diners 4-6-5/4-6-4, or 13-19 contiguous digits.
             r"(?-u:\b)(?:[0-9]{4}(?:[ -][0-9]{4}){2}[ -][0-9]{1,4}(?:[ -][0-9]{1,3})?|[0-9]{4}[ -][0-9]{6}[ -][0-9]{4,5}|[0-9]{13,19})(?-u:\b)",
-            credit_card,
+            Check(credit_card),
         )],
     },
     Builtin {
         name: "us_ssn",
         mask: MaskKind::Ssn,
-        alts: &[(r"(?-u:\b)[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}(?-u:\b)", us_ssn)],
+        alts: &[(
+            r"(?-u:\b)[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}(?-u:\b)",
+            Check(us_ssn),
+        )],
     },
     Builtin {
         name: "phone",
@@ -116,17 +145,17 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             // International: +44 20 7946 0958, +1 (415) 555-2671, +44 (0)20 ..., 0044 20 ...
             (
                 r"(?:\+|(?-u:\b)00)[1-9][0-9]{0,2}(?:[ .-]?\(0\))?(?:[ .-]?\(?[0-9]{1,5}\)?){1,6}(?-u:\b)",
-                phone_intl,
+                Check(phone_intl),
             ),
             // North American: (415) 555-2671, 415.555.2671, 1-800-555-0199.
             (
                 r"(?:(?-u:\b)1[ .-])?(?:\([2-9][0-9]{2}\) ?|(?-u:\b)[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}(?-u:\b)",
-                phone_nanp,
+                Check(phone_nanp),
             ),
             // National trunk-prefixed: 020 7946 0958, 06 12 34 56 78, 030/12345678.
             (
                 r"(?-u:\b)0[1-9][0-9]{0,3}(?:[ ./-][0-9]{2,8}){1,4}(?-u:\b)",
-                phone_national,
+                Check(phone_national),
             ),
         ],
     },
@@ -135,13 +164,16 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         mask: MaskKind::Ip,
         alts: &[(
             r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{0,37}[0-9A-Fa-f]",
-            ipv6,
+            Check(ipv6),
         )],
     },
     Builtin {
         name: "ipv4",
         mask: MaskKind::Ip,
-        alts: &[(r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)", ipv4)],
+        alts: &[(
+            r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)",
+            Check(ipv4),
+        )],
     },
 ];
 
@@ -423,16 +455,102 @@ fn email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     Some((s, e))
 }
 
-fn api_key(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let body = text.get(s..e)?.get(3..)?;
+/// The end of the run of bytes in `class` starting at `from`, walking at most to `limit`.
+fn run_end(text: &str, from: usize, limit: usize, class: impl Fn(u8) -> bool) -> usize {
+    let bytes = text.as_bytes();
+    let limit = limit.min(bytes.len());
+    let mut i = from;
+    while i < limit && bytes.get(i).is_some_and(|b| class(*b)) {
+        i += 1;
+    }
+    i
+}
+
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `eyJ` + 8 matched: header, payload and (possibly empty) signature segments, dot-separated.
+/// On a miss the scan resumes after the header run only: a JWT may start in the payload run.
+fn jwt(text: &str, s: usize, _e: usize) -> Walked {
+    let limit = s.saturating_add(JWT_MAX_BYTES);
+    let head = run_end(text, s, limit, token_byte);
+    if text.as_bytes().get(head) != Some(&b'.') {
+        return Err(head);
+    }
+    let payload = head + 1;
+    let payload_end = run_end(text, payload, limit, token_byte);
+    if payload_end - payload < 8 || text.as_bytes().get(payload_end) != Some(&b'.') {
+        return Err(head);
+    }
+    let end = run_end(text, payload_end + 1, limit, token_byte);
+    if end == limit {
+        return Err(head);
+    }
+    Ok((s, end))
+}
+
+/// A PEM header matched: up to the first END line that closes it, or, for a truncated paste,
+/// as far as base64 goes. `\\` covers keys pasted JSON-escaped (`\n` as two chars). The walk
+/// stops at the next BEGIN line, which starts another block (and so is not walked twice).
+fn private_key(text: &str, s: usize, e: usize) -> Walked {
+    let mut limit = e.saturating_add(PEM_MAX_BYTES).min(text.len());
+    if let Some(next) = text.get(e..limit).and_then(|t| t.find("-----BEGIN ")) {
+        limit = e + next;
+    }
+    let body = |b: u8| b.is_ascii_alphanumeric() || b"+/=\t\r\n :,.()\\-".contains(&b);
+    let body_end = run_end(text, e, limit, body);
+    let mut from = e;
+    while let Some(at) = text.get(from..body_end).and_then(|t| t.find("-----END ")) {
+        let marker = from + at;
+        if let Some(end) = pem_end_line(text, marker + "-----END ".len()) {
+            return Ok((s, end));
+        }
+        from = marker + 1;
+    }
+    let base64 = |b: u8| b.is_ascii_alphanumeric() || b"+/=\t\r\n\\".contains(&b);
+    Ok((s, run_end(text, e, limit, base64)))
+}
+
+/// After `-----END `: `(?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----`; returns its end.
+fn pem_end_line(text: &str, mut at: usize) -> Option<usize> {
+    for _ in 0..=3 {
+        let rest = text.get(at..)?;
+        if let Some(after) = rest.strip_prefix("PRIVATE KEY") {
+            let tail = if after.starts_with(" BLOCK-----") {
+                " BLOCK-----".len()
+            } else if after.starts_with("-----") {
+                "-----".len()
+            } else {
+                0
+            };
+            if tail > 0 {
+                return Some(at + "PRIVATE KEY".len() + tail);
+            }
+        }
+        let word = run_end(text, at, at + 16, |b| {
+            b.is_ascii_uppercase() || b.is_ascii_digit()
+        });
+        if word == at || text.as_bytes().get(word) != Some(&b' ') {
+            return None;
+        }
+        at = word + 1;
+    }
+    None
+}
+
+/// The whole token run is one candidate: on a miss the scan resumes after it.
+fn api_key(text: &str, s: usize, e: usize) -> Walked {
+    let e = run_end(text, e, s.saturating_add(TOKEN_MAX_BYTES), token_byte);
+    let body = text.get(s..e).and_then(|v| v.get(3..)).ok_or(e)?;
     // Random keys mix letters and digits; `sk-some-long-hyphenated-name` does not.
     let has_digit = body.bytes().any(|b| b.is_ascii_digit());
     let has_alpha = body.bytes().any(|b| b.is_ascii_alphabetic());
     let longest_word = body.split(['-', '_']).map(str::len).max().unwrap_or(0);
     if has_digit && has_alpha && longest_word >= 16 {
-        Some((s, e))
+        Ok((s, e))
     } else {
-        None
+        Err(e)
     }
 }
 
@@ -643,6 +761,118 @@ mod tests {
         assert!(us_ssn("123-00-6789", 0, 11).is_none());
         assert!(us_ssn("123-45-0000", 0, 11).is_none());
         assert!(us_ssn("123-45 6789", 0, 11).is_none());
+    }
+
+    #[test]
+    fn every_builtin_pattern_has_a_bounded_match_length() {
+        for b in BUILTINS {
+            for (pat, _) in b.alts {
+                assert_eq!(super::super::scrub::bounded(pat), Ok(()), "{}", b.name);
+            }
+        }
+        // And the check itself refuses what made scans quadratic.
+        assert!(super::super::scrub::bounded("[a-z.]+@x").is_err());
+        assert!(super::super::scrub::bounded("a{0,2000}").is_err());
+    }
+
+    /// The detectors as they were before every pattern got a bounded length: unbounded runs,
+    /// whole PEM blocks and JWTs in the regex. The shipped set must find the same spans.
+    fn api_key_unbounded(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+        let body = text.get(s..e)?.get(3..)?;
+        let has_digit = body.bytes().any(|b| b.is_ascii_digit());
+        let has_alpha = body.bytes().any(|b| b.is_ascii_alphabetic());
+        let longest_word = body.split(['-', '_']).map(str::len).max().unwrap_or(0);
+        (has_digit && has_alpha && longest_word >= 16).then_some((s, e))
+    }
+
+    const UNBOUNDED: &[(&str, &str, Validator)] = &[
+        (
+            "private_key",
+            r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----(?:[A-Za-z0-9+/=\t\r\n :,.()\\-]*?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\t\r\n\\]*)",
+            Check(accept),
+        ),
+        (
+            "jwt",
+            r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+            Check(accept),
+        ),
+        (
+            "github_token",
+            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36}[A-Za-z0-9]*|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?-u:\b)",
+            Check(accept),
+        ),
+        (
+            "api_key",
+            r"(?-u:\b)sk-[A-Za-z0-9_-]{20}[A-Za-z0-9_-]*",
+            Check(api_key_unbounded),
+        ),
+        (
+            "email",
+            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)",
+            Check(email),
+        ),
+    ];
+
+    #[test]
+    fn bounded_detectors_find_what_the_unbounded_ones_did() {
+        let alts: Vec<[(&'static str, Validator); 1]> =
+            UNBOUNDED.iter().map(|(_, p, v)| [(*p, *v)]).collect();
+        let reference: Vec<Builtin> = BUILTINS
+            .iter()
+            .map(
+                |b| match UNBOUNDED.iter().position(|(n, _, _)| *n == b.name) {
+                    Some(i) => Builtin {
+                        name: b.name,
+                        mask: b.mask,
+                        alts: Box::leak(Box::new(alts[i])),
+                    },
+                    None => Builtin {
+                        name: b.name,
+                        mask: b.mask,
+                        alts: b.alts,
+                    },
+                },
+            )
+            .collect();
+        let cfg: super::super::PiiConfig = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
+        let old = super::super::scrub::Engine::compile_with(&cfg, &reference).unwrap();
+        let new = super::super::scrub::Engine::compile(&cfg).unwrap();
+        let pem_body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+        let mut texts: Vec<String> = include_str!("../../tests/pii_corpus.jsonl")
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        texts.extend([
+            format!("key:\n-----BEGIN PRIVATE KEY-----\n{pem_body}\n{pem_body}\n-----END PRIVATE KEY-----\nbye"),
+            format!("-----BEGIN RSA PRIVATE KEY-----\\n{pem_body}\\n-----END RSA PRIVATE KEY-----\\n"),
+            format!("-----BEGIN ENCRYPTED PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n{pem_body}\n-----END ENCRYPTED PRIVATE KEY----- x"),
+            format!("half a key -----BEGIN OPENSSH PRIVATE KEY-----\n{pem_body}\n{pem_body}"),
+            format!("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{pem_body}\n-----END PGP PRIVATE KEY BLOCK-----"),
+            format!("-----BEGIN PRIVATE KEY-----\n{pem_body} -----END CERTIFICATE----- {pem_body}-----END PRIVATE KEY-----"),
+            "-----BEGIN PRIVATE KEY----- -----END PRIVATE KEY".into(),
+            "tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end".into(),
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4eHh4eHgifQ. and eyJhbGciOiJub25lIn0.short.x and eyJhbGciOiJub25lIn0".into(),
+            "eyJaaaaaaaaa.eyJaaaaaaaaa.eyJaaaaaaaaa.eyJaaaaaaaaa.".into(),
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345 and ghp_0123456789abcdefghijABCDEFGHIJ012345678_x".into(),
+            "sk-proj-abcDEF0123456789ghijKLMNopqr_stuvWXYZ-0123456789 sk-not-a-real-key-at-all-here".into(),
+            "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AA".into(),
+            "mail a.b.c@mail.example.co.uk, x@y.z, .lead@example.com and icon@2x.png or first.last+tag@sub-domain.example-corp.io".into(),
+            "1.1.1.1 1.1.1.1.1 10.0.0.1/8 and a@b.c.d.e.f.g.h.com".into(),
+        ]);
+        for text in &texts {
+            let mut m1 = super::super::scrub::Meter::new(usize::MAX);
+            let mut m2 = super::super::scrub::Meter::new(usize::MAX);
+            assert_eq!(
+                new.spans(text, &mut m1).unwrap(),
+                old.spans(text, &mut m2).unwrap(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

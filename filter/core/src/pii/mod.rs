@@ -68,6 +68,14 @@ pub struct PiiConfig {
     /// [`Detections::fallback_redactions`]).
     #[serde(default = "default_vault_max_bytes")]
     pub vault_max_bytes: usize,
+    /// Work one request's scan may take: each text scanned costs its bytes, each candidate a
+    /// little more (see `docs/pii.md`). Scanning is linear; this bounds its constant too.
+    #[serde(default = "default_scan_budget")]
+    pub scan_budget: usize,
+    /// When a request's scan would exceed `scan_budget`: `block` refuses it (a 413 in the
+    /// client's protocol), `forward` sends the texts not yet scanned as they are.
+    #[serde(default)]
+    pub on_scan_budget: BudgetOutcome,
     /// Put originals back in answers where the model repeats a placeholder (`<EMAIL_1>`).
     #[serde(default)]
     pub restore: bool,
@@ -85,6 +93,26 @@ pub struct CustomDetector {
     pub regex: String,
     /// One of the actions; `off` disables it.
     pub action: String,
+}
+
+/// What a request whose scan outgrows `pii.scan_budget` gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetOutcome {
+    /// Refused: nothing unscanned ever leaves.
+    #[default]
+    Block,
+    /// The texts (or rest of a text) past the budget go unscanned; the request says so in its
+    /// detections (`scan_budget_spent`).
+    Forward,
+}
+
+/// Enough for a request of the default `max_request_bytes` (4 MiB) full of text and dense
+/// with candidates.
+const DEFAULT_SCAN_BUDGET: usize = 16 * 1024 * 1024;
+
+fn default_scan_budget() -> usize {
+    DEFAULT_SCAN_BUDGET
 }
 
 fn default_action() -> String {
@@ -106,6 +134,8 @@ impl Default for PiiConfig {
             hmac_secret: None,
             hmac_secret_env: None,
             vault_max_bytes: DEFAULT_VAULT_MAX_BYTES,
+            scan_budget: DEFAULT_SCAN_BUDGET,
+            on_scan_budget: BudgetOutcome::Block,
             restore: false,
         }
     }
@@ -126,6 +156,8 @@ impl fmt::Debug for PiiConfig {
             )
             .field("hmac_secret_env", &self.hmac_secret_env)
             .field("vault_max_bytes", &self.vault_max_bytes)
+            .field("scan_budget", &self.scan_budget)
+            .field("on_scan_budget", &self.on_scan_budget)
             .field("restore", &self.restore)
             .finish()
     }
@@ -170,6 +202,8 @@ pub struct Detections {
     /// `placeholder` values redacted instead because the VM's vault budget was spent (also
     /// included in `counts`).
     pub fallback_redactions: u32,
+    /// The scan budget ran out and (`on_scan_budget: forward`) some text went unscanned.
+    pub scan_budget_spent: bool,
 }
 
 impl Detections {
@@ -184,10 +218,13 @@ impl Detections {
     }
 }
 
-/// A request was refused by a `block` action; names the data type only.
+/// Why a request must be refused; names the data type only, never a value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Blocked {
-    pub detector: String,
+pub enum Blocked {
+    /// A `block` detector fired.
+    Detected { detector: String },
+    /// The scan would exceed `pii.scan_budget` (with `on_scan_budget: block`).
+    Budget { limit: usize },
 }
 
 /// The compiled `pii` configuration of one VM; immutable, shared by all its requests.
@@ -260,7 +297,9 @@ impl Scrubber {
     /// Same matching and allow list as scrubbing; `off` detectors are not reported.
     pub fn detect(&self, text: &str) -> Vec<Span> {
         match &self.engine {
-            Some(engine) if self.enabled => engine.spans(text),
+            Some(engine) if self.enabled => engine
+                .spans(text, &mut scrub::Meter::new(usize::MAX))
+                .unwrap_or_default(),
             _ => Vec::new(),
         }
     }

@@ -7,6 +7,11 @@
 //! pattern listed first. A candidate its validator rejects is skipped as a whole (the scan
 //! resumes at its end), so a failed card number never yields a "phone" from its middle; the
 //! price is that a lower-priority detector matching at exactly the same start is not retried.
+//! Cost: every pattern's match length is bounded (`detectors::MAX_MATCH_BYTES`) and the scan
+//! never moves back, so a text costs O(its length) whatever it holds. Each request also has a
+//! scan budget (`pii.scan_budget`): every text scanned charges its length and every candidate
+//! [`CANDIDATE_COST`]; past it, `pii.on_scan_budget` says whether the request is refused or the
+//! rest goes unscanned.
 //! Replacements are built from ASCII labels, digits and `*`, plus (for `mask`) a kept part of
 //! the value; JSON texts are scrubbed through their parsed values (`walk.rs`), never raw.
 
@@ -17,13 +22,17 @@ use sha2::{Digest, Sha256};
 
 use super::detectors::{self, MaskKind, Validator};
 use super::vault::Vault;
-use super::{Action, Blocked, Detections, PiiConfig};
+use super::{Action, Blocked, BudgetOutcome, Detections, PiiConfig};
 use crate::error::ConfigError;
 
 /// Compile-time ceilings: generous for the built-ins plus a few dozen custom patterns, small
 /// enough that a pathological custom pattern fails at config time instead of eating the VM.
 const REGEX_SIZE_LIMIT: usize = 8 * 1024 * 1024;
 const DFA_SIZE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// What one candidate charges against the scan budget beyond its bytes: a search restart and a
+/// validator run, each bounded by the longest match.
+pub(crate) const CANDIDATE_COST: usize = 64;
 
 /// Where a detector fired: byte offsets into the scanned text (never the value itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +77,52 @@ pub(crate) struct Engine {
     detectors: Vec<Detector>,
     allow: Allow,
     hmac_key: Option<Vec<u8>>,
+    scan_budget: usize,
+    on_scan_budget: BudgetOutcome,
+}
+
+/// Work left for one request's scan; see the module doc.
+pub(crate) struct Meter {
+    left: usize,
+    /// The budget ran out at least once.
+    pub(crate) spent: bool,
+}
+
+impl Meter {
+    pub(crate) fn new(budget: usize) -> Self {
+        Meter {
+            left: budget,
+            spent: false,
+        }
+    }
+
+    /// Takes `n` units; `false` (and marked spent) when they are not there.
+    fn take(&mut self, n: usize) -> bool {
+        match self.left.checked_sub(n) {
+            Some(rest) => {
+                self.left = rest;
+                true
+            }
+            None => {
+                self.left = 0;
+                self.spent = true;
+                false
+            }
+        }
+    }
+}
+
+/// Every pattern must have a bounded match length, so that a search ends within that many
+/// bytes of its candidate's start (see the module doc).
+pub(crate) fn bounded(pattern: &str) -> Result<(), String> {
+    let hir = syntax::parse(pattern).map_err(|e| format!("invalid regex: {e}"))?;
+    match hir.properties().maximum_len() {
+        Some(n) if n <= detectors::MAX_MATCH_BYTES => Ok(()),
+        _ => Err(format!(
+            "must match at most {} bytes: bound every repetition (`{{1,64}}`, not `+` or `*`)",
+            detectors::MAX_MATCH_BYTES
+        )),
+    }
 }
 
 fn field_err(field: impl Into<String>, msg: impl Into<String>) -> ConfigError {
@@ -94,6 +149,14 @@ fn valid_custom_name(name: &str) -> bool {
 
 impl Engine {
     pub(crate) fn compile(cfg: &PiiConfig) -> Result<Engine, ConfigError> {
+        Engine::compile_with(cfg, detectors::BUILTINS)
+    }
+
+    /// With another set of built-ins: tests compare the shipped detectors with a reference.
+    pub(crate) fn compile_with(
+        cfg: &PiiConfig,
+        builtins: &[detectors::Builtin],
+    ) -> Result<Engine, ConfigError> {
         let default = parse_action("pii.default_action", &cfg.default_action)?;
         for (name, action) in &cfg.detectors {
             let field = format!("pii.detectors.{name}");
@@ -125,6 +188,7 @@ impl Engine {
             }
             let action = parse_action(&format!("{field}.action"), &c.action)?;
             let re = build(&[&c.regex]).map_err(|e| field_err(format!("{field}.regex"), e))?;
+            bounded(&c.regex).map_err(|e| field_err(format!("{field}.regex"), e))?;
             if re.is_match("") {
                 return Err(field_err(
                     format!("{field}.regex"),
@@ -135,7 +199,11 @@ impl Engine {
                 hash_field = Some(format!("{field}.action"));
             }
             if action != Action::Off {
-                parts.push((c.regex.clone(), dets.len(), detectors::accept));
+                parts.push((
+                    c.regex.clone(),
+                    dets.len(),
+                    Validator::Check(detectors::accept),
+                ));
             }
             dets.push(Detector {
                 name: c.name.clone(),
@@ -145,7 +213,7 @@ impl Engine {
             });
         }
 
-        for b in detectors::BUILTINS {
+        for b in builtins {
             let (action, field) = match cfg.detectors.get(b.name) {
                 Some(a) => (
                     parse_action(&format!("pii.detectors.{}", b.name), a)?,
@@ -193,6 +261,8 @@ impl Engine {
             detectors: dets,
             allow,
             hmac_key,
+            scan_budget: cfg.scan_budget,
+            on_scan_budget: cfg.on_scan_budget,
         })
     }
 
@@ -211,9 +281,13 @@ impl Engine {
         let Some(re) = &self.re else {
             return Ok(None);
         };
+        if !self.charge(&mut st.meter, text.len())? {
+            return Ok(None);
+        }
         let mut out: Option<String> = None;
         let mut copied = 0;
-        self.for_each_hit(re, text, |idx, s, e| {
+        let mut meter = std::mem::replace(&mut st.meter, Meter::new(0));
+        let done = self.for_each_hit(re, text, &mut meter, |idx, s, e| {
             let (Some(det), Some(value)) = (self.detectors.get(idx), text.get(s..e)) else {
                 return Ok(());
             };
@@ -222,18 +296,42 @@ impl Engine {
             self.replace(idx, det, value, st, buf)?;
             copied = e;
             Ok(())
-        })?;
+        });
+        st.meter = meter;
+        done?;
         Ok(out.map(|mut buf| {
             buf.push_str(text.get(copied..).unwrap_or(""));
             buf
         }))
     }
 
+    /// A request's meter, full.
+    pub(crate) fn meter(&self) -> Meter {
+        Meter::new(self.scan_budget)
+    }
+
+    /// Charges `n` units: `Ok(true)` to scan on, `Ok(false)` to leave the rest unscanned, or
+    /// the refusal, per `pii.on_scan_budget`.
+    fn charge(&self, meter: &mut Meter, n: usize) -> Result<bool, Blocked> {
+        if meter.take(n) {
+            return Ok(true);
+        }
+        match self.on_scan_budget {
+            BudgetOutcome::Block => Err(Blocked::Budget {
+                limit: self.scan_budget,
+            }),
+            BudgetOutcome::Forward => Ok(false),
+        }
+    }
+
     /// Validated, non-allow-listed hits in `text`, in order and non-overlapping.
-    pub(crate) fn spans(&self, text: &str) -> Vec<Span> {
+    pub(crate) fn spans(&self, text: &str, meter: &mut Meter) -> Result<Vec<Span>, Blocked> {
         let mut spans = Vec::new();
         if let Some(re) = &self.re {
-            let _ = self.for_each_hit(re, text, |idx, start, end| {
+            if !self.charge(meter, text.len())? {
+                return Ok(spans);
+            }
+            self.for_each_hit(re, text, meter, |idx, start, end| {
                 if let Some(det) = self.detectors.get(idx) {
                     spans.push(Span {
                         detector: det.name.clone(),
@@ -242,9 +340,9 @@ impl Engine {
                     });
                 }
                 Ok(())
-            });
+            })?;
         }
-        spans
+        Ok(spans)
     }
 
     /// The single pass: calls `hit(detector index, start, end)` for each accepted candidate.
@@ -252,6 +350,7 @@ impl Engine {
         &self,
         re: &Regex,
         text: &str,
+        meter: &mut Meter,
         mut hit: impl FnMut(usize, usize, usize) -> Result<(), Blocked>,
     ) -> Result<(), Blocked> {
         let mut input = Input::new(text);
@@ -268,11 +367,22 @@ impl Engine {
                 continue;
             }
             pos = me;
+            if !self.charge(meter, CANDIDATE_COST)? {
+                break;
+            }
             let Some(alt) = self.alts.get(m.pattern().as_usize()) else {
                 continue;
             };
-            let Some((s, e)) = (alt.validate)(text, ms, me) else {
-                continue;
+            let verdict = match alt.validate {
+                Validator::Check(check) => check(text, ms, me).ok_or(me),
+                Validator::Walk(walk) => walk(text, ms, me),
+            };
+            let (s, e) = match verdict {
+                Ok(span) => span,
+                Err(resume) => {
+                    pos = resume.max(me);
+                    continue;
+                }
             };
             let Some(value) = text.get(s..e) else {
                 continue;
@@ -302,7 +412,7 @@ impl Engine {
         st.count(idx);
         match det.action {
             Action::Block => {
-                return Err(Blocked {
+                return Err(Blocked::Detected {
                     detector: det.name.clone(),
                 })
             }
@@ -417,6 +527,7 @@ pub(crate) struct State<'a> {
     vault: &'a mut Vault,
     counts: Vec<u32>,
     fallback: u32,
+    pub(crate) meter: Meter,
 }
 
 impl<'a> State<'a> {
@@ -426,6 +537,7 @@ impl<'a> State<'a> {
             vault,
             counts: Vec::new(),
             fallback: 0,
+            meter: engine.meter(),
         }
     }
 
@@ -450,6 +562,7 @@ impl<'a> State<'a> {
         Detections {
             counts,
             fallback_redactions: self.fallback,
+            scan_budget_spent: self.meter.spent,
         }
     }
 }

@@ -148,7 +148,7 @@ fn block_names_the_detector() {
     let mut v = s.new_vault();
     assert_eq!(
         s.scrub_request(&mut req, &mut v),
-        Err(Blocked {
+        Err(Blocked::Detected {
             detector: "private_key".into()
         })
     );
@@ -404,7 +404,7 @@ fn overlaps_resolve_by_earliest_start_then_listed_order() {
     // Custom detectors come before the built-ins at the same start.
     assert_eq!(
         scrub1(
-            &custom(&[("mail", "[a-z]+@example[.]com")]),
+            &custom(&[("mail", "[a-z]{1,64}@example[.]com")]),
             "to bo@example.com"
         ),
         "to [MAIL]"
@@ -444,7 +444,7 @@ fn a_rejected_candidate_is_skipped_as_a_whole() {
 fn empty_custom_matches_are_stepped_over() {
     // Never empty on "" but empty at every word boundary without an `x`.
     let s = scrubber(
-        r#"{"enabled":true,"custom":[{"name":"xs","regex":"(?-u:\\b)x*","action":"redact"}]}"#,
+        r#"{"enabled":true,"custom":[{"name":"xs","regex":"(?-u:\\b)x{0,64}","action":"redact"}]}"#,
     );
     assert_eq!(scrub1(&s, "ab xx é cd"), "ab [XS] é cd");
     // An empty match still claims its start: the scan steps one char on from there.
@@ -496,7 +496,7 @@ fn restore_vault() -> (Scrubber, Vault) {
     // The custom detector yields a value with quotes, to check JSON escaping on restore.
     let s = scrubber(
         r#"{"enabled":true,"default_action":"placeholder","restore":true,
-            "custom":[{"name":"nick","regex":"Q\"[a-z]+\"","action":"placeholder"}]}"#,
+            "custom":[{"name":"nick","regex":"Q\"[a-z]{1,32}\"","action":"placeholder"}]}"#,
     );
     let mut v = s.new_vault();
     let (out, _) = s
@@ -912,4 +912,113 @@ fn answers_restore_refusals_but_leave_reasoning_as_the_provider_wrote_it() {
             text: "<EMAIL_1>".into()
         }
     );
+}
+
+#[test]
+fn the_scan_budget_refuses_or_forwards_what_it_cannot_scan() {
+    // The first text (12 bytes and one candidate, 76 units) fits, the second does not.
+    let block = scrubber(r#"{"enabled":true,"scan_budget":100}"#);
+    let mut req = chat(&["mail a@x.com", &"z".repeat(60)]);
+    let mut v = block.new_vault();
+    assert_eq!(
+        block.scrub_request(&mut req, &mut v),
+        Err(Blocked::Budget { limit: 100 })
+    );
+    let forward = scrubber(r#"{"enabled":true,"scan_budget":100,"on_scan_budget":"forward"}"#);
+    let mut req = chat(&["mail a@x.com", &format!("{} b@x.com", "z".repeat(60))]);
+    let mut v = forward.new_vault();
+    let found = forward.scrub_request(&mut req, &mut v).unwrap();
+    assert!(found.scan_budget_spent);
+    assert_eq!(found.counts, vec![("email".to_string(), 1)]);
+    assert_eq!(texts(&req)[0], "mail [EMAIL]");
+    assert!(texts(&req)[1].ends_with(" b@x.com"), "left unscanned");
+    // Within budget nothing is reported.
+    let mut req = chat(&["mail a@x.com"]);
+    assert!(
+        !forward
+            .scrub_request(&mut req, &mut v)
+            .unwrap()
+            .scan_budget_spent
+    );
+}
+
+#[test]
+fn candidates_count_against_the_scan_budget_beyond_their_bytes() {
+    // 40 dotted quads that all fail validation: 480 bytes, but 40 candidates on top.
+    let text = "1.1.1.1.".repeat(60);
+    let s = scrubber(&format!(
+        r#"{{"enabled":true,"scan_budget":{}}}"#,
+        text.len() + 64 * 4
+    ));
+    let mut v = s.new_vault();
+    assert_eq!(
+        s.scrub_text(&text, &mut v).unwrap_err(),
+        Blocked::Budget {
+            limit: text.len() + 64 * 4
+        }
+    );
+    let s = scrubber(&format!(
+        r#"{{"enabled":true,"scan_budget":{}}}"#,
+        text.len() + 64 * 200
+    ));
+    assert!(s.scrub_text(&text, &mut v).is_ok());
+}
+
+#[test]
+fn custom_patterns_must_have_a_bounded_length() {
+    let err = |re: &str| {
+        Scrubber::compile(&cfg(&format!(
+            r#"{{"custom":[{{"name":"c","regex":"{re}","action":"redact"}}]}}"#
+        )))
+        .err()
+        .map(|e| e.field)
+    };
+    assert_eq!(err("EMP-[0-9]+").as_deref(), Some("pii.custom[0].regex"));
+    assert_eq!(err("[a-z]{1,2000}").as_deref(), Some("pii.custom[0].regex"));
+    assert_eq!(err("EMP-[0-9]{6}"), None);
+}
+
+#[test]
+fn user_ids_stop_sequences_and_argument_keys_are_scrubbed() {
+    let s = scrubber(r#"{"enabled":true}"#);
+    let mut assistant = Message::text(Role::Assistant, "");
+    assistant.tool_calls = vec![ToolCall {
+        id: "c1".into(),
+        name: "lookup".into(),
+        arguments: r#"{"jane@example.com":{"a@x.com":1,"b@x.com":2},"city":"Paris"}"#.into(),
+    }];
+    let mut req = Request::Chat(ChatRequest {
+        model: "m".into(),
+        messages: vec![Message::text(Role::User, "hi"), assistant],
+        user: Some("jane@example.com".into()),
+        stop: vec!["call +1 415 555 2671".into()],
+        ..Default::default()
+    });
+    let mut v = s.new_vault();
+    let found = s.scrub_request(&mut req, &mut v).unwrap();
+    let Request::Chat(c) = &req else { panic!() };
+    assert_eq!(c.user.as_deref(), Some("[EMAIL]"));
+    assert_eq!(c.stop, vec!["call [PHONE]".to_string()]);
+    let args: serde_json::Value =
+        serde_json::from_str(&c.messages[1].tool_calls[0].arguments).unwrap();
+    // Keys redacted alike stay apart.
+    assert_eq!(
+        args,
+        serde_json::json!({"[EMAIL]": {"[EMAIL]": 1, "[EMAIL]_2": 2}, "city": "Paris"})
+    );
+    assert_eq!(
+        found.counts,
+        vec![("email".to_string(), 4), ("phone".to_string(), 1)]
+    );
+    let mut emb = Request::Embeddings(EmbeddingsRequest {
+        model: "m".into(),
+        input: vec!["x".into()],
+        user: Some("jane@example.com".into()),
+        ..Default::default()
+    });
+    s.scrub_request(&mut emb, &mut v).unwrap();
+    let Request::Embeddings(e) = &emb else {
+        panic!()
+    };
+    assert_eq!(e.user.as_deref(), Some("[EMAIL]"));
 }

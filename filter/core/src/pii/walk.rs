@@ -1,6 +1,7 @@
 //! Which request fields are scrubbed: every text a provider reads as content. Message text
 //! parts of every role (system, developer, user, assistant history, tool results), refusals,
-//! unsigned reasoning, document titles, tool-call arguments, embeddings inputs.
+//! unsigned reasoning, document titles, tool-call arguments (keys and values), stop sequences,
+//! the end-user id (`user`, Anthropic's `metadata.user_id`), embeddings inputs.
 //!
 //! Signed reasoning (a `Part::Reasoning` with a signature or encrypted payload) is never
 //! rewritten: the provider that signed it rejects a modified block. Its text is what that
@@ -9,14 +10,14 @@
 //! it, or the model wrote such a value itself), the block is removed from the request instead,
 //! so nothing detected leaves and nothing signed is altered.
 //!
-//! Not scrubbed: model names, ids, tool names and schemas, `user`, `stop`, image and document
-//! data. Tool-call arguments are JSON text: string values (and numbers, which can carry card
+//! Not scrubbed: model names, ids, tool names, descriptions and schemas, structured-output
+//! schemas, image and document data. Tool-call arguments are JSON text: string values (and numbers, which can carry card
 //! numbers) are scrubbed inside the parsed value and the text re-serialised only if something
 //! changed, so it stays valid JSON; text that does not parse is scrubbed as plain text.
 
 use serde_json::Value;
 
-use super::scrub::{Engine, State};
+use super::scrub::{Engine, Meter, State};
 use super::vault::Vault;
 use super::{Blocked, Detections};
 use crate::ir::{Part, Request};
@@ -29,8 +30,25 @@ pub(crate) fn scrub_request(
     let mut st = State::new(engine, vault);
     match req {
         Request::Chat(chat) | Request::CountTokens(chat) => {
+            if let Some(user) = &mut chat.user {
+                scrub_in_place(engine, user, &mut st)?;
+            }
+            for stop in &mut chat.stop {
+                scrub_in_place(engine, stop, &mut st)?;
+            }
             for msg in &mut chat.messages {
-                msg.content.retain(|p| !signed_with_findings(engine, p));
+                let mut refused = None;
+                msg.content
+                    .retain(|p| match signed_with_findings(engine, p, &mut st.meter) {
+                        Ok(found) => !found,
+                        Err(blocked) => {
+                            refused.get_or_insert(blocked);
+                            true
+                        }
+                    });
+                if let Some(blocked) = refused {
+                    return Err(blocked);
+                }
                 for part in &mut msg.content {
                     match part {
                         Part::Text { text } => scrub_in_place(engine, text, &mut st)?,
@@ -60,6 +78,9 @@ pub(crate) fn scrub_request(
             }
         }
         Request::Embeddings(emb) => {
+            if let Some(user) = &mut emb.user {
+                scrub_in_place(engine, user, &mut st)?;
+            }
             for input in &mut emb.input {
                 scrub_in_place(engine, input, &mut st)?;
             }
@@ -69,16 +90,16 @@ pub(crate) fn scrub_request(
 }
 
 /// A signed reasoning part whose text a detector finds something in (see the module doc).
-fn signed_with_findings(engine: &Engine, part: &Part) -> bool {
-    match part {
+fn signed_with_findings(engine: &Engine, part: &Part, meter: &mut Meter) -> Result<bool, Blocked> {
+    Ok(match part {
         Part::Reasoning {
             text,
             signature,
             redacted,
             ..
-        } if signature.is_some() || redacted.is_some() => !engine.spans(text).is_empty(),
+        } if signature.is_some() || redacted.is_some() => !engine.spans(text, meter)?.is_empty(),
         _ => false,
-    }
+    })
 }
 
 fn scrub_in_place(engine: &Engine, text: &mut String, st: &mut State<'_>) -> Result<(), Blocked> {
@@ -137,8 +158,25 @@ fn scrub_value(engine: &Engine, v: &mut Value, st: &mut State<'_>) -> Result<boo
         }
         Value::Object(map) => {
             let mut changed = false;
-            for (_, item) in map.iter_mut() {
+            let mut renamed = Vec::new();
+            for (key, item) in map.iter_mut() {
                 changed |= scrub_value(engine, item, st)?;
+                if let Some(new) = engine.scrub_text(key, st)? {
+                    renamed.push((key.clone(), new));
+                }
+            }
+            for (old, new) in renamed {
+                if let Some(item) = map.remove(&old) {
+                    // Two keys redacted alike must not overwrite each other.
+                    let mut key = new.clone();
+                    let mut n = 2;
+                    while map.contains_key(&key) {
+                        key = format!("{new}_{n}");
+                        n += 1;
+                    }
+                    map.insert(key, item);
+                    changed = true;
+                }
             }
             changed
         }

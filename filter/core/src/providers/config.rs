@@ -242,7 +242,17 @@ fn compile_key(
 ) -> Result<Option<Credential>, ConfigError> {
     let mut resolve = |secret: &Secret, name: &str| -> Option<String> {
         match secret {
-            Secret::Inline(v) => Some(v.clone()),
+            Secret::Inline(v) => {
+                // An access key id names a key; the others are the secret itself.
+                if name != "access_key_id" {
+                    warnings.push(format!(
+                        "{field}.{name}: key '{}' is written inline, so Envoy's /config_dump shows \
+                         it to anyone with admin access; give it as {{\"env\": NAME}}",
+                        k.id
+                    ));
+                }
+                Some(v.clone())
+            }
             Secret::Env { env: var } => match env(var).filter(|v| !v.is_empty()) {
                 Some(v) => Some(v),
                 None => {

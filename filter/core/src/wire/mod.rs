@@ -720,12 +720,53 @@ pub(crate) fn upstream_status(code: u16) -> u16 {
 }
 
 /// A body that is not JSON at all: a 400 quoting serde's account of where it breaks.
+/// A client-derived value (a model name, a deployment, a stored response id) as one URL path
+/// segment: every byte but RFC 3986's unreserved ones is percent-encoded, so `/`, `?`, `#`, `:`
+/// and `%` cannot add a segment, a query or another method (`x:countTokens?key=`), and a segment
+/// of dots alone is encoded too, so `..` never climbs out of the provider's path.
+pub(crate) fn path_segment(s: &str) -> String {
+    let dots_only = s.bytes().all(|b| b == b'.');
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let keep = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') || b == b'.';
+        if keep && !(dots_only && b == b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(hex_upper(b >> 4));
+            out.push(hex_upper(b & 0xf));
+        }
+    }
+    out
+}
+
+fn hex_upper(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble), 16)
+        .unwrap_or('0')
+        .to_ascii_uppercase()
+}
+
 pub(crate) fn invalid_json(e: serde_json::Error) -> WireError {
     WireError::invalid("", format!("invalid JSON body: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn path_segments_cannot_change_the_path() {
+        use super::path_segment;
+        assert_eq!(path_segment("gemini-2.0-flash"), "gemini-2.0-flash");
+        assert_eq!(
+            path_segment("x:countTokens?key=k&"),
+            "x%3AcountTokens%3Fkey%3Dk%26"
+        );
+        assert_eq!(path_segment("../../v1/files"), "..%2F..%2Fv1%2Ffiles");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(path_segment("."), "%2E");
+        assert_eq!(path_segment(""), "");
+        assert_eq!(path_segment("a b#%é"), "a%20b%23%25%C3%A9");
+    }
+
     use super::*;
 
     #[test]

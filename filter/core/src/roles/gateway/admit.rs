@@ -8,7 +8,10 @@ use crate::cache::{self, Directive, Lookup, Who};
 use crate::config::Config;
 use crate::ir::{ErrorInfo, ErrorKind, Request};
 use crate::limits::{descriptors, Estimate, Subject};
-use crate::pii::Vault;
+use crate::pii::{Blocked, Vault};
+
+/// The `pii` entry of the access log and metrics for a request whose scan outgrew its budget.
+const SCAN_BUDGET: &str = "scan_budget";
 use crate::roles::handoff;
 use crate::roles::headers::{CLUSTER_HEADER, STORED_HEADER};
 use crate::roles::{catalog, header_value, strip_list, Env, HeadersVerdict};
@@ -81,6 +84,23 @@ impl GatewayRole {
                 "the request body must be JSON (content-type: application/json)",
             )));
         }
+        // The body is read as JSON and re-encoded plain: a compressed one would be refused as
+        // invalid JSON, or forwarded under a content-encoding it no longer has.
+        let encoding = header_value(headers, "content-encoding").unwrap_or(b"identity");
+        if !encoding.trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err(refuse(ErrorInfo::new(
+                415,
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the request body must not be compressed (content-encoding: {}): send it \
+                     uncompressed",
+                    String::from_utf8_lossy(encoding)
+                        .chars()
+                        .take(32)
+                        .collect::<String>()
+                ),
+            )));
+        }
         let declared = header_value(headers, "content-length")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<usize>().ok());
@@ -149,9 +169,12 @@ impl GatewayRole {
         }
         let mut req = api.decode_request(body).map_err(|e| refuse(e.info()))?;
         let (route, key) = self.route(&cfg, &req).map_err(refuse)?;
-        let vault = self.scrub(&cfg, &mut req).map_err(refuse)?;
+        // The scan is the one stage whose cost grows with the body, so everything that can
+        // refuse for less (key, model allowlist, target health, limits) comes first; a refusal
+        // after the reservation releases it (`settle`: nothing went upstream).
         let choice = self.choose(route, &req, env).map_err(refuse)?;
         let estimate = self.reserve(&cfg, api, route, key, choice.target, &req, env)?;
+        let vault = self.scrub(&cfg, &mut req).map_err(refuse)?;
         let who = Who {
             key_id: &key.id,
             team: key.team.as_deref(),
@@ -190,12 +213,10 @@ impl GatewayRole {
         self.summary.model = Some(route.name.clone());
         self.summary.stream = req.is_stream();
         let key = self.key(cfg)?;
+        // A model the key may not use is answered like one that does not exist (as
+        // `/api/show` and the model lists do), so a key cannot probe which models others have.
         if !key.may_use(model) {
-            return Err(ErrorInfo::new(
-                403,
-                ErrorKind::PermissionDenied,
-                format!("this API key may not use model '{model}'"),
-            ));
+            return Err(not_found(model));
         }
         Ok((route, key))
     }
@@ -207,15 +228,27 @@ impl GatewayRole {
         match cfg.pii.scrub_request(req, &mut vault) {
             Ok(found) => {
                 self.summary.pii = found.counts;
+                if found.scan_budget_spent {
+                    self.summary.pii.push((SCAN_BUDGET.to_string(), 1));
+                }
                 Ok(vault)
             }
-            Err(blocked) => {
-                let message = format!(
-                    "the request was blocked because it contains {} data",
-                    blocked.detector
-                );
-                self.summary.pii = vec![(blocked.detector, 1)];
+            Err(Blocked::Detected { detector }) => {
+                let message =
+                    format!("the request was blocked because it contains {detector} data");
+                self.summary.pii = vec![(detector, 1)];
                 Err(ErrorInfo::invalid("messages", message))
+            }
+            Err(Blocked::Budget { limit }) => {
+                self.summary.pii = vec![(SCAN_BUDGET.to_string(), 1)];
+                Err(ErrorInfo::new(
+                    413,
+                    ErrorKind::PayloadTooLarge,
+                    format!(
+                        "the request holds more text than the gateway's PII scan budget \
+                         ({limit} units) allows: send less text per request"
+                    ),
+                ))
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The gateway role (downstream filter, root id `weir-gateway`): one [`GatewayRole`] per client
-//! request, sans-IO. It admits the request (key, allowlist, client protocol, PII, target, limits,
+//! request, sans-IO. It admits the request (key, allowlist, client protocol, target, limits, PII,
 //! cache), forwards it as IR for the provider role, and turns the IR answer back into the
 //! client's protocol with PII restored.
 //!

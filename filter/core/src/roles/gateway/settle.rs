@@ -7,6 +7,9 @@ use crate::limits::{descriptors, Actual, Ticket};
 use crate::metrics::Summary;
 use crate::roles::{handoff, Env};
 
+/// The status logged for a request whose client went away before any answer (nginx's 499).
+const CLIENT_CLOSED: u16 = 499;
+
 impl GatewayRole {
     /// The request is over (Envoy's log phase); `None` if it was already settled.
     pub(super) fn settle(&mut self, env: &Env) -> Option<Summary> {
@@ -62,11 +65,22 @@ impl GatewayRole {
             self.summary.breaker.extend(events);
         }
         if let Some(ticket) = self.ticket.take() {
-            let actual = match (&self.usage, responded) {
-                _ if global_refusal => Actual::default(),
-                (Some(u), _) => Actual::from_usage(u, price.as_ref()),
-                (None, false) => Actual::default(),
-                (None, true) => Actual::from_estimate(ticket.estimate()),
+            // Once a request went upstream the provider may have done the work, answer or not:
+            // without usage (a cut stream, or a client that gave up before the answer) it costs
+            // its estimate, so disconnecting early never dodges a limit.
+            let went_upstream = upstream.is_some() && !global_refusal;
+            let actual = match &self.usage {
+                _ if !went_upstream => Actual::default(),
+                Some(u) => Actual::from_usage(u, price.as_ref()),
+                None => {
+                    let estimate = ticket.estimate();
+                    self.summary
+                        .charge_estimate(estimate.tokens, estimate.micro_usd);
+                    if !responded && self.summary.status == 0 {
+                        self.summary.status = CLIENT_CLOSED;
+                    }
+                    Actual::from_estimate(estimate)
+                }
             };
             self.cfg
                 .limiter

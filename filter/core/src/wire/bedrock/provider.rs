@@ -5,7 +5,9 @@ use serde_json::{json, Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{set, to_bytes};
-use crate::wire::{args, reasoning, system_text, Outgoing, ProviderSpec, WireError};
+// `path_segment` encodes a model id the way botocore does a non-greedy URI label: an ARN's `:`
+// and `/` become `%3A` and `%2F`.
+use crate::wire::{args, path_segment, reasoning, system_text, Outgoing, ProviderSpec, WireError};
 
 pub(super) const TARGET: &str = "bedrock";
 
@@ -55,7 +57,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
     };
     let base = spec.base_path.trim_end_matches('/');
     Ok(Outgoing {
-        path: format!("{base}/model/{}/{op}", encode_label(&chat.model)),
+        path: format!("{base}/model/{}/{op}", path_segment(&chat.model)),
         headers: vec![("content-type".into(), "application/json".into())],
         body: to_bytes(&Value::Object(body)),
     })
@@ -172,20 +174,6 @@ pub(super) fn structured_output(chat: &ChatRequest) -> Option<Value> {
         Some(ResponseFormat::JsonObject) => Some(json!({ "type": "object" })),
         Some(ResponseFormat::Text) | None => None,
     }
-}
-
-/// Percent-encodes a URI label the way botocore does for non-greedy labels: everything but
-/// unreserved characters, so an ARN's `:` and `/` become `%3A` and `%2F`.
-pub(super) fn encode_label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 pub(super) fn encode_messages(chat: &ChatRequest) -> Result<Vec<Value>, WireError> {

@@ -926,3 +926,16 @@ fn a_reasoning_stream_decodes_to_a_signed_block_in_any_split() {
         assert_eq!(decode_stream(&parts).unwrap(), whole);
     }
 }
+
+#[test]
+fn a_client_model_name_stays_one_path_segment() {
+    for (model, path) in [
+        ("..", "/model/%2E%2E/converse"),
+        ("../x?y#z", "/model/..%2Fx%3Fy%23z/converse"),
+    ] {
+        let mut c = chat(vec![Message::text(Role::User, "hi")]);
+        c.model = model.into();
+        let out = encode_request(&spec(), &Request::Chat(c)).unwrap();
+        assert_eq!(out.path, path);
+    }
+}

@@ -5,7 +5,9 @@ use serde_json::{json, Map, Value};
 
 use crate::ir::*;
 use crate::wire::json::{set, to_bytes};
-use crate::wire::{args, reasoning, system_text, tool_name_for, Outgoing, ProviderSpec, WireError};
+use crate::wire::{
+    args, path_segment, reasoning, system_text, tool_name_for, Outgoing, ProviderSpec, WireError,
+};
 
 pub(super) const TARGET: &str = "gemini";
 
@@ -41,7 +43,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
                 })
                 .collect();
             Ok(Outgoing {
-                path: format!("{base}/models/{model}:batchEmbedContents"),
+                path: format!("{base}/models/{}:batchEmbedContents", path_segment(model)),
                 headers,
                 body: to_bytes(&json!({ "requests": requests })),
             })
@@ -56,7 +58,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
                 "generateContent"
             };
             Ok(Outgoing {
-                path: format!("{base}/models/{model}:{op}"),
+                path: format!("{base}/models/{}:{op}", path_segment(model)),
                 headers,
                 body: to_bytes(&body),
             })

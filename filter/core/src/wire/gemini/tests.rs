@@ -974,3 +974,32 @@ fn thoughts_stream_as_reasoning_closed_by_the_calls_signature() {
         assert_eq!(decode_stream(&parts).unwrap(), whole);
     }
 }
+
+#[test]
+fn a_client_model_name_stays_one_path_segment() {
+    let path = |model: &str, stream: bool| {
+        let mut c = chat(vec![user("hi")]);
+        c.model = model.into();
+        c.stream = stream;
+        encode_request(&spec(), &Request::Chat(c)).unwrap().path
+    };
+    // Neither another method nor an added query parameter.
+    assert_eq!(
+        path("x:countTokens?key=k&", false),
+        "/v1beta/models/x%3AcountTokens%3Fkey%3Dk%26:generateContent"
+    );
+    assert_eq!(
+        path("../../v1/files", true),
+        "/v1beta/models/..%2F..%2Fv1%2Ffiles:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(path("..", false), "/v1beta/models/%2E%2E:generateContent");
+    let emb = Request::Embeddings(EmbeddingsRequest {
+        model: "m#x".into(),
+        input: vec!["a".into()],
+        ..Default::default()
+    });
+    assert_eq!(
+        encode_request(&spec(), &emb).unwrap().path,
+        "/v1beta/models/m%23x:batchEmbedContents"
+    );
+}

@@ -46,7 +46,7 @@ pub fn encode_request(spec: &ProviderSpec, req: &Request) -> Result<Outgoing, Wi
             let mut p = format!(
                 "{}/deployments/{}/{op}",
                 spec.base_path,
-                percent_encode(req.model())
+                crate::wire::path_segment(req.model())
             );
             if let Some(v) = &spec.api_version {
                 p.push_str("?api-version=");

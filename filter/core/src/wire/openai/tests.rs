@@ -1896,3 +1896,20 @@ fn top_k_from_clients_of_compatible_servers_is_a_sampling_field() {
         "top_k"
     );
 }
+
+#[test]
+fn an_azure_deployment_stays_one_path_segment() {
+    let mut ir = basic(vec![user("hi")]);
+    ir.model = "..".into();
+    let out = encode(ProviderKind::AzureOpenAi, &ir).unwrap();
+    assert_eq!(
+        out.path,
+        "/openai/deployments/%2E%2E/chat/completions?api-version=2024-10-21"
+    );
+    ir.model = "../../x?api-version=1".into();
+    let out = encode(ProviderKind::AzureOpenAi, &ir).unwrap();
+    assert_eq!(
+        out.path,
+        "/openai/deployments/..%2F..%2Fx%3Fapi-version%3D1/chat/completions?api-version=2024-10-21"
+    );
+}
