@@ -311,6 +311,49 @@ class Scenario:
                       best.get("cpu_us"))
 
 
+# Where a process's CPU goes, by the object its samples fall in: Envoy's own code, V8's compiled
+# wasm and JavaScript (anonymous JIT memory, no file), the kernel (sockets, syscalls), libc.
+JIT_DSOS = ("[unknown]", "//anon", "[anon]", "[JIT]")
+
+
+def profile(sc: Scenario, workdir: str, seconds: int) -> dict:
+    """One more run of `sc` with perf sampling its process (all threads) at 999 Hz; returns the
+    share of samples per object, grouped as `profile_report` prints them."""
+    if not shutil.which("perf"):
+        print(f"  {sc.name}: not profiled (no perf on this machine: apt-get install linux-perf)", flush=True)
+        return {"name": sc.name, "rps": 0.0, "shares": {}}
+    data = os.path.join(workdir, f"perf-{sc.name}.data")
+    rec = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-p", str(sc.pid), "-o", data,
+                            "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    r = wrk(sc.url, sc.body_file, seconds, sc.connections, sc.auth)
+    rec.wait(timeout=seconds + 30)
+    out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--sort", "dso", "--percent-limit", "0.5"],
+                         capture_output=True, text=True, timeout=120).stdout
+    shares: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].endswith("%"):
+            dso = " ".join(parts[1:])
+            group = ("V8 JIT (wasm + JS)" if dso.startswith(JIT_DSOS) or dso.startswith("perf-")
+                     else "kernel" if "kernel" in dso
+                     else "libc/libstdc++" if dso.startswith(("libc", "libstdc", "libm", "ld-linux"))
+                     else dso)
+            shares[group] = shares.get(group, 0.0) + float(parts[0].rstrip("%"))
+    print(f"  {sc.name:<16} {r['rps']:>8.0f} req/s  " +
+          ", ".join(f"{k} {v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])), flush=True)
+    return {"name": sc.name, "rps": r["rps"], "shares": shares}
+
+
+def profile_report(profiles: list[dict]) -> str:
+    groups = sorted({g for p in profiles for g in p["shares"]},
+                    key=lambda g: -max(p["shares"].get(g, 0.0) for p in profiles))
+    md = ("\n| perf samples by object (share of the process's CPU) | " +
+          " | ".join(p["name"] for p in profiles) + " |\n|---|" + "---:|" * len(profiles) + "\n")
+    for g in groups:
+        md += f"| {g} | " + " | ".join(f"{p['shares'].get(g, 0.0):.1f} %" for p in profiles) + " |\n"
+    return md
+
+
 def measure_interleaved(scenarios: list[Scenario], t: Timing) -> None:
     """Warms every scenario up once, then measures them in turn, `t.rounds` times over, so a
     neighbour's build slowing the machine down hits every scenario alike."""
@@ -702,6 +745,9 @@ def main() -> int:
     ap.add_argument("--results", help="also write the report (markdown) to this file")
     ap.add_argument("--tensorzero", action="store_true", help="also run TensorZero (from .venv-bench)")
     ap.add_argument("--litellm", action="store_true", help="also run LiteLLM (from .venv-bench)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also sample weir's and TensorZero's processes with perf during one more run each "
+                         "and report where their CPU goes")
     ap.add_argument("--workdir", help="default: a new temp dir (removed at the end)")
     a = ap.parse_args()
     t = QUICK if a.quick else FULL
@@ -789,6 +835,12 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
     single = [Scenario(f"{sc.name}, 1 connection", sc.url, sc.body_file, 1, t.c1_s, auth=sc.auth, pid=sc.pid)
               for sc in main]
     measure_interleaved(single, t)
+    profiles = []
+    if a.profile:
+        section("profile: perf samples of each gateway process during one more run")
+        for sc in main:
+            if sc.name in ("minimal-wired", "weir", "weir-translate", "tensorzero"):
+                profiles.append(profile(sc, workdir, t.measure_s))
     for e in (bare, minimal, wired, wired_one, weir, translate):
         e.stop()
     for p in [p for p in procs.procs if getattr(p, "bench_name", "") == "tensorzero"]:
@@ -824,6 +876,8 @@ def run(a, t: Timing, workdir: str, procs: Procs, started: float) -> int:
     up.stop()
 
     md, targets = report(results, c1, native, wasm_size, memory, t)
+    if profiles:
+        md += profile_report(profiles)
     print("\n== results\n" + md)
     for label, value, verdict in targets:
         print(f"{verdict:<5} {label}: {value}")
