@@ -63,6 +63,11 @@ pub struct Envelope {
     /// it, so it narrows which of the route's targets an attempt can be.
     pub cluster: String,
     pub request: Request,
+    /// The client's values of the request headers some provider's allowlist passes
+    /// (`Providers::client_headers`): kept here because the first attempt removes them from the
+    /// header map every later attempt shares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
 
 /// A chat completion request, in the union of what the supported client protocols can say.

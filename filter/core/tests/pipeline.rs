@@ -246,6 +246,77 @@ fn a_provider_credential_failure_is_a_gateway_error_that_never_echoes_the_key() 
     }
 }
 
+/// What a provider says about its account, its cookies and its site never reaches a client;
+/// its request id does, and the rate-limit headers a client sees are its own key's.
+#[test]
+fn only_allowlisted_provider_response_headers_reach_the_client() {
+    let mut h = Harness::new(config());
+    let sent = h
+        .send(
+            client("sk-weir-b", "/v1/chat/completions"),
+            json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+    h.attempt("oa", leftovers(), &sent.body);
+    let answer = h.answer_with(
+        200,
+        "application/json",
+        &[
+            ("x-request-id", "req_123"),
+            ("openai-processing-ms", "7"),
+            ("openai-organization", "acme-corp"),
+            ("openai-project", "proj_secret"),
+            ("anthropic-organization-id", "org-1"),
+            ("x-ratelimit-limit-requests", "10000"),
+            ("x-ratelimit-remaining-tokens", "149990"),
+            ("anthropic-ratelimit-requests-remaining", "3999"),
+            ("set-cookie", "__cf_bm=a; path=/"),
+            ("set-cookie", "_cfuvid=b; path=/"),
+            ("access-control-allow-origin", "*"),
+            ("strict-transport-security", "max-age=31536000"),
+            ("location", "https://evil.example/"),
+            ("x-weir-ir", "raw"),
+            ("server", "cloudflare"),
+        ],
+        &[&openai_answer("hello")],
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["choices"][0]["message"]["content"], "hello");
+    let got = |name: &str| -> Vec<String> {
+        answer
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    };
+    assert_eq!(got("x-request-id"), ["req_123"]);
+    assert_eq!(got("openai-processing-ms"), ["7"]);
+    assert_eq!(got("content-type"), ["application/json"]);
+    // The key's own limit (2 a minute), not the provider account's.
+    assert_eq!(got("x-ratelimit-limit-requests"), ["2"]);
+    assert_eq!(got("x-ratelimit-remaining-requests"), ["1"]);
+    for name in [
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization-id",
+        "x-ratelimit-remaining-tokens",
+        "anthropic-ratelimit-requests-remaining",
+        "set-cookie",
+        "access-control-allow-origin",
+        "strict-transport-security",
+        "location",
+        "x-weir-ir",
+        "server",
+    ] {
+        assert!(
+            got(name).is_empty(),
+            "{name} reached the client: {:?}",
+            answer.headers
+        );
+    }
+}
+
 #[test]
 fn refusals_come_in_the_clients_shape_before_any_upstream_call() {
     let mut h = Harness::new(config());
@@ -593,28 +664,36 @@ fn count_tokens_goes_to_anthropic_and_is_estimated_for_the_others() {
 #[test]
 fn anthropic_beta_reaches_anthropic_providers_only() {
     let mut h = Harness::new(config());
+    // Repeated headers, one value not a flag name (dropped), and a client's version.
     let sent = h
         .send(
-            client("sk-weir-a", "/v1/chat/completions"),
+            Headers::new(&[
+                (":method", "POST"),
+                (":path", "/v1/chat/completions"),
+                ("content-type", "application/json"),
+                ("authorization", "Bearer sk-weir-a"),
+                ("anthropic-beta", "context-1m-2025-08-07, bad value!"),
+                ("anthropic-beta", "interleaved-thinking-2025-05-14"),
+                ("anthropic-version", "2099-01-01"),
+            ]),
             json!({"model": "safe", "messages": [{"role": "user", "content": "hi"}]}),
         )
         .unwrap();
-    // Repeated headers, one value not a flag name (dropped), and a client's version.
-    let beta = || {
+    let client_map = || {
         Headers::new(&[
             ("x-weir-cluster", "c"),
             ("anthropic-beta", "context-1m-2025-08-07, bad value!"),
-            ("anthropic-beta", "interleaved-thinking-2025-05-14"),
             ("anthropic-version", "2099-01-01"),
         ])
     };
-    let removed = h.attempt_headers("oa", beta());
+    let removed = h.attempt_headers("oa", client_map());
     assert!(removed.iter().any(|n| n == "anthropic-beta"));
     let out = h.attempt_body(&sent.body).unwrap();
     assert_eq!(out.header("anthropic-beta"), None);
     h.retried(503, "application/json", b"{}");
-    let removed = h.attempt_headers("an", beta());
-    assert!(removed.iter().any(|n| n == "anthropic-version"));
+    // The retry finds the map the first attempt rewrote: the flags come from the envelope.
+    let removed = h.attempt_headers("an", Headers::new(&[("x-weir-cluster", "c")]));
+    assert!(removed.iter().any(|n| n == "x-weir-cluster"));
     let out = h.attempt_body(&sent.body).unwrap();
     assert_eq!(
         out.header("anthropic-beta"),
@@ -622,6 +701,74 @@ fn anthropic_beta_reaches_anthropic_providers_only() {
     );
     // weir writes the body for the version the provider is configured with, not the client's.
     assert_eq!(out.header("anthropic-version"), Some("2023-06-01"));
+}
+
+/// Client headers reach a provider only by its allowlist: weir's own, Envoy's tracing, and the
+/// provider's `extra_request_headers`; a retry on another provider gets that one's, not these.
+#[test]
+fn client_request_headers_reach_providers_only_by_their_allowlist() {
+    let mut cfg = config();
+    cfg["providers"]["oa"]["extra_request_headers"] = json!(["x-tenant"]);
+    let mut h = Harness::new(cfg);
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/chat/completions")
+                .with("x-tenant", "blue")
+                .with("cookie", "session=secret")
+                .with("x-custom", "anything")
+                .with(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+            json!({"model": "safe", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+    let map = || {
+        Headers::new(&[
+            ("x-tenant", "blue"),
+            ("cookie", "session=secret"),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("forwarded", "for=10.0.0.7"),
+            ("x-real-ip", "10.0.0.7"),
+            ("x-custom", "anything"),
+            ("user-agent", "OpenAI/Python 2.0"),
+            ("x-envoy-expected-rq-timeout-ms", "15000"),
+            ("x-request-id", "3c7b-envoy"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ])
+    };
+    let removed = h.attempt_headers("oa", map());
+    for name in [
+        "x-tenant",
+        "cookie",
+        "proxy-authorization",
+        "forwarded",
+        "x-real-ip",
+        "x-custom",
+        "user-agent",
+        "x-envoy-expected-rq-timeout-ms",
+    ] {
+        assert!(removed.iter().any(|n| n == name), "{name} must be removed");
+    }
+    assert!(!removed
+        .iter()
+        .any(|n| n == "x-request-id" || n == "traceparent"));
+    let out = h.attempt_body(&sent.body).unwrap();
+    assert_eq!(
+        out.header("x-tenant"),
+        Some("blue"),
+        "oa's allowlist names it"
+    );
+    assert_eq!(out.header("cookie"), None);
+    h.retried(503, "application/json", b"{}");
+    // The map as the first attempt left it.
+    let removed = h.attempt_headers("an", Headers::new(&[("x-tenant", "blue")]));
+    assert_eq!(removed, ["x-tenant"]);
+    let out = h.attempt_body(&sent.body).unwrap();
+    assert_eq!(out.header("x-tenant"), None, "an's allowlist does not");
 }
 
 #[test]

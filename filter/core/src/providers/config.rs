@@ -14,6 +14,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Extra client headers one provider may get: enough for tenancy or tracing tags, few enough
+/// that the gateway's copy of them per request stays small.
+const MAX_EXTRA_REQUEST_HEADERS: usize = 16;
+
 /// A secret value: inline, or the name of an environment variable of the VM.
 #[derive(Clone, Deserialize)]
 #[serde(untagged)]
@@ -66,6 +70,11 @@ pub struct ProviderConfig {
     pub auth_header: Option<String>,
     #[serde(default)]
     pub auth_prefix: Option<String>,
+    /// Client request headers this provider gets too, beyond what weir sets itself (content
+    /// type, credentials, API version, Anthropic's beta flags): every other client header is
+    /// removed. Lower-case names; credentials, framing and internal names are refused.
+    #[serde(default)]
+    pub extra_request_headers: Vec<String>,
     /// Credentials, rotated across requests. Not needed for ollama and most self-hosted servers.
     #[serde(default)]
     pub keys: Vec<ProviderKeyConfig>,
@@ -100,12 +109,20 @@ impl Providers {
         warnings: &mut Vec<String>,
     ) -> Result<Providers, ConfigError> {
         let mut by_name = BTreeMap::new();
+        // The gateway keeps the client's values of these for the provider role.
+        let mut client_headers = vec!["anthropic-beta".to_string()];
         for (name, cfg) in raw {
             let field = format!("providers.{name}");
             let provider = compile_provider(name, cfg, &field, env, warnings)?;
+            client_headers.extend(provider.extra_request_headers.iter().cloned());
             by_name.insert(name.clone(), provider);
         }
-        Ok(Providers { by_name })
+        client_headers.sort_unstable();
+        client_headers.dedup();
+        Ok(Providers {
+            by_name,
+            client_headers,
+        })
     }
 }
 
@@ -195,6 +212,20 @@ fn compile_provider(
             "must be between 0 and 2000",
         ));
     }
+    if cfg.extra_request_headers.len() > MAX_EXTRA_REQUEST_HEADERS {
+        return Err(ConfigError::new(
+            format!("{field}.extra_request_headers"),
+            format!("at most {MAX_EXTRA_REQUEST_HEADERS} names"),
+        ));
+    }
+    for (i, h) in cfg.extra_request_headers.iter().enumerate() {
+        if let Some(why) = super::unpassable_reason(h) {
+            return Err(ConfigError::new(
+                format!("{field}.extra_request_headers[{i}]"),
+                format!("'{h}' {why}"),
+            ));
+        }
+    }
     let spec = ProviderSpec {
         kind,
         host,
@@ -225,6 +256,7 @@ fn compile_provider(
         name: name.to_string(),
         spec,
         needs_keys: !cfg.keys.is_empty(),
+        extra_request_headers: cfg.extra_request_headers.clone(),
         grid_g_co2e_per_kwh: cfg
             .grid_g_co2e_per_kwh
             .unwrap_or(crate::metrics::DEFAULT_GRID_G_PER_KWH),
@@ -400,5 +432,46 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "providers.o.keys[0].key");
+    }
+
+    #[test]
+    fn extra_request_headers_take_no_credential_internal_or_framing_name() {
+        let extra = |names: &str| {
+            compile(
+                &format!(
+                    r#"{{"v": {{"type": "ollama", "host": "h", "extra_request_headers": {names}}}}}"#
+                ),
+                &|_| None,
+            )
+        };
+        let (p, _) = extra(r#"["x-tenant", "openai-beta"]"#).unwrap();
+        assert_eq!(
+            p.get("v").unwrap().extra_request_headers,
+            ["x-tenant", "openai-beta"]
+        );
+        assert_eq!(
+            p.client_headers(),
+            ["anthropic-beta", "openai-beta", "x-tenant"]
+        );
+        for bad in [
+            "cookie",
+            "authorization",
+            "proxy-authorization",
+            "x-amz-security-token",
+            "x-weir-cluster",
+            "x-envoy-original-path",
+            "content-length",
+            "forwarded",
+            "x-forwarded-for",
+            "x-real-ip",
+            "anthropic-version",
+            "X-Tenant",
+            "",
+        ] {
+            let err = extra(&format!(r#"["ok", "{bad}"]"#)).unwrap_err();
+            assert_eq!(err.field, "providers.v.extra_request_headers[1]", "{bad}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("\"x-h{i}\"")).collect();
+        assert!(extra(&format!("[{}]", many.join(","))).is_err());
     }
 }

@@ -49,15 +49,95 @@ pub struct Provider {
     /// Keys were configured but none could be loaded: requests must not go out unauthenticated.
     pub needs_keys: bool,
     pub grid_g_co2e_per_kwh: f64,
+    /// Client request headers this provider gets (`extra_request_headers`).
+    pub extra_request_headers: Vec<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct Providers {
     pub(crate) by_name: BTreeMap<String, Provider>,
+    /// Every client request header some provider may get: `anthropic-beta` and each provider's
+    /// `extra_request_headers`. Sorted, without repeats.
+    client_headers: Vec<String>,
 }
 
 impl Providers {
     pub fn get(&self, name: &str) -> Option<&Provider> {
         self.by_name.get(name)
     }
+
+    /// The client request headers the gateway keeps for the provider role.
+    pub fn client_headers(&self) -> &[String] {
+        &self.client_headers
+    }
+}
+
+/// Request headers of Envoy's own tracing (and the request id Envoy logs), left in place by the
+/// provider role: they link a provider call to the client's trace and say nothing else.
+pub const TRACING_REQUEST_HEADERS: &[&str] = &[
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "x-ot-span-context",
+    "x-cloud-trace-context",
+];
+
+/// Why a client header may not be put on a provider's allowlist (`extra_request_headers`):
+/// credentials, weir's and Envoy's internal names, connection and framing headers, and the
+/// headers weir writes itself. `None`: it may.
+pub fn unpassable_reason(name: &str) -> Option<&'static str> {
+    const CREDENTIALS: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+    ];
+    const FRAMING: &[&str] = &[
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "accept-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    ];
+    const CLIENT_IDENTITY: &[&str] = &["forwarded", "x-real-ip", "x-forwarded-client-cert"];
+    const WRITTEN_BY_WEIR: &[&str] = &["anthropic-version", "anthropic-beta"];
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Some("must be a lower-case header name (letters, digits, '-'), at most 64 bytes");
+    }
+    if CREDENTIALS.contains(&name) || name.starts_with("x-amz-") {
+        return Some("carries credentials");
+    }
+    if name.starts_with("x-weir-") || name.starts_with("x-envoy-") {
+        return Some("is internal to weir or Envoy");
+    }
+    if FRAMING.contains(&name) {
+        return Some("is a connection or framing header Envoy and weir set");
+    }
+    if CLIENT_IDENTITY.contains(&name) || name.starts_with("x-forwarded-") {
+        return Some("tells the provider who the client is");
+    }
+    if WRITTEN_BY_WEIR.contains(&name) || TRACING_REQUEST_HEADERS.contains(&name) {
+        return Some("is already set by weir or Envoy");
+    }
+    None
 }

@@ -41,6 +41,7 @@ struct Entry {
     route: String,
     cluster: String,
     request: Rc<Request>,
+    headers: Vec<(String, String)>,
     /// Attempts the provider role has started (retries included).
     attempts: u32,
     /// Buffered answers by attempt, until the gateway takes the one Envoy delivered.
@@ -117,6 +118,8 @@ struct EnvelopeRef<'a> {
     route: &'a str,
     cluster: &'a str,
     request: &'a Request,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    headers: &'a [(String, String)],
 }
 
 /// Gateway: hands the request, bound for `cluster`, to the provider role. `random` seeds this
@@ -125,6 +128,7 @@ pub fn send(
     route: &str,
     cluster: &str,
     request: &Rc<Request>,
+    headers: &[(String, String)],
     random: u64,
 ) -> serde_json::Result<Outbound> {
     let by_ref = TABLE.with(|t| {
@@ -146,6 +150,7 @@ pub fn send(
                 route: route.to_string(),
                 cluster: cluster.to_string(),
                 request: Rc::clone(request),
+                headers: headers.to_vec(),
                 attempts: 0,
                 answers: Vec::new(),
                 stream: Vec::new(),
@@ -163,6 +168,7 @@ pub fn send(
                 route,
                 cluster,
                 request,
+                headers,
             })?,
             id: None,
         },
@@ -198,6 +204,7 @@ pub fn receive(body: &[u8]) -> Result<(Envelope, Option<Slot>), Refused> {
             route: entry.route.clone(),
             cluster: entry.cluster.clone(),
             request: Request::clone(&entry.request),
+            headers: entry.headers.clone(),
         };
         Ok((
             envelope,
@@ -375,7 +382,7 @@ mod tests {
     #[test]
     fn without_a_provider_role_here_everything_goes_on_the_wire() {
         fresh();
-        let out = send("r", "c", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), &[], 7).unwrap();
         assert_eq!(out.id, None);
         let (env, slot) = receive(&out.body).unwrap();
         assert_eq!(
@@ -392,7 +399,7 @@ mod tests {
     fn by_reference_each_attempt_answers_in_its_own_slot() {
         fresh();
         set_provider_in_this_vm(true);
-        let out = send("r", "c", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), &[], 7).unwrap();
         assert!(out.body.starts_with(PREFIX) && out.body.len() < 40);
         let (first, s1) = receive(&out.body).unwrap();
         assert_eq!(first.request, *request());
@@ -413,18 +420,18 @@ mod tests {
     fn references_only_while_a_provider_root_lives_here() {
         fresh();
         let root = ProviderRoot::new();
-        let out = send("r", "c", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), &[], 7).unwrap();
         assert!(out.id.is_some());
         release(out.id);
         drop(root);
-        assert_eq!(send("r", "c", &request(), 7).unwrap().id, None);
+        assert_eq!(send("r", "c", &request(), &[], 7).unwrap().id, None);
     }
 
     #[test]
     fn foreign_and_malformed_references_are_refused() {
         fresh();
         set_provider_in_this_vm(true);
-        let out = send("r", "c", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), &[], 7).unwrap();
         let other_vm = b"weir-ref:1234:1";
         assert_eq!(receive(other_vm).unwrap_err(), Refused::Unresolved);
         assert_eq!(receive(b"weir-ref:zz").unwrap_err(), Refused::Unresolved);
@@ -452,7 +459,7 @@ mod tests {
         assert_eq!((lines, failed), (vec![text("a"), err.clone()], true));
         // By reference: a blank line, and the events wait for the gateway, in order.
         set_provider_in_this_vm(true);
-        let out = send("r", "c", &request(), 7).unwrap();
+        let out = send("r", "c", &request(), &[], 7).unwrap();
         let (_, slot) = receive(&out.body).unwrap();
         let mut failed = false;
         assert_eq!(stream(slot, vec![text("a")], &mut failed), b"\n");
@@ -494,10 +501,10 @@ mod tests {
         fresh();
         set_provider_in_this_vm(true);
         let ids: Vec<_> = (0..MAX_IN_FLIGHT)
-            .map(|_| send("r", "c", &request(), 7).unwrap().id)
+            .map(|_| send("r", "c", &request(), &[], 7).unwrap().id)
             .collect();
         assert!(ids.iter().all(Option::is_some));
-        assert_eq!(send("r", "c", &request(), 7).unwrap().id, None);
+        assert_eq!(send("r", "c", &request(), &[], 7).unwrap().id, None);
         for id in ids {
             release(id);
         }

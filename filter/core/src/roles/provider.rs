@@ -14,51 +14,30 @@
 //! its provider in `x-weir-stored`, and [`ProviderRole::on_request_headers`] sends it on at once
 //! with the provider's path and key; the answer passes back unchanged (`x-weir-ir: raw`).
 //!
-//! Invariants: no `x-weir-` header and no client credential leaves Envoy; a provider's 401/403
-//! is the gateway's problem, not the client's, so it becomes a 502 naming the key id (never the
-//! key) and the key is benched; a 429 cools the key down for its `Retry-After`.
+//! Invariants: no `x-weir-` header and no client credential leaves Envoy; of a provider's
+//! response headers only pseudo-headers and
+//! [`PROVIDER_RESPONSE_HEADERS`](crate::roles::headers::PROVIDER_RESPONSE_HEADERS) go on towards
+//! the client; a provider's 401/403 is the gateway's problem, not the client's, so it becomes a
+//! 502 naming the key id (never the key) and the key is benched; a 429 cools the key down for its
+//! `Retry-After`.
 
 use crate::config::Config;
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, TokenCount};
 use crate::limits::estimate_input_tokens;
 use crate::providers::{keys, sigv4, Credential, Provider};
 use crate::roles::handoff::{self, Refused};
-use crate::roles::headers::{DROPPED_HEADER, IR_HEADER, PROVIDER_HEADER, STORED_HEADER};
+use crate::roles::headers::{
+    passed_client_headers, request_strip_list, response_strip_list, DROPPED_HEADER, IR_HEADER,
+    PROVIDER_HEADER, STORED_HEADER,
+};
 use crate::roles::{
-    header_value, status_of, strip_list, BodyVerdict, Endpoint, Env, Filter, HeaderEdits,
-    HeadersVerdict,
+    header_value, status_of, BodyVerdict, Endpoint, Env, Filter, HeaderEdits, HeadersVerdict,
 };
 use crate::routing::{Route, Router, Target};
 use crate::wire::responses::StoredCall;
 use crate::wire::Reply;
 use crate::wire::{drop, ProviderKind, StreamDecoder};
 use std::rc::Rc;
-
-/// Request headers a provider must never see from the client, beyond `x-weir-*`: client
-/// credentials, the client's own provider-account headers, and Envoy's hop details. The
-/// client's `anthropic-version` is not passed on because weir writes the body in the version
-/// the provider is configured for; its `anthropic-beta` is put back for Anthropic-type
-/// providers only ([`ProviderRole::on_request_body`]).
-const STRIPPED_REQUEST_HEADERS: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "x-amz-security-token",
-    "anthropic-version",
-    "anthropic-beta",
-    "openai-organization",
-    "openai-project",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-envoy-expected-rq-timeout-ms",
-    "x-envoy-attempt-count",
-    "x-envoy-max-retries",
-    "content-length",
-    "accept-encoding",
-];
 
 enum Mode {
     None,
@@ -87,8 +66,6 @@ pub struct ProviderRole {
     slot: Option<handoff::Slot>,
     /// This attempt is a stored-response call.
     stored: bool,
-    /// The client's `anthropic-beta` flags, for an Anthropic-type provider.
-    anthropic_beta: Option<String>,
     /// The fields dropped for this attempt's provider (`wire::drop`).
     dropped: Vec<String>,
 }
@@ -106,7 +83,6 @@ impl ProviderRole {
             final_status: None,
             slot: None,
             stored: false,
-            anthropic_beta: None,
             dropped: Vec::new(),
         }
     }
@@ -236,6 +212,9 @@ impl ProviderRole {
             (":authority".to_string(), provider.spec.host.clone()),
             ("accept-encoding".to_string(), "identity".to_string()),
         ];
+        for (name, value) in passed_client_headers(headers, &provider.extra_request_headers) {
+            set_header(&mut set, &name, &value);
+        }
         self.authorize(provider, method, &path, &[], &mut set, env)?;
         self.provider = Some(provider.name.clone());
         self.stored = true;
@@ -267,14 +246,15 @@ impl ProviderRole {
 }
 
 impl Filter for ProviderRole {
-    /// Strips what must not reach any provider; the target is resolved once the body (which
-    /// names the route) is in.
+    /// Removes every header but the pseudo-headers and Envoy's tracing ones: what the provider
+    /// gets is what this role then sets (from the envelope, once the body names the route and
+    /// so the provider). An allowlist, so no client header (cookies, client addresses, custom
+    /// names) reaches a provider unless that provider's configuration names it.
     ///
     /// On a retry Envoy hands this attempt the header map the previous attempt rewrote, so
     /// everything a previous attempt set (credentials of another provider included) is removed.
     fn on_request_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeadersVerdict {
-        self.anthropic_beta = anthropic_beta(headers);
-        let remove = strip_list(headers, STRIPPED_REQUEST_HEADERS.iter().copied());
+        let remove = request_strip_list(headers);
         let Some(name) = header_value(headers, STORED_HEADER) else {
             return HeadersVerdict::Buffer { remove };
         };
@@ -291,6 +271,7 @@ impl Filter for ProviderRole {
                 route,
                 cluster,
                 request: mut req,
+                headers: client_headers,
             },
             slot,
         ) = match handoff::receive(body) {
@@ -356,8 +337,16 @@ impl Filter for ProviderRole {
         for (name, value) in &out.headers {
             set_header(&mut set, name, value);
         }
-        if let (ProviderKind::Anthropic, Some(beta)) = (provider.spec.kind, &self.anthropic_beta) {
-            set_header(&mut set, "anthropic-beta", beta);
+        for (name, value) in &client_headers {
+            if name == "anthropic-beta" {
+                if let (ProviderKind::Anthropic, Some(beta)) =
+                    (provider.spec.kind, anthropic_beta(value))
+                {
+                    set_header(&mut set, name, &beta);
+                }
+            } else if provider.extra_request_headers.contains(name) {
+                set_header(&mut set, name, value);
+            }
         }
         if let Err(reply) = self.authorize(provider, "POST", &out.path, &out.body, &mut set, env) {
             return BodyVerdict::Reply(reply);
@@ -375,7 +364,11 @@ impl Filter for ProviderRole {
     fn on_response_headers(&mut self, headers: &[(String, Vec<u8>)], env: &Env) -> HeaderEdits {
         let status = status_of(headers);
         self.status = status;
-        let mut edits = HeaderEdits::default();
+        // Removals come before sets, so what this role sets below survives the allowlist.
+        let mut edits = HeaderEdits {
+            remove: response_strip_list(headers),
+            ..HeaderEdits::default()
+        };
         let cfg = Rc::clone(&self.cfg);
         let Some(provider) = self.provider.as_deref().and_then(|p| cfg.providers.get(p)) else {
             return edits;
@@ -450,15 +443,11 @@ impl Filter for ProviderRole {
         edits
             .set
             .push((PROVIDER_HEADER.into(), provider.name.clone()));
-        if self.dropped.is_empty() {
-            edits.remove.push(DROPPED_HEADER.into());
-        } else {
+        if !self.dropped.is_empty() {
             edits
                 .set
                 .push((DROPPED_HEADER.into(), self.dropped.join(", ")));
         }
-        edits.remove.push("content-length".into());
-        edits.remove.push("content-encoding".into());
         edits
     }
 
@@ -557,14 +546,11 @@ fn ir_reply(status: u16, resp: &Response, retry_after: Option<u32>) -> Reply {
     }
 }
 
-/// The client's `anthropic-beta` flags, repeated headers joined; only well-formed flag names
-/// (letters, digits, `-`, `_`, `.`) are kept, so nothing else can ride along to the provider.
-fn anthropic_beta(headers: &[(String, Vec<u8>)]) -> Option<String> {
-    let flags: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n == "anthropic-beta")
-        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(','))
+/// The client's `anthropic-beta` flags (repeated headers already joined); only well-formed flag
+/// names (letters, digits, `-`, `_`, `.`) are kept, so nothing else can ride along to the provider.
+fn anthropic_beta(value: &str) -> Option<String> {
+    let flags: Vec<&str> = value
+        .split(',')
         .map(str::trim)
         .filter(|f| {
             !f.is_empty()

@@ -167,6 +167,8 @@ pub struct Answer {
     pub edits: HeaderEdits,
     /// The gateway had Envoy hold the response until its end (so it could change the status).
     pub held: bool,
+    /// Every response header the client got: what arrived, after both roles' edits.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Answer {
@@ -190,6 +192,7 @@ struct Response {
     held: bool,
     status: u16,
     client: Vec<u8>,
+    client_headers: Vec<(String, Vec<u8>)>,
     /// The provider role passes this answer on unchanged (`x-weir-ir: raw`), so a role leaving
     /// a body as it is (`None`) is expected.
     raw: bool,
@@ -394,7 +397,18 @@ impl Harness {
     /// The provider answers the current attempt with `chunks`, through both roles in Envoy's
     /// order; returns what the client got.
     pub fn answer(&mut self, status: u16, content_type: &str, chunks: &[&[u8]]) -> Answer {
-        self.respond(status, content_type);
+        self.answer_with(status, content_type, &[], chunks)
+    }
+
+    /// [`Harness::answer`] with more provider response headers.
+    pub fn answer_with(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        extra: &[(&str, &str)],
+        chunks: &[&[u8]],
+    ) -> Answer {
+        self.respond_with(status, content_type, extra);
         match chunks.split_last() {
             Some((last, rest)) => {
                 for c in rest {
@@ -413,10 +427,20 @@ impl Harness {
     /// role's headers on to the gateway role at once, unless the provider role buffers: then it
     /// holds them with the body, whose end can still change the status.
     pub fn respond(&mut self, status: u16, content_type: &str) {
+        self.respond_with(status, content_type, &[]);
+    }
+
+    /// [`Harness::respond`] with more provider response headers (repeats kept).
+    pub fn respond_with(&mut self, status: u16, content_type: &str, extra: &[(&str, &str)]) {
         let attempt = self.attempt.as_mut().expect("no attempt to answer");
         let status_text = status.to_string();
-        let incoming =
+        let mut incoming =
             Headers::new(&[(":status", &status_text), ("content-type", content_type)]).raw();
+        incoming.extend(
+            extra
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+        );
         let edits = attempt.on_response_headers(&incoming, &self.host.upstream_env());
         let passed = edited(incoming, &edits);
         self.response = Response::default();
@@ -506,6 +530,7 @@ impl Harness {
         let r = &mut self.response;
         r.status = edits.status.unwrap_or_else(|| status_of(headers));
         r.held = self.gateway.buffers_response();
+        r.client_headers = edited(headers.to_vec(), &edits);
         r.edits = edits;
     }
 
@@ -538,6 +563,7 @@ impl Harness {
             body: r.client,
             edits: r.edits,
             held: r.held,
+            headers: r.client_headers,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::pii::{Blocked, Vault};
 /// The `pii` entry of the access log and metrics for a request whose scan outgrew its budget.
 const SCAN_BUDGET: &str = "scan_budget";
 use crate::roles::handoff;
-use crate::roles::headers::{CLUSTER_HEADER, STORED_HEADER};
+use crate::roles::headers::{passed_client_headers, CLUSTER_HEADER, STORED_HEADER};
 use crate::roles::{catalog, header_value, strip_list, Env, HeadersVerdict};
 use crate::routing::{Choice, Route, Target};
 use crate::wire::{ClientApi, ProviderKind, Reply};
@@ -69,6 +69,9 @@ impl GatewayRole {
                 crate::auth::XFCC_HEADER,
             ]),
         );
+        // Taken before the header map is edited: the provider role removes every client header
+        // and puts back, per attempt, the ones its provider's allowlist names.
+        self.passed_headers = passed_client_headers(headers, cfg.providers.client_headers());
         if api.is_stored() {
             let set = self.admit_stored(&cfg, api, key).map_err(refuse)?;
             return Ok(HeadersVerdict::Forward { remove, set });
@@ -358,10 +361,14 @@ impl GatewayRole {
         env: &Env,
     ) -> Result<Forward, ErrorInfo> {
         let target = choice.target;
-        let out = handoff::send(&route.name, &target.cluster, &upstream.request, env.random)
-            .map_err(|_| {
-                ErrorInfo::new(500, ErrorKind::Internal, "could not serialise the request")
-            })?;
+        let out = handoff::send(
+            &route.name,
+            &target.cluster,
+            &upstream.request,
+            &self.passed_headers,
+            env.random,
+        )
+        .map_err(|_| ErrorInfo::new(500, ErrorKind::Internal, "could not serialise the request"))?;
         upstream.handoff = out.id;
         let mut set = vec![
             (CLUSTER_HEADER.to_string(), target.cluster.clone()),

@@ -112,6 +112,9 @@ pub struct GatewayRole {
     /// The status a buffered answer must end with, when it differs from what arrived.
     final_status: Option<u16>,
     overrun: Overrun,
+    /// The client's values of the request headers some provider's allowlist passes, handed to
+    /// the provider role in the envelope.
+    passed_headers: Vec<(String, String)>,
 }
 
 impl GatewayRole {
@@ -126,6 +129,7 @@ impl GatewayRole {
             usage: None,
             final_status: None,
             overrun: Overrun::Unpublished,
+            passed_headers: Vec::new(),
         }
     }
 
