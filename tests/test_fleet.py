@@ -459,6 +459,11 @@ def test_rolling_restart_under_load(fleet):
                 stats = httpx.get(f"{admin}/stats?filter=^http.weir.downstream_rq_active$", timeout=5).text
                 return stats.strip().endswith(": 0")
             wait(f"{service} idle", idle, timeout=30, interval=0.1)
+            # Drain grace: the front's workers learn of the failed health check a moment after
+            # its admin shows it, so a request may still be on its way; idle again after a
+            # second means none is.
+            time.sleep(1)
+            wait(f"{service} idle after the grace", idle, timeout=30, interval=0.1)
             fleet.run("stop", "-t", "10", service)
             restore(fleet, service)
             timings.append(time.monotonic() - start)
