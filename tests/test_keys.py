@@ -10,6 +10,7 @@ import time
 import anthropic
 import httpx
 import ollama
+import openai
 import pytest
 
 from conftest import assert_no_trap
@@ -77,6 +78,53 @@ def test_provider_keys_rotate_and_a_429_key_cools_down_for_its_retry_after(envoy
     recs = mock.requests("openai")
     assert sorted(key_indexes(recs)) == [0, 1, 2], key_indexes(recs)
     assert all(r["status"] == 200 for r in recs)
+
+
+def set_faults(mock, rules: list[dict]) -> None:
+    r = httpx.post(mock.url + "/_mock/faults", timeout=10, json=rules)
+    assert r.status_code == 200, r.text
+
+
+def test_refusals_the_request_caused_bench_no_key_and_geminis_invalid_key_400_is_the_gateways(envoy, mock):
+    # 1. Every key of mock-openai gets a 403 for what this request asks (the provider's project
+    # may not use the model). The client gets the gateway's 502, which quotes no account id, and
+    # no key is benched: before, each of the three attempts benched the key it used.
+    forbidden = {"error": {"message": "Project `proj_Tenant42` does not have access to model `gpt-4o-mini`",
+                           "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
+    mock.clear()
+    set_faults(mock, [{"provider": "openai", "status": 403, "body": forbidden}])
+    try:
+        with pytest.raises(openai.InternalServerError) as refused:
+            ask(envoy, "forbidden")
+    finally:
+        httpx.delete(mock.url + "/_mock/faults", timeout=10).raise_for_status()
+    assert refused.value.status_code == 502
+    assert "refused this request" in str(refused.value) and "proj_Tenant42" not in str(refused.value)
+    recs = mock.requests("openai")
+    assert [r["status"] for r in recs] == [403, 403, 403]  # Envoy retried the 502 on each key
+    assert sorted(key_indexes(recs)) == [0, 1, 2]
+    mock.clear()
+    for i in range(6):
+        assert ask(envoy, f"after {i}") == f"echo: after {i}"
+    used = key_indexes(mock.requests("openai"))
+    assert all(b == (a + 1) % 3 for a, b in zip(used, used[1:])), used  # plain rotation
+
+    # 2. Gemini says a key is bad with a 400 INVALID_ARGUMENT and the reason API_KEY_INVALID:
+    # that is the gateway's key, not the client's request, so the client gets the gateway's 502.
+    invalid_key = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                             "status": "INVALID_ARGUMENT", "details": [
+                                 {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                                  "domain": "googleapis.com",
+                                  "metadata": {"service": "generativelanguage.googleapis.com"}}]}}
+    set_faults(mock, [{"provider": "gemini", "status": 400, "body": invalid_key}])
+    try:
+        with pytest.raises(openai.InternalServerError) as rejected:
+            openai_client(envoy.url, DEMO_KEY).chat.completions.create(model="mock-gemini", messages=HI)
+    finally:
+        httpx.delete(mock.url + "/_mock/faults", timeout=10).raise_for_status()
+    assert rejected.value.status_code == 502
+    assert "rejected the gateway's credentials (key 'demo')" in str(rejected.value)
+    assert "API key not valid" not in str(rejected.value)
 
 
 # --- spoofing and odd credentials, through Envoy ---------------------------------------------

@@ -18,7 +18,8 @@ fn config() -> Value {
     json!({
         "providers": {
             "oa": {"type": "openai", "keys": [{"id": "k1", "key": "sk-provider-one"}, {"id": "k2", "key": "sk-provider-two"}]},
-            "an": {"type": "anthropic", "keys": [{"id": "a1", "key": "sk-ant-provider"}]}
+            "an": {"type": "anthropic", "keys": [{"id": "a1", "key": "sk-ant-provider"}]},
+            "ge": {"type": "gemini", "keys": [{"id": "g1", "key": "AIza-provider-one"}, {"id": "g2", "key": "AIza-provider-two"}]}
         },
         "models": [
             // The breaker never opens here; it makes the route keep target health records.
@@ -29,6 +30,7 @@ fn config() -> Value {
                 {"provider": "an", "model": "claude-x", "cluster": "c_fo"}]},
             {"name": "guarded", "breaker": {"min_requests": 1, "cooldown_s": 30},
              "targets": [{"provider": "oa", "model": "gpt-4o-mini", "cluster": "c_oa"}]},
+            {"name": "gem", "targets": [{"provider": "ge", "model": "gemini-2.5-flash", "cluster": "c_ge"}]},
             {"name": "claude", "unsupported": "drop",
              "targets": [{"provider": "an", "model": "claude-x", "cluster": "c_an"}]}
         ],
@@ -244,6 +246,108 @@ fn a_provider_credential_failure_is_a_gateway_error_that_never_echoes_the_key() 
         let out = h.attempt("oa", leftovers(), &sent.body);
         assert_ne!(out.header("authorization").unwrap(), used);
     }
+}
+
+/// Which of a provider's keys the next `n` attempts of `envelope` use, by `header`.
+fn keys_used(
+    h: &mut Harness,
+    provider: &str,
+    header: &str,
+    envelope: &[u8],
+    n: usize,
+) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let out = h.attempt(provider, leftovers(), envelope);
+            out.header(header).unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+/// Gemini says "invalid key" with a 400 and a reason in its details: that is the gateway's key,
+/// not the client's request, so it is benched and the client gets the gateway's 502.
+#[test]
+fn geminis_api_key_invalid_400_is_a_credential_failure() {
+    let mut h = Harness::new(config());
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/chat/completions"),
+            json!({"model": "gem", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+    let out = h.attempt("ge", leftovers(), &sent.body);
+    let used = out.header("x-goog-api-key").unwrap().to_string();
+    let err = json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT", "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+             "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+             "message": "API key not valid. Please pass a valid API key."}]}});
+    let answer = h.answer(400, "application/json", &[err.to_string().as_bytes()]);
+    assert_eq!(answer.status, 502);
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = if used.ends_with("one") { "g1" } else { "g2" };
+    assert_eq!(
+        message,
+        format!("provider 'ge' rejected the gateway's credentials (key '{id}')")
+    );
+    assert!(keys_used(&mut h, "ge", "x-goog-api-key", &sent.body, 3)
+        .iter()
+        .all(|k| *k != used));
+}
+
+/// A refusal the request caused is the client's (a 400 stays a 400) or the route's (a 403 for
+/// a model this key may not use), and neither benches the key: one request must not be able
+/// to take every key of a provider out of rotation, one attempt per key.
+#[test]
+fn refusals_the_request_caused_keep_every_key_in_rotation() {
+    let mut h = Harness::new(config());
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/chat/completions"),
+            json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+    // Every attempt gets a 403 the request caused; Envoy retries the 502, with the other key.
+    let forbidden = json!({"error": {"message": "Project `proj_Secret9` does not have access to model `gpt-4o-mini`",
+        "type": "invalid_request_error", "param": null, "code": "model_not_found"}});
+    for _ in 0..2 {
+        h.attempt("oa", leftovers(), &sent.body);
+        let body = h.retried(403, "application/json", forbidden.to_string().as_bytes());
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("refused this request"), "{text}");
+        assert!(
+            !text.contains("proj_Secret9"),
+            "an account id reached the client: {text}"
+        );
+    }
+    let used = keys_used(&mut h, "oa", "authorization", &sent.body, 4);
+    assert!(
+        used.iter().any(|k| k.ends_with("one")) && used.iter().any(|k| k.ends_with("two")),
+        "{used:?}"
+    );
+
+    // Gemini's plain INVALID_ARGUMENT is the client's mistake: its 400, and no bench.
+    h.next_request();
+    let sent = h
+        .send(
+            client("sk-weir-a", "/v1/chat/completions"),
+            json!({"model": "gem", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+    h.attempt("ge", leftovers(), &sent.body);
+    let err = json!({"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified",
+        "status": "INVALID_ARGUMENT"}});
+    let answer = h.answer(400, "application/json", &[err.to_string().as_bytes()]);
+    assert_eq!(answer.status, 400);
+    let used = keys_used(&mut h, "ge", "x-goog-api-key", &sent.body, 4);
+    assert!(
+        used.iter().any(|k| k.ends_with("one")) && used.iter().any(|k| k.ends_with("two")),
+        "{used:?}"
+    );
 }
 
 /// What a provider says about its account, its cookies and its site never reaches a client;

@@ -53,6 +53,30 @@ pub struct Provider {
     pub extra_request_headers: Vec<String>,
 }
 
+impl Provider {
+    /// `text` with every secret of this provider's keys replaced by `<key 'id'>`: provider error
+    /// messages may quote the key they were sent, and they go to the log.
+    pub fn redact_keys(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for k in &self.keys {
+            let secrets: Vec<&str> = match &k.credential {
+                Credential::ApiKey { key, .. } => vec![key],
+                Credential::Aws(a) => {
+                    let mut v = vec![a.access_key_id.as_str(), a.secret_access_key.as_str()];
+                    v.extend(a.session_token.as_deref());
+                    v
+                }
+            };
+            for s in secrets.into_iter().filter(|s| !s.is_empty()) {
+                if out.contains(s) {
+                    out = out.replace(s, &format!("<key '{}'>", k.id));
+                }
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Providers {
     pub(crate) by_name: BTreeMap<String, Provider>,
@@ -140,4 +164,53 @@ pub fn unpassable_reason(name: &str) -> Option<&'static str> {
         return Some("is already set by weir or Envoy");
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_keys_cuts_every_secret_out() {
+        let key = |id: &str, credential| ProviderKey {
+            id: id.into(),
+            credential,
+        };
+        let provider = Provider {
+            name: "p".into(),
+            spec: crate::wire::ProviderSpec {
+                kind: crate::wire::ProviderKind::OpenAi,
+                host: "h".into(),
+                base_path: String::new(),
+                api_version: None,
+                region: None,
+                anthropic_version: String::new(),
+            },
+            keys: vec![
+                key(
+                    "a",
+                    Credential::ApiKey {
+                        header: "authorization".into(),
+                        prefix: "Bearer ".into(),
+                        key: "sk-one".into(),
+                    },
+                ),
+                key(
+                    "b",
+                    Credential::Aws(AwsCredentials {
+                        access_key_id: "AKIAX".into(),
+                        secret_access_key: "s3cr3t".into(),
+                        session_token: None,
+                    }),
+                ),
+            ],
+            needs_keys: true,
+            grid_g_co2e_per_kwh: 0.0,
+            extra_request_headers: Vec::new(),
+        };
+        assert_eq!(
+            provider.redact_keys("Consumer 'api_key:sk-one' or AKIAX/s3cr3t, sk-one"),
+            "Consumer 'api_key:<key 'a'>' or <key 'b'>/<key 'b'>, <key 'a'>"
+        );
+    }
 }

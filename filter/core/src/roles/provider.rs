@@ -87,7 +87,7 @@ impl ProviderRole {
         }
     }
 
-    fn finish_buffered(&mut self, body: &[u8]) -> Vec<u8> {
+    fn finish_buffered(&mut self, body: &[u8], env: &Env) -> Vec<u8> {
         let (Some(req), Some(provider)) = (
             self.request.as_ref(),
             self.provider
@@ -107,7 +107,7 @@ impl ProviderRole {
                 .spec
                 .decode_response(req, self.status, body, self.created)
             {
-                Ok(Response::Error(e)) => Response::Error(self.sanitize(provider, e)),
+                Ok(Response::Error(e)) => Response::Error(self.sanitize(provider, e, env)),
                 Ok(r) => r,
                 Err(e) => Response::Error(e.info()),
             }
@@ -221,17 +221,50 @@ impl ProviderRole {
         Ok(set)
     }
 
-    /// Provider error messages may quote the credential (OpenAI echoes part of a bad key), and a
-    /// provider's auth failure is not the client's: replace them.
-    fn sanitize(&self, provider: &Provider, mut e: ErrorInfo) -> ErrorInfo {
-        if matches!(self.status, 401 | 403) {
+    /// A provider's error as the client may see it, decided on the whole body. A refused key
+    /// (any 401, or a body that names the key: Gemini's `API_KEY_INVALID` comes with a 400) is
+    /// benched and becomes a 502 naming the key id, which Envoy retries with another key. Any
+    /// other 403 is this request's doing (a model or feature this key may not use): a 502 too,
+    /// for the same retry, but the key stays in rotation, so one such request cannot bench
+    /// every key of the provider. Both messages are weir's: the provider's may quote the key or
+    /// account ids (OpenAI echoes part of a bad key), so only the log gets a 403's reason, with
+    /// the provider's keys cut out.
+    fn sanitize(&self, provider: &Provider, mut e: ErrorInfo, env: &Env) -> ErrorInfo {
+        let key = self.key_id.as_deref().unwrap_or("-");
+        if self.status == 401 || e.kind == ErrorKind::Authentication {
+            log::warn!(
+                "provider '{}' rejected key '{key}' (HTTP {}); benched for {} s",
+                provider.name,
+                self.status,
+                keys::REJECTED_KEY_BENCH_MS / 1000
+            );
+            if let Some(id) = &self.key_id {
+                let until = env.now_ms().saturating_add(keys::REJECTED_KEY_BENCH_MS);
+                keys::cool_down(provider, id, env.store, until);
+            }
             return ErrorInfo::new(
                 502,
                 ErrorKind::Upstream,
                 format!(
-                    "provider '{}' rejected the gateway's credentials (key '{}')",
-                    provider.name,
-                    self.key_id.as_deref().unwrap_or("-")
+                    "provider '{}' rejected the gateway's credentials (key '{key}')",
+                    provider.name
+                ),
+            );
+        }
+        if self.status == 403 {
+            log::warn!(
+                "provider '{}' refused a request made with key '{key}' (HTTP 403; the key stays \
+                 in rotation): {}",
+                provider.name,
+                provider.redact_keys(&e.message)
+            );
+            return ErrorInfo::new(
+                502,
+                ErrorKind::Upstream,
+                format!(
+                    "provider '{}' refused this request (HTTP 403: the gateway's key '{key}' may \
+                     not use what it asks for); the gateway's log has the provider's reason",
+                    provider.name
                 ),
             );
         }
@@ -373,35 +406,17 @@ impl Filter for ProviderRole {
         let Some(provider) = self.provider.as_deref().and_then(|p| cfg.providers.get(p)) else {
             return edits;
         };
-        if let Some(key_id) = &self.key_id {
-            match status {
-                429 => {
-                    let wait_ms = retry_after_seconds(headers)
-                        .map(|s| u64::from(s) * 1000)
-                        .unwrap_or(keys::DEFAULT_COOLDOWN_MS);
-                    keys::cool_down(
-                        provider,
-                        key_id,
-                        env.store,
-                        env.now_ms().saturating_add(wait_ms),
-                    );
-                }
-                401 | 403 => {
-                    log::warn!(
-                        "provider '{}' rejected key '{key_id}' with {status}; benched for {} s",
-                        provider.name,
-                        keys::REJECTED_KEY_BENCH_MS / 1000
-                    );
-                    keys::cool_down(
-                        provider,
-                        key_id,
-                        env.store,
-                        env.now_ms().saturating_add(keys::REJECTED_KEY_BENCH_MS),
-                    );
-                    edits.status = Some(502);
-                }
-                _ => {}
-            }
+        // Refused keys are judged on the whole body (`sanitize`); a 429 needs only its headers.
+        if let (429, Some(key_id)) = (status, &self.key_id) {
+            let wait_ms = retry_after_seconds(headers)
+                .map(|s| u64::from(s) * 1000)
+                .unwrap_or(keys::DEFAULT_COOLDOWN_MS);
+            keys::cool_down(
+                provider,
+                key_id,
+                env.store,
+                env.now_ms().saturating_add(wait_ms),
+            );
         }
         if self.stored {
             let rejected = matches!(status, 401 | 403);
@@ -456,18 +471,20 @@ impl Filter for ProviderRole {
     }
 
     /// A response chunk (or the whole body when buffering); returns its replacement.
-    fn on_response_body(&mut self, chunk: &[u8], end: bool, _env: &Env) -> Option<Vec<u8>> {
+    fn on_response_body(&mut self, chunk: &[u8], end: bool, env: &Env) -> Option<Vec<u8>> {
         match &mut self.mode {
             Mode::None | Mode::Stored { rejected: false } => None,
-            Mode::Buffered => end.then(|| self.finish_buffered(chunk)),
+            Mode::Buffered => end.then(|| self.finish_buffered(chunk, env)),
             Mode::Stored { rejected: true } => end.then(|| {
                 let cfg = Rc::clone(&self.cfg);
                 let provider = self.provider.as_deref().and_then(|p| cfg.providers.get(p));
-                let e = ErrorInfo::new(502, ErrorKind::Upstream, "rejected");
+                // Only openai-responses providers serve stored calls (`stored_call`).
+                let e = crate::wire::openai::provider_error(self.status, chunk);
                 let e = match provider {
-                    Some(p) => self.sanitize(p, e),
+                    Some(p) => self.sanitize(p, e, env),
                     None => e,
                 };
+                self.final_status = Some(e.status);
                 handoff::answer(None, Response::Error(e))
             }),
             Mode::Stream { decoder, failed } => {

@@ -474,6 +474,12 @@ impl Harness {
             "Envoy cannot retry an answer whose headers went downstream"
         );
         let out = self.upstream_body(body, true).expect("the whole body");
+        let held = self.response.held_upstream.take().unwrap_or_default();
+        let seen = status_of(&held);
+        assert!(
+            seen >= 500 || seen == 429,
+            "the shipped retry policy (5xx, 429) does not retry a {seen}"
+        );
         self.response = Response::default();
         out
     }

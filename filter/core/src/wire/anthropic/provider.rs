@@ -629,10 +629,16 @@ pub fn decode_response(req: &Request, status: u16, body: &[u8]) -> Result<Respon
 fn error_from_body(status: u16, body: &[u8]) -> ErrorInfo {
     // 529 (overloaded) stays 529: Anthropic clients raise `OverloadedError` on it, and
     // `ClientApi::status` shows it as 503 to the others.
-    let message = serde_json::from_slice::<WireErrorBody>(body)
-        .map(|b| b.error.message)
-        .ok()
+    let error = serde_json::from_slice::<WireErrorBody>(body)
+        .map(|b| b.error)
+        .ok();
+    let kind = match error.as_ref() {
+        Some(e) if e.kind == "authentication_error" => ErrorKind::Authentication,
+        _ => ErrorInfo::kind_for_status(status),
+    };
+    let message = error
+        .map(|e| e.message)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| format!("the Anthropic provider answered with status {status}"));
-    ErrorInfo::new(status, ErrorInfo::kind_for_status(status), message)
+    ErrorInfo::new(status, kind, message)
 }

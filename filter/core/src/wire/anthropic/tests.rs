@@ -1228,6 +1228,20 @@ mod provider {
             (e.status, e.kind, e.message.as_str()),
             (529, ErrorKind::Unavailable, "Overloaded")
         );
+        // `authentication_error` is a refused key; `permission_error` is what this request
+        // asked for (a model, a beta) that the key may not use.
+        for (status, kind, want) in [
+            (401, "authentication_error", ErrorKind::Authentication),
+            (403, "permission_error", ErrorKind::PermissionDenied),
+        ] {
+            let err = json!({"type": "error", "error": {"type": kind, "message": "no"}});
+            let Response::Error(e) =
+                decode_response(&req, status, err.to_string().as_bytes()).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(e.kind, want);
+        }
         let Response::Error(e) = decode_response(&req, 429, b"<html>").unwrap() else {
             panic!()
         };

@@ -580,5 +580,23 @@ pub(super) fn error_info(status: u16, body: &[u8]) -> ErrorInfo {
         .unwrap_or_else(|| format!("the provider answered HTTP {status}"));
     // 424 is ModelErrorException: the model failed, which a client knows as a bad gateway.
     let status = if status == 424 { 502 } else { status };
-    ErrorInfo::new(status, ErrorInfo::kind_for_status(status), message)
+    let kind = if credential_refused(&message) {
+        ErrorKind::Authentication
+    } else {
+        ErrorInfo::kind_for_status(status)
+    };
+    ErrorInfo::new(status, kind, message)
+}
+
+/// AWS names the exception only in a header, so the credential failures are known by their
+/// messages: UnrecognizedClientException and ExpiredTokenException ("The security token included
+/// in the request is invalid/expired"), InvalidSignatureException (a wrong secret key: weir's
+/// signing is checked against botocore's) and a missing or incomplete signature. Not
+/// AccessDeniedException: a key without access to one model still serves the others.
+fn credential_refused(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("security token included in the request")
+        || m.contains("signature we calculated does not match")
+        || m.contains("missing authentication token")
+        || m.contains("incomplete signature")
 }

@@ -423,6 +423,33 @@ fn stop_reasons_map() {
     }
 }
 
+/// Bedrock's bad-credential 403s are told from a model the key may not use by their messages
+/// (the exception name is only in a header).
+#[test]
+fn credential_failures_are_told_from_access_to_one_model() {
+    let kind = |status: u16, message: &str| {
+        let body = json!({ "message": message }).to_string();
+        match decode_response(&req_ir(), status, body.as_bytes(), 1).unwrap() {
+            Response::Error(e) => e.kind,
+            other => panic!("not an error: {other:?}"),
+        }
+    };
+    for m in [
+        "The security token included in the request is invalid.",
+        "The security token included in the request is expired",
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+    ] {
+        assert_eq!(kind(403, m), ErrorKind::Authentication, "{m}");
+    }
+    assert_eq!(
+        kind(
+            403,
+            "You don't have access to the model with the specified model ID."
+        ),
+        ErrorKind::PermissionDenied
+    );
+}
+
 #[test]
 fn errors_carry_the_message_and_a_fitting_status() {
     let got = decode_response(

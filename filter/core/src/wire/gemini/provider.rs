@@ -729,8 +729,28 @@ impl ApiError {
         } else {
             self.message.clone()
         };
-        ErrorInfo::new(status, ErrorInfo::kind_for_status(status), message)
-            .with_retry_after(self.retry_after())
+        let kind = if self.credential_refused() {
+            ErrorKind::Authentication
+        } else {
+            ErrorInfo::kind_for_status(status)
+        };
+        ErrorInfo::new(status, kind, message).with_retry_after(self.retry_after())
+    }
+
+    /// Google says a key is bad with a `google.rpc.ErrorInfo` reason, under whatever status
+    /// (`API_KEY_INVALID` comes with a 400 INVALID_ARGUMENT): keys that are invalid, expired,
+    /// restricted to other callers or APIs, or whose project is suspended or lacks the API.
+    fn credential_refused(&self) -> bool {
+        self.details.iter().any(|d| {
+            d.get("reason").and_then(Value::as_str).is_some_and(|r| {
+                r.starts_with("API_KEY_")
+                    || r.starts_with("ACCESS_TOKEN_")
+                    || matches!(
+                        r,
+                        "CONSUMER_SUSPENDED" | "SERVICE_DISABLED" | "CREDENTIALS_MISSING"
+                    )
+            })
+        })
     }
 
     /// `google.rpc.RetryInfo.retryDelay`, a duration such as `"37s"` or `"0.5s"`, rounded up.

@@ -579,6 +579,25 @@ fn errors_carry_message_status_and_retry_delay() {
             .with_retry_after(Some(37))
         )
     );
+    // A key Google refuses is named by the ErrorInfo reason, under a 400 or a 403.
+    for (status, reason) in [
+        (400, "API_KEY_INVALID"),
+        (403, "API_KEY_SERVICE_BLOCKED"),
+        (403, "CONSUMER_SUSPENDED"),
+    ] {
+        let body = json!({"error": {"code": status, "message": "no", "status": "PERMISSION_DENIED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com"}]}});
+        let Response::Error(e) =
+            decode_response(&chat_req(), status, body.to_string().as_bytes(), 1).unwrap()
+        else {
+            panic!("not an error")
+        };
+        assert_eq!(
+            (e.status, e.kind),
+            (status, ErrorKind::Authentication),
+            "{reason}"
+        );
+    }
     let body = br#"{"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified", "status": "INVALID_ARGUMENT"}}"#;
     let Response::Error(e) = decode_response(&chat_req(), 400, body, 1).unwrap() else {
         panic!("not an error")

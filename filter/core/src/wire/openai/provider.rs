@@ -523,14 +523,28 @@ pub fn decode_response(
     .map_err(upstream)
 }
 
-/// A non-2xx answer, with the provider's own message when it gave one.
+/// A non-2xx answer, with the provider's own message when it gave one. OpenAI names a refused
+/// key `invalid_api_key` (with a 401, which says so already, but some compatible servers send it
+/// with a 400 or 403), so that code marks an authentication failure whatever the status.
 pub(crate) fn provider_error(status: u16, body: &[u8]) -> ErrorInfo {
-    let message = parse(body)
-        .ok()
-        .and_then(|v| provider_error_message(&v))
+    let parsed = parse(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(provider_error_message)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| format!("the provider answered with HTTP status {status}"));
-    ErrorInfo::new(status, ErrorInfo::kind_for_status(status), message)
+    let key_refused = parsed
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(|e| e.get("code"))
+        .and_then(Json::as_str)
+        .is_some_and(|c| c == "invalid_api_key");
+    let kind = if key_refused {
+        ErrorKind::Authentication
+    } else {
+        ErrorInfo::kind_for_status(status)
+    };
+    ErrorInfo::new(status, kind, message)
 }
 
 /// A provider's finish reason; `None` for Mistral's `error`, which is a failure, not an end.

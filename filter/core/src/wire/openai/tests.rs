@@ -1038,6 +1038,24 @@ fn chat_answers_decode_with_tool_calls_usage_and_every_finish_reason() {
     assert!(m.content.is_empty(), "{m:?}");
 }
 
+/// `invalid_api_key` marks a refused key under any status (compatible servers send it with a
+/// 403); a 403 without it is a permission the request needed, not a bad key.
+#[test]
+fn a_refused_key_is_an_authentication_error_whatever_the_status() {
+    let bad_key = json!({"error": {"message": "Incorrect API key provided: sk-***x", "type": "invalid_request_error", "code": "invalid_api_key"}});
+    for status in [400, 401, 403] {
+        let Response::Error(e) = decode(ProviderKind::OpenAi, status, &bad_key).unwrap() else {
+            panic!("not an error")
+        };
+        assert_eq!(e.kind, ErrorKind::Authentication, "{status}");
+    }
+    let denied = json!({"error": {"message": "You are not allowed to sample from this model", "type": "invalid_request_error", "code": null}});
+    let Response::Error(e) = decode(ProviderKind::OpenAi, 403, &denied).unwrap() else {
+        panic!("not an error")
+    };
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+}
+
 #[test]
 fn provider_errors_keep_the_providers_message_and_status() {
     let cases = [
