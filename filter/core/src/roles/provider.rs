@@ -18,8 +18,8 @@
 //! response headers only pseudo-headers and
 //! [`PROVIDER_RESPONSE_HEADERS`](crate::roles::headers::PROVIDER_RESPONSE_HEADERS) go on towards
 //! the client; a provider's 401/403 is the gateway's problem, not the client's, so it becomes a
-//! 502 naming the key id (never the key) and the key is benched; a 429 cools the key down for its
-//! `Retry-After`.
+//! 502 naming the key id (never the key); the key is benched only when the error body says the
+//! key itself was refused (see `sanitize`); a 429 cools the key down for its `Retry-After`.
 
 use crate::config::Config;
 use crate::ir::{Envelope, ErrorInfo, ErrorKind, Request, Response, StreamEvent, TokenCount};
