@@ -47,6 +47,18 @@ def test_the_same_value_gets_the_same_placeholder(envoy, mock):
     assert sent.count("<EMAIL_1>") == 2 and "<EMAIL_2>" in sent and EMAIL not in sent
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_placeholder_the_client_typed_comes_back_as_typed(envoy, mock, protocol, stream):
+    # The client's own "<EMAIL_1>" and weir's placeholder for a real address must not be one
+    # token to the provider, or the echo would put the address where the client typed the text.
+    prompt = f"Fill <EMAIL_1> and <PHONE_1> in the template, then mail {EMAIL}"
+    assert chat(envoy.url, protocol, "mock-openai", prompt, stream) == "echo: " + prompt
+    sent = dumps(mock.requests()[0]["body"])
+    assert EMAIL not in sent, sent
+    assert "Fill <EMAIL_1> and <PHONE_1> in the template, then mail <EMAIL_2>" in sent, sent
+
+
 # --- the demo's PII policy: a custom detector, an allowlist, a blocked detector ----------------
 
 def test_custom_detector_employee_id_gets_a_placeholder_and_is_restored(envoy, mock):

@@ -4,8 +4,11 @@
 //! Invariants:
 //! - All matching work that can be done once is done in [`Scrubber::compile`]: one combined regex
 //!   for every active detector, one anchored regex for the allow list. A request only runs them.
-//! - A detected value never leaves in clear: if its action cannot be honoured (the per-VM vault
-//!   budget is spent), the value is redacted instead, never passed through.
+//! - A detected value never leaves in clear: if its action cannot be honoured (the request's
+//!   vault cap or the per-VM vault budget is spent), the value is redacted instead, never passed
+//!   through.
+//! - With `restore`, nothing restored stands where the client wrote placeholder-shaped text:
+//!   such text is escaped into the vault (see `scrub::literal_placeholders`).
 //! - No value, placeholder original or secret is ever logged or printed by a `Debug` impl.
 //! - On `Err(Blocked)` the request is partly scrubbed and must be refused, not forwarded.
 
@@ -33,6 +36,9 @@ use vault::Budget;
 
 /// The default per-VM vault budget: 20 MiB.
 const DEFAULT_VAULT_MAX_BYTES: usize = 20 * 1024 * 1024;
+/// The default per-request vault cap: 1 MiB, about 5,000 distinct values of a chat's length,
+/// and a twentieth of the default VM budget.
+const DEFAULT_VAULT_MAX_BYTES_PER_REQUEST: usize = 1024 * 1024;
 
 /// The `pii` section of the plugin configuration.
 #[derive(Clone, Deserialize)]
@@ -68,6 +74,11 @@ pub struct PiiConfig {
     /// [`Detections::fallback_redactions`]).
     #[serde(default = "default_vault_max_bytes")]
     pub vault_max_bytes: usize,
+    /// Bytes one request's vault may hold, so that one request full of distinct values cannot
+    /// spend the budget of every request on its VM; past it, its further values are redacted.
+    /// At most `vault_max_bytes`; by default 1 MiB, or `vault_max_bytes` if that is less.
+    #[serde(default)]
+    pub vault_max_bytes_per_request: Option<usize>,
     /// Work one request's scan may take: each text scanned costs its bytes, each candidate a
     /// little more (see `docs/pii.md`). Scanning is linear; this bounds its constant too.
     #[serde(default = "default_scan_budget")]
@@ -134,6 +145,7 @@ impl Default for PiiConfig {
             hmac_secret: None,
             hmac_secret_env: None,
             vault_max_bytes: DEFAULT_VAULT_MAX_BYTES,
+            vault_max_bytes_per_request: None,
             scan_budget: DEFAULT_SCAN_BUDGET,
             on_scan_budget: BudgetOutcome::Block,
             restore: false,
@@ -156,6 +168,10 @@ impl fmt::Debug for PiiConfig {
             )
             .field("hmac_secret_env", &self.hmac_secret_env)
             .field("vault_max_bytes", &self.vault_max_bytes)
+            .field(
+                "vault_max_bytes_per_request",
+                &self.vault_max_bytes_per_request,
+            )
             .field("scan_budget", &self.scan_budget)
             .field("on_scan_budget", &self.on_scan_budget)
             .field("restore", &self.restore)
@@ -233,6 +249,8 @@ pub struct Scrubber {
     restore: bool,
     engine: Option<Engine>,
     budget: Arc<Budget>,
+    /// Each request vault's cap.
+    vault_cap: usize,
 }
 
 // Hand-written: the engine holds the HMAC key.
@@ -253,11 +271,25 @@ impl Scrubber {
     pub fn compile(cfg: &PiiConfig) -> Result<Scrubber, ConfigError> {
         let engine = Engine::compile(cfg)?;
         let restore = cfg.restore && engine.has_placeholders();
+        let vault_cap = match cfg.vault_max_bytes_per_request {
+            Some(n) if n > cfg.vault_max_bytes => {
+                return Err(ConfigError::new(
+                    "pii.vault_max_bytes_per_request",
+                    format!(
+                        "must be at most pii.vault_max_bytes ({})",
+                        cfg.vault_max_bytes
+                    ),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_VAULT_MAX_BYTES_PER_REQUEST.min(cfg.vault_max_bytes),
+        };
         Ok(Scrubber {
             enabled: cfg.enabled,
             restore: cfg.enabled && restore,
             engine: if cfg.enabled { Some(engine) } else { None },
             budget: Arc::new(Budget::new(cfg.vault_max_bytes)),
+            vault_cap,
         })
     }
 
@@ -271,9 +303,9 @@ impl Scrubber {
         self.restore
     }
 
-    /// A vault for one request, charged against this VM's budget until dropped.
+    /// A vault for one request, up to its cap, charged against this VM's budget until dropped.
     pub fn new_vault(&self) -> Vault {
-        Vault::new(self.budget.clone())
+        Vault::new(self.budget.clone(), self.vault_cap)
     }
 
     /// Bytes currently held by this VM's live vaults.

@@ -254,7 +254,7 @@ mod tests {
     use std::sync::Arc;
 
     fn vault() -> Vault {
-        let mut v = Vault::new(Arc::new(Budget::new(1 << 20)));
+        let mut v = Vault::new(Arc::new(Budget::new(1 << 20)), usize::MAX);
         v.placeholder("EMAIL", "jo\"e@x.com").unwrap();
         v.placeholder("PHONE", "+1 415 555 2671").unwrap();
         v

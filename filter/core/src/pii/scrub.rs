@@ -48,6 +48,9 @@ pub(crate) struct Detector {
     pub label: String,
     pub action: Action,
     pub mask: MaskKind,
+    /// Finds client text shaped like this label's placeholders, not personal data: never
+    /// counted or reported (see [`literal_placeholders`]).
+    pub literal: bool,
 }
 
 /// One pattern of the combined regex, indexed by its pattern ID.
@@ -210,6 +213,7 @@ impl Engine {
                 label: c.name.to_ascii_uppercase(),
                 action,
                 mask: MaskKind::Generic,
+                literal: false,
             });
         }
 
@@ -234,9 +238,13 @@ impl Engine {
                 label: b.name.to_ascii_uppercase(),
                 action,
                 mask: b.mask,
+                literal: false,
             });
         }
 
+        if cfg.restore {
+            literal_placeholders(&mut dets, &mut parts);
+        }
         let allow = compile_allow(&cfg.allow)?;
         let hmac_key = hmac_key(cfg, hash_field.as_deref())?;
 
@@ -332,7 +340,7 @@ impl Engine {
                 return Ok(spans);
             }
             self.for_each_hit(re, text, meter, |idx, start, end| {
-                if let Some(det) = self.detectors.get(idx) {
+                if let Some(det) = self.detectors.get(idx).filter(|d| !d.literal) {
                     spans.push(Span {
                         detector: det.name.clone(),
                         start,
@@ -409,7 +417,9 @@ impl Engine {
         st: &mut State<'_>,
         out: &mut String,
     ) -> Result<(), Blocked> {
-        st.count(idx);
+        if !det.literal {
+            st.count(idx);
+        }
         match det.action {
             Action::Block => {
                 return Err(Blocked::Detected {
@@ -442,6 +452,36 @@ impl Engine {
             },
         }
         Ok(())
+    }
+}
+
+/// Client text shaped like a placeholder this configuration hands out (`<EMAIL_1>` typed in a
+/// prompt, or quoted from an earlier answer that was not restored) is escaped: put in the vault
+/// like a detected value, under its own label, so the provider sees another placeholder and the
+/// answer's copy of it is restored to the text the client wrote. Without this the provider would
+/// see the client's `<EMAIL_1>` and weir's for a real address as one, and the answer would
+/// restore the address wherever the client's text was repeated. These patterns come first, so
+/// no detector matches inside such text.
+fn literal_placeholders(dets: &mut Vec<Detector>, parts: &mut Vec<(String, usize, Validator)>) {
+    let labels: Vec<String> = dets
+        .iter()
+        .filter(|d| d.action == Action::Placeholder)
+        .map(|d| d.label.clone())
+        .collect();
+    for label in labels {
+        // Labels are `[A-Z][A-Z0-9_]*` (built-in names, or checked custom names), no escaping.
+        let pattern = format!("<{label}_[1-9][0-9]{{0,9}}>");
+        parts.insert(
+            0,
+            (pattern, dets.len(), Validator::Check(detectors::accept)),
+        );
+        dets.push(Detector {
+            name: format!("{}_literal", label.to_ascii_lowercase()),
+            label,
+            action: Action::Placeholder,
+            mask: MaskKind::Whole,
+            literal: true,
+        });
     }
 }
 

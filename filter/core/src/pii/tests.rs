@@ -1022,3 +1022,106 @@ fn user_ids_stop_sequences_and_argument_keys_are_scrubbed() {
     };
     assert_eq!(e.user.as_deref(), Some("[EMAIL]"));
 }
+
+/// A client that types weir's placeholder syntax (or quotes an unrestored answer) must not get a
+/// real value back in its place: its text is escaped into the vault under another number, and
+/// restoring gives back exactly what each side wrote.
+#[test]
+fn placeholders_the_client_typed_are_restored_as_typed_never_as_a_real_value() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    let mut req = chat(&[
+        "Template: dear <EMAIL_1>, reach <PHONE_2> or <OTHER_1>",
+        "My address is john@example.com",
+    ]);
+    let mut v = s.new_vault();
+    let det = s.scrub_request(&mut req, &mut v).unwrap();
+    assert_eq!(
+        texts(&req),
+        [
+            "Template: dear <EMAIL_1>, reach <PHONE_1> or <OTHER_1>",
+            "My address is <EMAIL_2>"
+        ]
+    );
+    // Only the real address is a detection.
+    assert_eq!(det.counts, vec![("email".to_string(), 1)]);
+    assert!(s.detect("dear <EMAIL_1>").is_empty());
+    let mut resp = Response::Chat(ChatResponse {
+        id: "r".into(),
+        model: "m".into(),
+        created: 0,
+        choices: vec![Choice {
+            index: 0,
+            message: Message::text(Role::Assistant, "<EMAIL_1> / <PHONE_1> / <EMAIL_2>"),
+            finish_reason: FinishReason::Stop,
+        }],
+        usage: None,
+    });
+    v.restore_response(&mut resp);
+    let Response::Chat(c) = &resp else {
+        unreachable!()
+    };
+    assert_eq!(
+        c.choices[0].message.joined_text(),
+        "<EMAIL_1> / <PHONE_2> / john@example.com"
+    );
+
+    // Streams restore the same way, however the deltas split the text.
+    let out = run_stream(
+        &v,
+        vec![
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "<EMA".into(),
+            },
+            StreamEvent::TextDelta {
+                choice: 0,
+                text: "IL_1> and <EMAIL_2>".into(),
+            },
+        ],
+    );
+    let text: String = out
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "<EMAIL_1> and john@example.com");
+
+    // Without restore nothing is ever put back, so the client's text passes as written.
+    let plain = scrubber(r#"{"enabled":true,"default_action":"placeholder"}"#);
+    assert_eq!(
+        scrub1(&plain, "dear <EMAIL_1>, a@b.co"),
+        "dear <EMAIL_1>, <EMAIL_1>"
+    );
+}
+
+#[test]
+fn one_request_cannot_take_the_whole_vault_budget() {
+    let s = scrubber(
+        r#"{"enabled":true,"default_action":"placeholder","restore":true,"vault_max_bytes_per_request":400}"#,
+    );
+    let many: Vec<String> = (0..20).map(|i| format!("user{i}@example.com")).collect();
+    let mut greedy = s.new_vault();
+    let (out, det) = s.scrub_text(&many.join(" "), &mut greedy).unwrap();
+    assert!(greedy.charged_bytes() <= 400);
+    assert!(det.fallback_redactions >= 15, "{det:?}");
+    assert!(
+        out.starts_with("<EMAIL_1> <EMAIL_2>") && out.ends_with("[EMAIL]"),
+        "{out}"
+    );
+    assert!(!out.contains("example.com"));
+    // Another request on the same VM still gets placeholders.
+    let mut next = s.new_vault();
+    assert_eq!(scrub_with(&s, &mut next, "a@x.com"), "<EMAIL_1>");
+
+    let err = Scrubber::compile(&cfg(
+        r#"{"vault_max_bytes":1000,"vault_max_bytes_per_request":2000}"#,
+    ))
+    .unwrap_err();
+    assert_eq!(err.field, "pii.vault_max_bytes_per_request");
+}
+
+fn scrub_with(s: &Scrubber, v: &mut Vault, text: &str) -> String {
+    s.scrub_text(text, v).unwrap().0
+}

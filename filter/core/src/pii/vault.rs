@@ -1,10 +1,12 @@
-//! The per-request vault (placeholder → original) and the per-VM byte budget all live vaults
-//! share.
+//! The per-request vault (placeholder → original), its own byte cap, and the per-VM byte budget
+//! all live vaults share.
 //!
 //! Invariants: a vault's charge is exactly what it added to the budget and is released on Drop,
-//! so the budget returns to zero when no request is in flight. When a new entry does not fit,
-//! nothing is stored and the caller redacts the value instead: the value never leaves in clear,
-//! and the answer simply has nothing to restore for it. `Debug` shows sizes, never contents.
+//! so the budget returns to zero when no request is in flight; no vault charges more than its
+//! cap, so one request cannot spend the budget of every other request on its VM. When a new
+//! entry does not fit either, nothing is stored and the caller redacts the value instead: the
+//! value never leaves in clear, and the answer simply has nothing to restore for it. `Debug`
+//! shows sizes, never contents.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -65,16 +67,19 @@ pub struct Vault {
     by_value: Vec<(String, hashbrown::HashMap<String, String, RandomState>)>,
     longest: usize,
     charged: usize,
+    /// The most this vault may charge (`pii.vault_max_bytes_per_request`).
+    cap: usize,
     budget: Option<Arc<Budget>>,
 }
 
 impl Vault {
-    pub(crate) fn new(budget: Arc<Budget>) -> Self {
+    pub(crate) fn new(budget: Arc<Budget>, cap: usize) -> Self {
         Vault {
             originals: HashMap::new(),
             by_value: Vec::new(),
             longest: 0,
             charged: 0,
+            cap,
             budget: Some(budget),
         }
     }
@@ -102,8 +107,8 @@ impl Vault {
         self.originals.get(placeholder).map(String::as_str)
     }
 
-    /// The placeholder for `value` under `label`, reusing an existing one; `None` when the
-    /// VM's budget cannot take a new entry.
+    /// The placeholder for `value` under `label`, reusing an existing one; `None` when this
+    /// vault's cap or the VM's budget cannot take a new entry.
     pub(crate) fn placeholder(&mut self, label: &str, value: &str) -> Option<&str> {
         let slot = match self.by_value.iter().position(|(l, _)| l == label) {
             Some(i) => i,
@@ -122,6 +127,9 @@ impl Vault {
                 // Charged as a `label\0value` key, the placeholder twice and the value.
                 let cost =
                     ENTRY_OVERHEAD + label.len() + 1 + 2 * value.len() + 2 * placeholder.len();
+                if self.charged.saturating_add(cost) > self.cap {
+                    return None;
+                }
                 if let Some(b) = &self.budget {
                     if !b.try_charge(cost) {
                         return None;
@@ -162,7 +170,7 @@ mod tests {
     fn same_value_same_placeholder_and_budget_released_on_drop() {
         let budget = Arc::new(Budget::new(1 << 20));
         {
-            let mut v = Vault::new(budget.clone());
+            let mut v = Vault::new(budget.clone(), usize::MAX);
             let a = v.placeholder("EMAIL", "a@x.com").unwrap().to_string();
             let b = v.placeholder("EMAIL", "b@x.com").unwrap().to_string();
             assert_eq!(a, "<EMAIL_1>");
@@ -181,14 +189,37 @@ mod tests {
     #[test]
     fn a_full_budget_refuses_new_entries_but_keeps_old_ones() {
         let budget = Arc::new(Budget::new(300));
-        let mut v1 = Vault::new(budget.clone());
+        let mut v1 = Vault::new(budget.clone(), usize::MAX);
         assert!(v1.placeholder("EMAIL", "a@x.com").is_some());
-        let mut v2 = Vault::new(budget.clone());
+        let mut v2 = Vault::new(budget.clone(), usize::MAX);
         assert!(v2.placeholder("EMAIL", "b@x.com").is_some());
         // Third entry overflows the shared 300 bytes.
         assert!(v2.placeholder("EMAIL", "c@x.com").is_none());
         assert!(v1.placeholder("EMAIL", "a@x.com").is_some());
         drop(v1);
         assert!(v2.placeholder("EMAIL", "c@x.com").is_some());
+    }
+
+    #[test]
+    fn one_vault_stops_at_its_cap_and_leaves_the_budget_to_the_others() {
+        let budget = Arc::new(Budget::new(10_000));
+        let mut greedy = Vault::new(budget.clone(), 500);
+        let mut stored = 0;
+        while greedy
+            .placeholder("EMAIL", &format!("user{stored}@x.com"))
+            .is_some()
+        {
+            stored += 1;
+        }
+        assert!(stored >= 2, "{stored}");
+        assert!(greedy.charged_bytes() <= 500);
+        assert_eq!(budget.used(), greedy.charged_bytes());
+        // A value it already holds is still its placeholder.
+        assert_eq!(
+            greedy.placeholder("EMAIL", "user0@x.com"),
+            Some("<EMAIL_1>")
+        );
+        let mut other = Vault::new(budget.clone(), 500);
+        assert!(other.placeholder("EMAIL", "a@x.com").is_some());
     }
 }
