@@ -1045,23 +1045,8 @@ fn placeholders_the_client_typed_are_restored_as_typed_never_as_a_real_value() {
     // Only the real address is a detection.
     assert_eq!(det.counts, vec![("email".to_string(), 1)]);
     assert!(s.detect("dear <EMAIL_1>").is_empty());
-    let mut resp = Response::Chat(ChatResponse {
-        id: "r".into(),
-        model: "m".into(),
-        created: 0,
-        choices: vec![Choice {
-            index: 0,
-            message: Message::text(Role::Assistant, "<EMAIL_1> / <PHONE_1> / <EMAIL_2>"),
-            finish_reason: FinishReason::Stop,
-        }],
-        usage: None,
-    });
-    v.restore_response(&mut resp);
-    let Response::Chat(c) = &resp else {
-        unreachable!()
-    };
     assert_eq!(
-        c.choices[0].message.joined_text(),
+        restored_text(&v, "<EMAIL_1> / <PHONE_1> / <EMAIL_2>"),
         "<EMAIL_1> / <PHONE_2> / john@example.com"
     );
 
@@ -1079,14 +1064,7 @@ fn placeholders_the_client_typed_are_restored_as_typed_never_as_a_real_value() {
             },
         ],
     );
-    let text: String = out
-        .iter()
-        .filter_map(|e| match e {
-            StreamEvent::TextDelta { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(text, "<EMAIL_1> and john@example.com");
+    assert_eq!(text_of(&out, 0), "<EMAIL_1> and john@example.com");
 
     // Without restore nothing is ever put back, so the client's text passes as written.
     let plain = scrubber(r#"{"enabled":true,"default_action":"placeholder"}"#);
@@ -1120,6 +1098,26 @@ fn one_request_cannot_take_the_whole_vault_budget() {
     ))
     .unwrap_err();
     assert_eq!(err.field, "pii.vault_max_bytes_per_request");
+}
+
+/// An answer of `text` with `v`'s placeholders restored.
+fn restored_text(v: &Vault, text: &str) -> String {
+    let mut resp = Response::Chat(ChatResponse {
+        id: "r".into(),
+        model: "m".into(),
+        created: 0,
+        choices: vec![Choice {
+            index: 0,
+            message: Message::text(Role::Assistant, text),
+            finish_reason: FinishReason::Stop,
+        }],
+        usage: None,
+    });
+    v.restore_response(&mut resp);
+    match resp {
+        Response::Chat(c) => c.choices[0].message.joined_text(),
+        _ => unreachable!(),
+    }
 }
 
 fn scrub_with(s: &Scrubber, v: &mut Vault, text: &str) -> String {
