@@ -10,6 +10,7 @@
 //! - On `Err(Blocked)` the request is partly scrubbed and must be refused, not forwarded.
 
 mod detectors;
+mod fold;
 mod restore;
 mod scrub;
 mod vault;
