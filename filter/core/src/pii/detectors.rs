@@ -117,7 +117,8 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         name: "iban",
         mask: MaskKind::Iban,
         alts: &[(
-            r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?-u:\b)",
+            // Grouped by spaces, by dashes (`DE89-3704-...`, as some banking apps copy it) or not.
+            r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?:[ -]?[A-Za-z0-9]{4}){2,7}(?:[ -]?[A-Za-z0-9]{1,3})?(?-u:\b)",
             Check(iban),
         )],
     },
@@ -411,6 +412,10 @@ fn iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         .1;
     // The greedy pattern may run into a following word ("... 19 AND"): keep exactly the
     // country's length and require that cut to fall at a token end.
+    // One kind of separator: `DE89 3704-0044` is no way anyone writes an IBAN.
+    if cand.contains(' ') && cand.contains('-') {
+        return None;
+    }
     let mut compact = [0u8; IBAN_MAX];
     let mut len = 0;
     let mut end = s;
@@ -418,7 +423,7 @@ fn iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         if len == want {
             break;
         }
-        if b != b' ' {
+        if b != b' ' && b != b'-' {
             *compact.get_mut(len)? = b.to_ascii_uppercase();
             len += 1;
         }
@@ -427,8 +432,9 @@ fn iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if len != want || glued_left(text, s) {
         return None;
     }
-    let (n1, _) = next_chars(text, end);
-    if is_alnum(n1) || !iban_mod97(compact.get(..len)?) {
+    // `-` and one more alphanumeric continue the token (`DE89-...-00-7`), as they do on the left.
+    let (n1, n2) = next_chars(text, end);
+    if is_alnum(n1) || (n1 == Some('-') && is_alnum(n2)) || !iban_mod97(compact.get(..len)?) {
         return None;
     }
     Some((s, end))

@@ -631,11 +631,11 @@ fn mask(det: &Detector, value: &str, out: &mut String) {
         MaskKind::Phone => mask_digits_keep_last(value, 2, out),
         MaskKind::Ssn => mask_digits_keep_last(value, 4, out),
         MaskKind::Iban => {
-            let n = value.chars().filter(|c| *c != ' ').count();
+            let n = value.chars().filter(|c| !matches!(c, ' ' | '-')).count();
             out.extend(
                 value
                     .chars()
-                    .filter(|c| *c != ' ')
+                    .filter(|c| !matches!(c, ' ' | '-'))
                     .enumerate()
                     .map(|(i, c)| if i < 2 || i + 4 >= n { c } else { '*' }),
             );

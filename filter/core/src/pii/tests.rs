@@ -130,6 +130,10 @@ fn each_action() {
         scrub1(&s, "IBAN GB29 NWBK 6016 1331 9268 19"),
         "IBAN GB****************6819"
     );
+    assert_eq!(
+        scrub1(&s, "IBAN DE89-3704-0044-0532-0130-00"),
+        "IBAN DE****************3000"
+    );
     assert_eq!(scrub1(&s, "key AKIAIOSFODNN7EXAMPLE"), "key AKIA****");
     // Off: ipv4 untouched.
     assert_eq!(scrub1(&s, "host 10.0.0.1"), "host 10.0.0.1");
