@@ -158,6 +158,13 @@ pub(crate) const BUILTINS: &[Builtin] = &[
                 r"(?-u:\b)0[1-9][0-9]{0,3}(?:[ ./-][0-9]{2,8}){1,4}(?-u:\b)",
                 Check(phone_national),
             ),
+            // No separators: only a phone word a few words before says these digits are a
+            // number (`Tel.: 03012345678`, `call me on 4155552671`). The match starts at the
+            // word, ahead of the card pattern that would otherwise claim a 13-digit run.
+            (
+                r"(?i:(?-u:\b)(?:phone|telephone|t[ée]l[ée]phone|t[ée]l|mobile?|cell(?:phone)?|call|telefon(?:nummer)?|handy(?:nummer)?|portable))(?-u:\b)[^0-9@+\n]{0,24}\+?[0-9]{10,13}(?:[^0-9A-Za-z_@]|$)",
+                Check(phone_keyword),
+            ),
         ],
     },
     Builtin {
@@ -638,18 +645,86 @@ fn ipv6(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     Some((s, e))
 }
 
-fn phone_context_ok(text: &str, s: usize, e: usize) -> bool {
+/// Whether the number at `text[s..e]` stands alone on its left.
+fn phone_left_ok(text: &str, s: usize) -> bool {
     let (p1, p2) = prev_chars(text, s);
-    let left_ok = match p1 {
+    match p1 {
         Some(c) if c.is_ascii_alphanumeric() || c == '_' || c == '+' => false,
         Some('.' | '-' | '/' | '#' | '=') => !is_alnum(p2),
         _ => true,
-    };
+    }
+}
+
+/// The end of the number at `text[s..e]` with its extension, if it stands alone on its right.
+/// `dash_ext`: a `-` and a short digit group after it is a German extension (Durchwahl,
+/// `030/1234567-89`); only where the number itself has no dash.
+fn phone_right_end(text: &str, s: usize, e: usize, dash_ext: bool) -> Option<usize> {
+    let e = extension_end(text, e, dash_ext);
     // One more digit group after a space means a longer run (lottery draws, numeric tables)
     // of which a phone-shaped prefix is only a coincidence.
     let (n1, n2) = next_chars(text, e);
     let continues = n1 == Some(' ') && n2.is_some_and(|c| c.is_ascii_digit());
-    left_ok && !continues && !glued_right(text, e) && !id_context(text, s)
+    (!continues && !glued_right(text, e) && !id_context(text, s)).then_some(e)
+}
+
+/// Words that introduce an extension, lower-case, longest first where one starts another.
+const EXTENSION_WORDS: &[&str] = &["extension", "extn", "ext", "poste", "durchwahl", "dw", "x"];
+
+/// Past an extension after a number ending at `e` (`ext. 204`, `x12`, `, poste 12`,
+/// `Durchwahl 35`, `-89` when `dash_ext`), or `e` itself. Walks at most ~30 bytes.
+fn extension_end(text: &str, e: usize, dash_ext: bool) -> usize {
+    let bytes = text.as_bytes();
+    let at = |i: usize| bytes.get(i).copied().unwrap_or(0);
+    let skip_spaces = |mut i: usize| {
+        for _ in 0..2 {
+            if at(i) == b' ' {
+                i += 1;
+            }
+        }
+        i
+    };
+    let digits_end =
+        |from: usize, max: usize| run_end(text, from, from + max, |b| b.is_ascii_digit());
+    // The extension's digits end the value only where a word ends.
+    let word_end = |i: usize| !at(i).is_ascii_alphanumeric() && at(i) != b'_';
+    if dash_ext && at(e) == b'-' {
+        let end = digits_end(e + 1, 5);
+        return if end > e + 1 && word_end(end) { end } else { e };
+    }
+    let mut i = skip_spaces(e);
+    if matches!(at(i), b',' | b';') {
+        i = skip_spaces(i + 1);
+    }
+    let open = at(i) == b'(';
+    if open {
+        i += 1;
+    }
+    let Some(word) = EXTENSION_WORDS.iter().find(|w| {
+        bytes
+            .get(i..i + w.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(w.as_bytes()))
+    }) else {
+        return e;
+    };
+    i += word.len();
+    if matches!(at(i), b'.' | b':') {
+        i += 1;
+    }
+    i = skip_spaces(i);
+    let end = digits_end(i, 6);
+    if end == i {
+        return e;
+    }
+    let end = if open && at(end) == b')' {
+        end + 1
+    } else {
+        end
+    };
+    if word_end(end) {
+        end
+    } else {
+        e
+    }
 }
 
 /// A label just before the digits says they are a reference, not a phone number.
@@ -701,7 +776,7 @@ fn phone_intl(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let double_zero = cand.starts_with("00");
     // E.164: at most 15 digits with the country code; "00" adds two.
     let (min, max) = if double_zero { (10, 17) } else { (8, 15) };
-    if !(min..=max).contains(&n) || !phone_context_ok(text, s, e) {
+    if !(min..=max).contains(&n) || !phone_left_ok(text, s) {
         return None;
     }
     // `0044...` without any grouping is as likely an id as a number.
@@ -716,12 +791,12 @@ fn phone_intl(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if singles > 2 {
         return None;
     }
-    Some((s, e))
+    Some((s, phone_right_end(text, s, e, !cand.contains('-'))?))
 }
 
 fn phone_nanp(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let cand = text.get(s..e)?;
-    if !phone_context_ok(text, s, e) {
+    if !phone_left_ok(text, s) {
         return None;
     }
     // `12.345.678.9012`-like dotted runs are versions or ids, and mixing dots with other
@@ -729,13 +804,19 @@ fn phone_nanp(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if separators(cand).any(|c| c == '.') && !separators(cand).all(|c| c == '.') {
         return None;
     }
-    Some((s, e))
+    Some((s, phone_right_end(text, s, e, !cand.contains('-'))?))
 }
 
 fn phone_national(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let cand = text.get(s..e)?;
+    let mut cand = text.get(s..e)?;
+    // `030/1234567-89`: a last group after a dash, where the rest has other separators, is an
+    // extension (Durchwahl); `phone_right_end` takes it back once the rest is judged.
+    if !uniform_separators(cand) {
+        cand = cand.get(..cand.rfind('-')?)?;
+    }
+    let e = s + cand.len();
     let n = digits(cand).count();
-    if !(9..=12).contains(&n) || !uniform_separators(cand) || !phone_context_ok(text, s, e) {
+    if !(9..=12).contains(&n) || !uniform_separators(cand) || !phone_left_ok(text, s) {
         return None;
     }
     // Dotted forms are numbers only in the French/Belgian pair style (06.12.34.56.78); other
@@ -743,7 +824,24 @@ fn phone_national(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if cand.contains('.') && cand.split('.').any(|g| g.len() != 2) {
         return None;
     }
-    Some((s, e))
+    Some((s, phone_right_end(text, s, e, !cand.contains('-'))?))
+}
+
+/// `Tel.: 03012345678`: a keyword, a few words, and 10-13 digits with no separator (and the one
+/// character after them, which is not `@`: the regex cannot look ahead, and a candidate that
+/// swallowed an email's local part would hide the email). Narrowed to the digits.
+fn phone_keyword(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let cand = text.get(s..e)?;
+    let digits_end = cand.trim_end_matches(|c: char| !c.is_ascii_digit()).len();
+    let head = cand
+        .get(..digits_end)?
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    let head = head.strip_suffix('+').unwrap_or(head);
+    let (ds, de) = (s + head.len(), s + digits_end);
+    if looks_like_version(text, ds) {
+        return None;
+    }
+    Some((ds, phone_right_end(text, ds, de, true)?))
 }
 
 #[cfg(test)]
