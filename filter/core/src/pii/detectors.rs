@@ -108,10 +108,19 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "email",
         mask: MaskKind::Email,
-        alts: &[(
-            r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,8}\.[A-Za-z]{2,24}(?-u:\b)",
-            Check(email),
-        )],
+        alts: &[
+            (
+                r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,8}\.[A-Za-z]{2,24}(?-u:\b)",
+                Check(email),
+            ),
+            // Internationalised (RFC 6531): non-ASCII letters in the local part and the domain
+            // (`jörg@müller.de`, `用户@例子.广告`). Listed second, so an ASCII address is still
+            // the first alternative's; this one wins only where it starts earlier, at a
+            // non-ASCII letter. Shorter labels and fewer of them than the ASCII alternative: a
+            // non-ASCII character takes up to 4 bytes and the whole must stay within
+            // MAX_MATCH_BYTES (at most 998 bytes here). See `IDN_EMAIL` for the class.
+            (IDN_EMAIL, Check(email)),
+        ],
     },
     Builtin {
         name: "iban",
@@ -184,6 +193,23 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         )],
     },
 ];
+
+/// The internationalised email alternative. `N` (written out below, the regex has no macros)
+/// is any non-ASCII character but Latin-1 punctuation (no-break space, `«`, `»`, `¿`), general
+/// punctuation (quotes, dashes, `…`) and CJK punctuation (`、`, `。`, `「`), which end a
+/// value rather than belong to it: a code-point class, not `\p{L}`, whose Unicode tables would
+/// cost wasm size. Local part `(?:[A-Za-z0-9._%+-]|N){1,64}`; labels of at most 32 characters,
+/// at most 5 of them; a TLD of ASCII letters (then a word boundary) or of `N` only (`广告`).
+const IDN_EMAIL: &str = concat!(
+    r"(?:[A-Za-z0-9._%+-]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]){1,64}@",
+    r"(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])",
+    r"(?:(?:[A-Za-z0-9-]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]){0,30}",
+    r"(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]))?",
+    r"(?:\.(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])",
+    r"(?:(?:[A-Za-z0-9-]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]){0,30}",
+    r"(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]))?){0,4}",
+    r"\.(?:[A-Za-z]{2,24}(?-u:\b)|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]{2,24})",
+);
 
 pub(crate) fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
@@ -449,12 +475,29 @@ fn iban(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
 
 fn email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let cand = text.get(s..e)?;
+    let (local, domain) = cand.split_once('@')?;
+    // CJK text runs into an ASCII address without a space (`連絡先はjohn@example.com`): the
+    // address starts after the last CJK character. A CJK local part with an ASCII tail and a
+    // non-ASCII domain (`用户abc@例子.广告`) is kept whole.
+    let cut = if domain.is_ascii() {
+        local
+            .char_indices()
+            .rfind(|(_, c)| is_cjk(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8())
+    } else {
+        0
+    };
+    let cand = text.get(s + cut..e)?;
     // Local parts do not start with punctuation; markdown and prose often glue some on.
     let trim = cand.len() - cand.trim_start_matches(['.', '-', '+', '%']).len();
-    let s = s + trim;
+    let s = s + cut + trim;
     let cand = text.get(s..e)?;
     let (local, domain) = cand.split_once('@')?;
-    if local.is_empty() || local.len() > 64 || local.ends_with('.') || local.contains("..") {
+    if local.is_empty()
+        || local.chars().count() > 64
+        || local.ends_with('.')
+        || local.contains("..")
+    {
         return None;
     }
     let tld = domain.rsplit('.').next()?;
@@ -466,6 +509,11 @@ fn email(text: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         return None;
     }
     Some((s, e))
+}
+
+/// Han, kana, Hangul and CJK compatibility ideographs: scripts written without spaces.
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{2E80}'..='\u{9FFF}' | '\u{AC00}'..='\u{D7AF}' | '\u{F900}'..='\u{FAFF}')
 }
 
 /// The end of the run of bytes in `class` starting at `from`, walking at most to `limit`.
@@ -915,28 +963,43 @@ mod tests {
             r"[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)",
             Check(email),
         ),
+        (
+            "email",
+            concat!(
+                r"(?:[A-Za-z0-9._%+-]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])+@",
+                r"(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])",
+                r"(?:(?:[A-Za-z0-9-]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])*",
+                r"(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]))?",
+                r"(?:\.(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])",
+                r"(?:(?:[A-Za-z0-9-]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}])*",
+                r"(?:[A-Za-z0-9]|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]))?)*",
+                r"\.(?:[A-Za-z]{2,24}(?-u:\b)|[^\x00-\xBF\x{2000}-\x{206F}\x{3000}-\x{303F}\x{FF5F}-\x{FF65}]{2,24})",
+            ),
+            Check(email),
+        ),
     ];
 
     #[test]
     fn bounded_detectors_find_what_the_unbounded_ones_did() {
-        let alts: Vec<[(&'static str, Validator); 1]> =
-            UNBOUNDED.iter().map(|(_, p, v)| [(*p, *v)]).collect();
+        // A detector may have several reference alternatives (email: ASCII, internationalised).
         let reference: Vec<Builtin> = BUILTINS
             .iter()
-            .map(
-                |b| match UNBOUNDED.iter().position(|(n, _, _)| *n == b.name) {
-                    Some(i) => Builtin {
-                        name: b.name,
-                        mask: b.mask,
-                        alts: Box::leak(Box::new(alts[i])),
+            .map(|b| {
+                let alts: Vec<(&'static str, Validator)> = UNBOUNDED
+                    .iter()
+                    .filter(|(n, _, _)| *n == b.name)
+                    .map(|(_, p, v)| (*p, *v))
+                    .collect();
+                Builtin {
+                    name: b.name,
+                    mask: b.mask,
+                    alts: if alts.is_empty() {
+                        b.alts
+                    } else {
+                        Box::leak(alts.into_boxed_slice())
                     },
-                    None => Builtin {
-                        name: b.name,
-                        mask: b.mask,
-                        alts: b.alts,
-                    },
-                },
-            )
+                }
+            })
             .collect();
         let cfg: super::super::PiiConfig = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
         let old = super::super::scrub::Engine::compile_with(&cfg, &reference).unwrap();
@@ -967,6 +1030,7 @@ mod tests {
             "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AA".into(),
             "mail a.b.c@mail.example.co.uk, x@y.z, .lead@example.com and icon@2x.png or first.last+tag@sub-domain.example-corp.io".into(),
             "1.1.1.1 1.1.1.1.1 10.0.0.1/8 and a@b.c.d.e.f.g.h.com".into(),
+            "jörg@müller.de, 用户@例子.广告，x@a.b.c.d.müller.de; 連絡先はjohn@example.com".into(),
         ]);
         for text in &texts {
             let mut m1 = super::super::scrub::Meter::new(usize::MAX);
