@@ -1,8 +1,11 @@
 //! Built-in detectors: regex alternatives for the one combined matcher, in priority order, each
 //! with a validator that runs only on its candidates (checksums, ranges, surrounding context).
 //!
-//! Patterns are ASCII-only and use `(?-u:\b)`: a Unicode `\b` makes the lazy DFA give up on
-//! non-ASCII text, and Unicode classes bloat compile time and wasm size for nothing here.
+//! Patterns run on the normalised text (`fold.rs`: full-width ASCII folded, invisible characters
+//! dropped). They are ASCII but for the internationalised email alternative's code-point class
+//! and the accented phone words (`tél`), and use `(?-u:\b)`: a Unicode `\b` makes the lazy DFA
+//! give up on non-ASCII text, and Unicode classes (`\p{L}`) bloat compile time and wasm size for
+//! nothing here.
 //! Validators get the whole text and the candidate span and return the (possibly narrowed) span
 //! to act on, or `None` to drop the candidate. They only slice through `str::get`, and allocate
 //! nothing: they run on every candidate, and most candidates are dropped.
