@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use weir_core::pii::{PiiConfig, Scrubber};
 
-/// Units repeated to fill a text: the shapes that made the old combined matcher rescan.
+/// Units repeated to fill a text: the shapes that made the old combined matcher rescan, and
+/// those aimed at the paths added since (normalisation, phone words, IDN addresses).
 const SHAPES: &[(&str, &str)] = &[
     ("dotted digits", "1.1.1."),
     ("jwt-like", "eyJaaaaaaaaa."),
@@ -30,6 +31,22 @@ const SHAPES: &[(&str, &str)] = &[
     ("pem", "-----BEGIN PRIVATE KEY-----"),
     ("sk keys", "sk-"),
     ("separators", " -./"),
+    // Normalisation (`fold.rs`): texts that are all disguise.
+    ("zero-width", "\u{200b}"),
+    ("zw-split digits", "4\u{200b}"),
+    ("full-width digits", "１"),
+    ("full-width at", "＠"),
+    ("full-width mail", "ａ＠ｂ．"),
+    // Phone words before digit runs, extensions, dashed IBAN groups.
+    ("tel digit runs", "tel 1234567890 "),
+    ("tel long runs", "tel 12345678901234567 "),
+    ("phone words", "Tel.: "),
+    ("extensions", "415-555-2671 ext "),
+    ("dashed groups", "DE89-3704-"),
+    // Internationalised addresses: non-ASCII local parts, labels and at signs.
+    ("idn email-ish", "ü@ü."),
+    ("cjk at signs", "用户@例子."),
+    ("cjk text", "日本語のテキスト"),
 ];
 
 fn all_on() -> Scrubber {

@@ -13,6 +13,7 @@
 //! - On `Err(Blocked)` the request is partly scrubbed and must be refused, not forwarded.
 
 mod detectors;
+mod fold;
 mod restore;
 mod scrub;
 mod vault;
@@ -99,8 +100,9 @@ pub struct CustomDetector {
     /// Lowercase `[a-z][a-z0-9_]*`, at most 32 bytes, distinct from the built-ins; its
     /// uppercase form labels replacements (`employee_id` → `[EMPLOYEE_ID]`, `<EMPLOYEE_ID_1>`).
     pub name: String,
-    /// A `regex` crate pattern; it must not match the empty string. Prefer `(?-u:\b)` over `\b`:
-    /// a Unicode word boundary slows the shared pass down on non-ASCII text.
+    /// A `regex` crate pattern, run on the normalised text (full-width ASCII folded to ASCII,
+    /// invisible characters dropped); it must not match the empty string. Prefer `(?-u:\b)`
+    /// over `\b`: a Unicode word boundary slows the shared pass down on non-ASCII text.
     pub regex: String,
     /// One of the actions; `off` disables it.
     pub action: String,

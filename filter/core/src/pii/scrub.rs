@@ -9,9 +9,9 @@
 //! price is that a lower-priority detector matching at exactly the same start is not retried.
 //! Cost: every pattern's match length is bounded (`detectors::MAX_MATCH_BYTES`) and the scan
 //! never moves back, so a text costs O(its length) whatever it holds. Each request also has a
-//! scan budget (`pii.scan_budget`): every text scanned charges its length and every candidate
-//! [`CANDIDATE_COST`]; past it, `pii.on_scan_budget` says whether the request is refused or the
-//! rest goes unscanned.
+//! scan budget (`pii.scan_budget`): every text scanned charges its length as scanned (folded,
+//! `fold.rs`) and every candidate [`CANDIDATE_COST`]; past it, `pii.on_scan_budget` says whether
+//! the request is refused or the rest goes unscanned.
 //! Replacements are built from ASCII labels, digits and `*`, plus (for `mask`) a kept part of
 //! the value; JSON texts are scrubbed through their parsed values (`walk.rs`), never raw.
 
@@ -21,6 +21,7 @@ use regex_automata::{Input, MatchKind};
 use sha2::{Digest, Sha256};
 
 use super::detectors::{self, MaskKind, Validator};
+use super::fold;
 use super::vault::Vault;
 use super::{Action, Blocked, BudgetOutcome, Detections, PiiConfig};
 use crate::error::ConfigError;
@@ -281,6 +282,8 @@ impl Engine {
     }
 
     /// Scrubs one text; `Ok(None)` when nothing changed (the common case allocates nothing).
+    /// Validators, the allow list and every action see the folded value, so one value
+    /// disguised two ways gets one placeholder and one hash.
     pub(crate) fn scrub_text(
         &self,
         text: &str,
@@ -289,16 +292,21 @@ impl Engine {
         let Some(re) = &self.re else {
             return Ok(None);
         };
-        if !self.charge(&mut st.meter, text.len())? {
+        // Detectors see the folded text (`fold.rs`); the original spans are what get replaced.
+        let folded = fold::fold(text);
+        let scan = folded.as_deref().unwrap_or(text);
+        if !self.charge(&mut st.meter, scan.len())? {
             return Ok(None);
         }
+        let mut map = folded.as_ref().map(|_| fold::Cursor::new(text));
         let mut out: Option<String> = None;
         let mut copied = 0;
         let mut meter = std::mem::replace(&mut st.meter, Meter::new(0));
-        let done = self.for_each_hit(re, text, &mut meter, |idx, s, e| {
-            let (Some(det), Some(value)) = (self.detectors.get(idx), text.get(s..e)) else {
+        let done = self.for_each_hit(re, scan, &mut meter, |idx, s, e| {
+            let (Some(det), Some(value)) = (self.detectors.get(idx), scan.get(s..e)) else {
                 return Ok(());
             };
+            let (s, e) = original_span(&mut map, s, e);
             let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
             buf.push_str(text.get(copied..s).unwrap_or(""));
             self.replace(idx, det, value, st, buf)?;
@@ -332,14 +340,19 @@ impl Engine {
         }
     }
 
-    /// Validated, non-allow-listed hits in `text`, in order and non-overlapping.
+    /// Validated, non-allow-listed hits in `text`, in order and non-overlapping, as offsets into
+    /// `text` itself (also when the scan ran on its folded form).
     pub(crate) fn spans(&self, text: &str, meter: &mut Meter) -> Result<Vec<Span>, Blocked> {
         let mut spans = Vec::new();
         if let Some(re) = &self.re {
-            if !self.charge(meter, text.len())? {
+            let folded = fold::fold(text);
+            let scan = folded.as_deref().unwrap_or(text);
+            if !self.charge(meter, scan.len())? {
                 return Ok(spans);
             }
-            self.for_each_hit(re, text, meter, |idx, start, end| {
+            let mut map = folded.as_ref().map(|_| fold::Cursor::new(text));
+            self.for_each_hit(re, scan, meter, |idx, start, end| {
+                let (start, end) = original_span(&mut map, start, end);
                 if let Some(det) = self.detectors.get(idx).filter(|d| !d.literal) {
                     spans.push(Span {
                         detector: det.name.clone(),
@@ -607,6 +620,14 @@ impl<'a> State<'a> {
     }
 }
 
+/// A span of the scanned text as a span of the original (the same when nothing was folded).
+fn original_span(map: &mut Option<fold::Cursor<'_>>, s: usize, e: usize) -> (usize, usize) {
+    match map {
+        Some(m) => (m.start(s), m.end(e)),
+        None => (s, e),
+    }
+}
+
 fn next_boundary(text: &str, at: usize) -> usize {
     let mut i = at.saturating_add(1);
     while i < text.len() && !text.is_char_boundary(i) {
@@ -650,11 +671,11 @@ fn mask(det: &Detector, value: &str, out: &mut String) {
         MaskKind::Phone => mask_digits_keep_last(value, 2, out),
         MaskKind::Ssn => mask_digits_keep_last(value, 4, out),
         MaskKind::Iban => {
-            let n = value.chars().filter(|c| *c != ' ').count();
+            let n = value.chars().filter(|c| !matches!(c, ' ' | '-')).count();
             out.extend(
                 value
                     .chars()
-                    .filter(|c| *c != ' ')
+                    .filter(|c| !matches!(c, ' ' | '-'))
                     .enumerate()
                     .map(|(i, c)| if i < 2 || i + 4 >= n { c } else { '*' }),
             );

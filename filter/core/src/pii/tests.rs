@@ -130,6 +130,10 @@ fn each_action() {
         scrub1(&s, "IBAN GB29 NWBK 6016 1331 9268 19"),
         "IBAN GB****************6819"
     );
+    assert_eq!(
+        scrub1(&s, "IBAN DE89-3704-0044-0532-0130-00"),
+        "IBAN DE****************3000"
+    );
     assert_eq!(scrub1(&s, "key AKIAIOSFODNN7EXAMPLE"), "key AKIA****");
     // Off: ipv4 untouched.
     assert_eq!(scrub1(&s, "host 10.0.0.1"), "host 10.0.0.1");
@@ -1122,4 +1126,144 @@ fn restored_text(v: &Vault, text: &str) -> String {
 
 fn scrub_with(s: &Scrubber, v: &mut Vault, text: &str) -> String {
     s.scrub_text(text, v).unwrap().0
+}
+
+/// Full-width and zero-width disguises (`fold.rs`): found, and replaced in the original.
+#[test]
+fn disguised_values_are_found_and_their_original_span_replaced() {
+    let s = scrubber(r#"{"enabled":true}"#);
+    let fw_mail = "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ";
+    assert_eq!(
+        detected(&s, &format!("メール：{fw_mail}　です")),
+        [("email".to_string(), fw_mail.to_string())]
+    );
+    // The text around the value keeps its own characters (full-width colon, ideographic space).
+    assert_eq!(
+        scrub1(&s, &format!("メール：{fw_mail}　です")),
+        "メール：[EMAIL]　です"
+    );
+    // Invisible characters inside a value go with it; those at its edges stay.
+    assert_eq!(
+        scrub1(&s, "mail \u{200b}j\u{200b}ohn@exa\u{200b}mple.com\u{200d}!"),
+        "mail \u{200b}[EMAIL]\u{200d}!"
+    );
+    assert_eq!(
+        scrub1(&s, "card ４１１１ １１１１ １１１１ １１１１ ok"),
+        "card [CREDIT_CARD] ok"
+    );
+    assert_eq!(
+        scrub1(&s, "card 4111\u{200b}1111\u{feff}1111\u{ad}1111 ok"),
+        "card [CREDIT_CARD] ok"
+    );
+    // Not a disguise: other non-ASCII text is scanned as it is, and left as it is.
+    assert_eq!(scrub1(&s, "Grüße ① ½ ok"), "Grüße ① ½ ok");
+    assert_eq!(scrub1(&s, "ｏｋ\u{200b}"), "ｏｋ\u{200b}");
+}
+
+#[test]
+fn a_disguised_value_gets_the_placeholder_mask_and_hash_of_its_plain_form() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    let mut req = chat(&[
+        "mail ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+        "or jo\u{200b}hn@example.com or john@example.com",
+    ]);
+    let mut v = s.new_vault();
+    s.scrub_request(&mut req, &mut v).unwrap();
+    assert_eq!(texts(&req), ["mail <EMAIL_1>", "or <EMAIL_1> or <EMAIL_1>"]);
+    // Restore puts back the value as detected: the plain form (see docs/pii.md).
+    assert_eq!(v.lookup("<EMAIL_1>"), Some("john@example.com"));
+
+    let m = scrubber(r#"{"enabled":true,"default_action":"mask","hmac_secret":"k"}"#);
+    assert_eq!(
+        scrub1(&m, "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
+        "j***@example.com"
+    );
+    let h = scrubber(r#"{"enabled":true,"default_action":"hash","hmac_secret":"k"}"#);
+    assert_eq!(
+        scrub1(&h, "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
+        scrub1(&h, "john@example.com")
+    );
+    // The allow list sees the plain form too.
+    let a = scrubber(r#"{"enabled":true,"allow":["john@example.com"]}"#);
+    assert_eq!(
+        scrub1(&a, "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
+        "ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ"
+    );
+}
+
+#[test]
+fn the_scan_budget_charges_the_folded_length() {
+    // 1,000 zero-width spaces (3,000 bytes) fold away: only the 12 bytes left are scanned.
+    let text = format!("{}mail a@x.com", "\u{200b}".repeat(1000));
+    let s = scrubber(r#"{"enabled":true,"scan_budget":100}"#);
+    let mut v = s.new_vault();
+    assert!(scrub1(&s, &text).ends_with("mail [EMAIL]"));
+    // Full-width text is charged per folded byte (1, not 3): 30 digits fit, 101 do not.
+    assert!(s.scrub_text(&"１".repeat(30), &mut v).is_ok());
+    assert_eq!(
+        s.scrub_text(&"１".repeat(101), &mut v).unwrap_err(),
+        Blocked::Budget { limit: 100 }
+    );
+}
+
+/// Random texts of values, disguises and separators: spans always fall on the original's
+/// character boundaries, and placeholders put back give the text as scanned (nothing lost,
+/// nothing moved), whatever the invisible and full-width characters around and inside values.
+#[test]
+fn disguised_texts_round_trip_through_placeholders() {
+    let s = scrubber(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#);
+    let alphabet = [
+        "\u{200b}",
+        "\u{feff}",
+        "\u{ad}",
+        "\u{3000}",
+        "＠",
+        "．",
+        "１",
+        "４",
+        "ｊ",
+        "－",
+        "a",
+        "4",
+        "1",
+        "0",
+        " ",
+        "-",
+        ".",
+        "@",
+        "+",
+        "é",
+        "用",
+        "ü",
+        "tel ",
+        "ext ",
+        "DE89",
+        "john@x.com",
+        "4111 1111 1111 1111",
+        "+44 20 7946 0958",
+        "030/1234567-89",
+        "ｊｏｈｎ＠ｘ．ｃｏｍ",
+    ];
+    let plain = |t: &str| super::fold::fold(t).unwrap_or_else(|| t.to_string());
+    let mut rng = Rng(0xd15_9015e);
+    for _ in 0..2000 {
+        let t: String = (0..rng.next() % 40)
+            .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+            .collect();
+        for sp in s.detect(&t) {
+            assert!(t.get(sp.start..sp.end).is_some(), "{t:?} {sp:?}");
+        }
+        let mut v = s.new_vault();
+        let (out, _) = s.scrub_text(&t, &mut v).unwrap();
+        let mut restored = String::new();
+        let mut rest = out.as_str();
+        while let Some(open) = rest.find('<') {
+            let close = rest[open..].find('>').map(|c| open + c + 1).unwrap();
+            restored.push_str(&rest[..open]);
+            restored.push_str(v.lookup(&rest[open..close]).unwrap());
+            rest = &rest[close..];
+        }
+        restored.push_str(rest);
+        assert_eq!(plain(&restored), plain(&t), "{t:?} -> {out:?}");
+    }
 }
