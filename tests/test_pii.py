@@ -47,10 +47,9 @@ def test_the_same_value_gets_the_same_placeholder(envoy, mock):
     assert sent.count("<EMAIL_1>") == 2 and "<EMAIL_2>" in sent and EMAIL not in sent
 
 
-def test_disguised_values_are_scrubbed_and_restored_in_their_plain_form(envoy, mock):
+def test_disguised_values_are_scrubbed_and_restored_as_sent(envoy, mock):
     # A full-width address and a card number split by zero-width spaces (docs/pii.md,
-    # "Normalisation"): the provider sees placeholders, and restore puts back the value as
-    # detected, in its plain form.
+    # "Normalisation"): the provider sees placeholders, and restore puts back what was sent.
     wide_mail = "ｊａｎｅ．ｄｏｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"
     split_card = "\u200b".join(["4111", "1111", "1111", "1111"])
     prompt = f"Mail {wide_mail}, card {split_card}."
@@ -60,7 +59,7 @@ def test_disguised_values_are_scrubbed_and_restored_in_their_plain_form(envoy, m
     assert "Mail <EMAIL_1>, card <CREDIT_CARD_1>." in sent, sent
     for leak in (wide_mail, split_card, "ｊａｎｅ", "4111\u200b1111", EMAIL, "4111111111111111"):
         assert leak not in sent, f"the provider received {leak!r}: {sent}"
-    assert answer.choices[0].message.content == f"echo: Mail {EMAIL}, card 4111111111111111."
+    assert answer.choices[0].message.content == "echo: " + prompt
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])

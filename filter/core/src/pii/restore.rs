@@ -255,8 +255,10 @@ mod tests {
 
     fn vault() -> Vault {
         let mut v = Vault::new(Arc::new(Budget::new(1 << 20)), usize::MAX);
-        v.placeholder("EMAIL", "jo\"e@x.com").unwrap();
-        v.placeholder("PHONE", "+1 415 555 2671").unwrap();
+        v.placeholder("EMAIL", "jo\"e@x.com", "jo\"e@x.com")
+            .unwrap();
+        v.placeholder("PHONE", "+1 415 555 2671", "+1 415 555 2671")
+            .unwrap();
         v
     }
 

@@ -307,9 +307,10 @@ impl Engine {
                 return Ok(());
             };
             let (s, e) = original_span(&mut map, s, e);
+            let as_sent = text.get(s..e).unwrap_or(value);
             let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
             buf.push_str(text.get(copied..s).unwrap_or(""));
-            self.replace(idx, det, value, st, buf)?;
+            self.replace(idx, det, value, as_sent, st, buf)?;
             copied = e;
             Ok(())
         });
@@ -421,12 +422,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Appends the replacement of `value` (a hit of detector `idx`) to `out`.
+    /// Appends the replacement of `value` (a hit of detector `idx`, as detectors saw it; the
+    /// client wrote it as `as_sent`) to `out`.
     fn replace(
         &self,
         idx: usize,
         det: &Detector,
         value: &str,
+        as_sent: &str,
         st: &mut State<'_>,
         out: &mut String,
     ) -> Result<(), Blocked> {
@@ -456,7 +459,7 @@ impl Engine {
                 // Unreachable by construction (compile requires a key); fail closed.
                 None => redact(det, out),
             },
-            Action::Placeholder => match st.vault.placeholder(&det.label, value) {
+            Action::Placeholder => match st.vault.placeholder(&det.label, value, as_sent) {
                 Some(p) => out.push_str(p),
                 None => {
                     st.fallback = st.fallback.saturating_add(1);

@@ -108,8 +108,10 @@ impl Vault {
     }
 
     /// The placeholder for `value` under `label`, reusing an existing one; `None` when this
-    /// vault's cap or the VM's budget cannot take a new entry.
-    pub(crate) fn placeholder(&mut self, label: &str, value: &str) -> Option<&str> {
+    /// vault's cap or the VM's budget cannot take a new entry. `value` is what detectors saw
+    /// (the folded text, so one address typed two ways is one placeholder); `as_sent` is the
+    /// client's text for it, which restore puts back (the first one seen, for a shared value).
+    pub(crate) fn placeholder(&mut self, label: &str, value: &str, as_sent: &str) -> Option<&str> {
         let slot = match self.by_value.iter().position(|(l, _)| l == label) {
             Some(i) => i,
             None => {
@@ -124,9 +126,13 @@ impl Vault {
             hashbrown::hash_map::EntryRef::Occupied(known) => Some(known.into_mut().as_str()),
             hashbrown::hash_map::EntryRef::Vacant(new) => {
                 let placeholder = format!("<{label}_{n}>");
-                // Charged as a `label\0value` key, the placeholder twice and the value.
-                let cost =
-                    ENTRY_OVERHEAD + label.len() + 1 + 2 * value.len() + 2 * placeholder.len();
+                // Charged as a `label\0value` key, the placeholder twice and the text as sent.
+                let cost = ENTRY_OVERHEAD
+                    + label.len()
+                    + 1
+                    + value.len()
+                    + as_sent.len()
+                    + 2 * placeholder.len();
                 if self.charged.saturating_add(cost) > self.cap {
                     return None;
                 }
@@ -138,7 +144,7 @@ impl Vault {
                 self.charged += cost;
                 self.longest = self.longest.max(placeholder.len());
                 self.originals
-                    .insert(placeholder.clone(), value.to_string());
+                    .insert(placeholder.clone(), as_sent.to_string());
                 Some(new.insert(placeholder).as_str())
             }
         }
@@ -171,12 +177,18 @@ mod tests {
         let budget = Arc::new(Budget::new(1 << 20));
         {
             let mut v = Vault::new(budget.clone(), usize::MAX);
-            let a = v.placeholder("EMAIL", "a@x.com").unwrap().to_string();
-            let b = v.placeholder("EMAIL", "b@x.com").unwrap().to_string();
+            let a = v
+                .placeholder("EMAIL", "a@x.com", "a@x.com")
+                .unwrap()
+                .to_string();
+            let b = v
+                .placeholder("EMAIL", "b@x.com", "b@x.com")
+                .unwrap()
+                .to_string();
             assert_eq!(a, "<EMAIL_1>");
             assert_eq!(b, "<EMAIL_2>");
-            assert_eq!(v.placeholder("EMAIL", "a@x.com").unwrap(), a);
-            assert_eq!(v.placeholder("PHONE", "1").unwrap(), "<PHONE_1>");
+            assert_eq!(v.placeholder("EMAIL", "a@x.com", "a@x.com").unwrap(), a);
+            assert_eq!(v.placeholder("PHONE", "1", "1").unwrap(), "<PHONE_1>");
             assert_eq!(v.lookup("<EMAIL_2>"), Some("b@x.com"));
             assert!(budget.used() > 0);
             assert_eq!(budget.used(), v.charged_bytes());
@@ -190,14 +202,14 @@ mod tests {
     fn a_full_budget_refuses_new_entries_but_keeps_old_ones() {
         let budget = Arc::new(Budget::new(300));
         let mut v1 = Vault::new(budget.clone(), usize::MAX);
-        assert!(v1.placeholder("EMAIL", "a@x.com").is_some());
+        assert!(v1.placeholder("EMAIL", "a@x.com", "a@x.com").is_some());
         let mut v2 = Vault::new(budget.clone(), usize::MAX);
-        assert!(v2.placeholder("EMAIL", "b@x.com").is_some());
+        assert!(v2.placeholder("EMAIL", "b@x.com", "b@x.com").is_some());
         // Third entry overflows the shared 300 bytes.
-        assert!(v2.placeholder("EMAIL", "c@x.com").is_none());
-        assert!(v1.placeholder("EMAIL", "a@x.com").is_some());
+        assert!(v2.placeholder("EMAIL", "c@x.com", "c@x.com").is_none());
+        assert!(v1.placeholder("EMAIL", "a@x.com", "a@x.com").is_some());
         drop(v1);
-        assert!(v2.placeholder("EMAIL", "c@x.com").is_some());
+        assert!(v2.placeholder("EMAIL", "c@x.com", "c@x.com").is_some());
     }
 
     #[test]
@@ -206,7 +218,11 @@ mod tests {
         let mut greedy = Vault::new(budget.clone(), 500);
         let mut stored = 0;
         while greedy
-            .placeholder("EMAIL", &format!("user{stored}@x.com"))
+            .placeholder(
+                "EMAIL",
+                &format!("user{stored}@x.com"),
+                &format!("user{stored}@x.com"),
+            )
             .is_some()
         {
             stored += 1;
@@ -216,10 +232,10 @@ mod tests {
         assert_eq!(budget.used(), greedy.charged_bytes());
         // A value it already holds is still its placeholder.
         assert_eq!(
-            greedy.placeholder("EMAIL", "user0@x.com"),
+            greedy.placeholder("EMAIL", "user0@x.com", "user0@x.com"),
             Some("<EMAIL_1>")
         );
         let mut other = Vault::new(budget.clone(), 500);
-        assert!(other.placeholder("EMAIL", "a@x.com").is_some());
+        assert!(other.placeholder("EMAIL", "a@x.com", "a@x.com").is_some());
     }
 }
