@@ -47,6 +47,9 @@ const SHAPES: &[(&str, &str)] = &[
     ("idn email-ish", "ü@ü."),
     ("cjk at signs", "用户@例子."),
     ("cjk text", "日本語のテキスト"),
+    ("arabic digits", "٤١ "),
+    ("devanagari text", "हिंदी पाठ ४१ "),
+    ("math digits", "𝟒𝟏 "),
 ];
 
 fn all_on() -> Scrubber {
