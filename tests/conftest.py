@@ -188,15 +188,22 @@ def envoy(mock_server, tmp_path_factory):
         stop(proc)
 
 
-def poll(check, what: str, timeout: float = 10, interval: float = 0.05):
+def poll(check, what: str, timeout: float = 10, interval: float = 0.05,
+         tolerate: tuple[type[BaseException], ...] = ()):
     """Calls check() until it returns something truthy and returns that; fails the test naming
     `what` after `timeout` s. For what Envoy records after the client has its answer (metrics and
-    outcomes in the log phase, the access log flushed every 250 ms) instead of a fixed sleep."""
+    outcomes in the log phase, the access log flushed every 250 ms) instead of a fixed sleep, and
+    for a service coming up: exceptions of the `tolerate` types (a connection refused while a
+    container starts) count as "not yet"; any other exception fails the test at once."""
     deadline = time.monotonic() + timeout
     while True:
-        got = check()
-        if got:
-            return got
+        try:
+            got = check()
+        except tolerate as e:
+            got = e
+        else:
+            if got:
+                return got
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout:.0f} s: {what} (last: {got!r})")
         time.sleep(interval)

@@ -12,14 +12,13 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import openai
 import pytest
 import yaml
 
-from conftest import ROOT, WASM, compose_cmd, free_port
+from conftest import ROOT, WASM, compose_cmd, free_port, poll
 from weir_clients import DEMO_KEY, anthropic_client, ollama_client, openai_client
 
 import images  # noqa: E402  (tests/docker/images.py, on the path by conftest)
@@ -151,20 +150,6 @@ while True:  # Redis may still be starting
         _docker("network", "rm", net)
 
 
-def _wait(what: str, ok, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = ok()
-            if result:
-                return result
-        except Exception as e:  # noqa: BLE001  (not up yet)
-            last = e
-        time.sleep(0.5)
-    pytest.fail(f"{what} not reached in {timeout:.0f} s (last error: {last!r})")
-
-
 @pytest.fixture
 def compose_project(local_images):
     compose = compose_cmd()
@@ -184,8 +169,10 @@ def compose_project(local_images):
     try:
         run("up", "-d", "--no-build")
         url = f"http://127.0.0.1:{port}"
-        _wait("Envoy ready", lambda: httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=2).status_code == 200)
-        _wait("mock ready", lambda: httpx.get(f"http://127.0.0.1:{mock_port}/_mock/health", timeout=2).status_code == 200)
+        poll(lambda: httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=2).status_code == 200, "Envoy ready",
+             timeout=90, interval=0.5, tolerate=(httpx.HTTPError,))
+        poll(lambda: httpx.get(f"http://127.0.0.1:{mock_port}/_mock/health", timeout=2).status_code == 200,
+             "mock ready", timeout=90, interval=0.5, tolerate=(httpx.HTTPError,))
         yield url, run
     except BaseException:
         logs = subprocess.run([*base, "logs", "--no-color", "--tail", "60"], cwd=ROOT, env=env,
@@ -221,4 +208,6 @@ def test_compose_up_smoke_and_mock_outage(compose_project):
 
     def answers():
         return openai_client(url).chat.completions.create(model="mock-openai", messages=say).choices[0].message.content
-    assert _wait("an answer after the mock restarted", answers, timeout=60) == "echo: hello from compose"
+    # 503 (or a refused connection) until Envoy has the mock's new address.
+    assert poll(answers, "an answer after the mock restarted", timeout=60, interval=0.5,
+                tolerate=(openai.APIError,)) == "echo: hello from compose"

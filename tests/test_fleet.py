@@ -29,7 +29,7 @@ import ollama
 import openai
 import pytest
 
-from conftest import ROOT, WASM, compose_cmd, envoy_binary, free_port
+from conftest import ROOT, WASM, compose_cmd, envoy_binary, free_port, poll
 from weir_clients import DEMO_KEY
 
 COMPOSE = os.path.join(ROOT, "docker-compose.fleet.yaml")
@@ -106,18 +106,12 @@ def make_clients(url: str, ctx: ssl.SSLContext, key: str = LOAD_KEY) -> dict:
     }
 
 
-def wait(what: str, ok, timeout: float = 60, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            got = ok()
-            if got:
-                return got
-        except Exception as e:  # noqa: BLE001  (not there yet)
-            last = e
-        time.sleep(interval)
-    pytest.fail(f"{what} not reached in {timeout:.0f} s (last error: {last!r})")
+# What the checks below may raise while a service (re)starts, counted as "not yet" by poll():
+# an admin or API endpoint refusing connections, `docker inspect` with no container or network
+# yet (no output, no such network), an SDK call answered 503 while a dependency comes back.
+HTTP_DOWN = (httpx.HTTPError,)
+DOCKER_PENDING = (subprocess.SubprocessError, ValueError, LookupError, TypeError)
+SDK_DOWN = (openai.APIError, anthropic.APIError, ollama.ResponseError, httpx.HTTPError, OSError)
 
 
 # --- one request, and what became of it ----------------------------------------------------------
@@ -267,11 +261,14 @@ def fleet(local_images, tmp_path_factory):
     f = Fleet(url, f"http://127.0.0.1:{admin}", project, certs, run)
     try:
         run("up", "-d", "--no-build")
-        wait("the front ready", lambda: httpx.get(f"{f.admin}/ready", timeout=2).status_code == 200)
-        addresses = wait("the replicas' addresses", lambda: [f.address(s) for s in REPLICAS])
-        wait("all three replicas healthy at the front", lambda: all(f.healthy(a) for a in addresses), timeout=90)
+        poll(lambda: httpx.get(f"{f.admin}/ready", timeout=2).status_code == 200, "the front ready",
+             timeout=60, interval=0.2, tolerate=HTTP_DOWN)
+        addresses = poll(lambda: [f.address(s) for s in REPLICAS], "the replicas' addresses",
+                         timeout=60, interval=0.2, tolerate=DOCKER_PENDING)
+        poll(lambda: all(f.healthy(a) for a in addresses), "all three replicas healthy at the front",
+             timeout=90, interval=0.2, tolerate=HTTP_DOWN)
         f.clients = make_clients(url, tls_context(certs))
-        wait("a first answer", lambda: call(f.clients, 0).kind == "ok")
+        poll(lambda: call(f.clients, 0).kind == "ok", "a first answer", timeout=60, interval=0.2, tolerate=SDK_DOWN)
         yield f
     except BaseException:
         logs = run("logs", "--no-color", "--tail", "40", check=False)
@@ -284,8 +281,10 @@ def fleet(local_images, tmp_path_factory):
 def restore(fleet: Fleet, service: str) -> str:
     """Starts the service again if it is down; waits until the front sends it traffic again."""
     fleet.run("start", service)
-    address = wait(f"{service}'s address", lambda: fleet.address(service))
-    wait(f"{service} healthy at the front", lambda: fleet.healthy(address), timeout=60)
+    address = poll(lambda: fleet.address(service), f"{service}'s address", timeout=60, interval=0.2,
+                   tolerate=DOCKER_PENDING)
+    poll(lambda: fleet.healthy(address), f"{service} healthy at the front", timeout=60, interval=0.2,
+         tolerate=HTTP_DOWN)
     return address
 
 
@@ -308,7 +307,8 @@ def test_mtls_at_the_front(fleet):
             httpx.get(f"{fleet.url}/v1/models", headers={"authorization": f"Bearer {DEMO_KEY}"},
                       verify=ctx, timeout=10)
         # Refused by the front's handshake for exactly this reason, not by anything later.
-        wait(f"the front's ssl.{stat} counted", lambda: ssl_stat(fleet, stat) > before, timeout=10)
+        poll(lambda: ssl_stat(fleet, stat) > before, f"the front's ssl.{stat} counted", timeout=10, interval=0.2,
+             tolerate=HTTP_DOWN)
         print(f"mTLS: client cert {client or 'none'} refused at the handshake ({stat})")
 
 
@@ -390,9 +390,8 @@ def test_redis_down_fails_closed_then_recovers(fleet):
     finally:
         fleet.run("start", "redis")
     start = time.monotonic()
-    wait("answers after Redis came back",
-         lambda: client.chat.completions.create(model="mock-openai", messages=say).choices[0].message.content,
-         timeout=60, interval=0.5)
+    poll(lambda: client.chat.completions.create(model="mock-openai", messages=say).choices[0].message.content,
+         "answers after Redis came back", timeout=60, interval=0.5, tolerate=SDK_DOWN)
     print(f"Redis back: answering again {time.monotonic() - start:.2f} s after it started")
 
 
@@ -423,11 +422,10 @@ def test_replica_cut_off_from_providers_fails_fast(fleet):
     # ejection ends (30 s), replica3 answers "no healthy upstream", and the front, which does not
     # retry a replica's own 5xx, would pass that on to the next test's clients.
     admin = fleet.replica_admin("replica3")
-    wait("replica3's provider hosts back from ejection",
-         lambda: "failed_outlier_check" not in httpx.get(f"{admin}/clusters", timeout=5).text,
-         timeout=120, interval=1)
-    wait("replica3 answering through its providers again",
-         lambda: all(call(fleet.clients, i, stream=False).kind == "ok" for i in range(6)), timeout=60, interval=1)
+    poll(lambda: "failed_outlier_check" not in httpx.get(f"{admin}/clusters", timeout=5).text,
+         "replica3's provider hosts back from ejection", timeout=120, interval=1, tolerate=HTTP_DOWN)
+    poll(lambda: all(call(fleet.clients, i, stream=False).kind == "ok" for i in range(6)),
+         "replica3 answering through its providers again", timeout=60, interval=1, tolerate=SDK_DOWN)
 
 
 # --- rolling restart ------------------------------------------------------------------------------
@@ -453,17 +451,18 @@ def test_rolling_restart_under_load(fleet):
             # Drain: fail the replica's health check, wait until the front stops choosing it and
             # its last request finished, then stop it and bring it back.
             assert httpx.post(f"{admin}/healthcheck/fail", timeout=5).status_code == 200
-            wait(f"the front taking {service} out", lambda: not fleet.healthy(address), timeout=15, interval=0.1)
+            poll(lambda: not fleet.healthy(address), f"the front taking {service} out", timeout=15, interval=0.1,
+                 tolerate=HTTP_DOWN)
 
             def idle() -> bool:
                 stats = httpx.get(f"{admin}/stats?filter=^http.weir.downstream_rq_active$", timeout=5).text
                 return stats.strip().endswith(": 0")
-            wait(f"{service} idle", idle, timeout=30, interval=0.1)
+            poll(idle, f"{service} idle", timeout=30, interval=0.1, tolerate=HTTP_DOWN)
             # Drain grace: the front's workers learn of the failed health check a moment after
             # its admin shows it, so a request may still be on its way; idle again after a
             # second means none is.
             time.sleep(1)
-            wait(f"{service} idle after the grace", idle, timeout=30, interval=0.1)
+            poll(idle, f"{service} idle after the grace", timeout=30, interval=0.1, tolerate=HTTP_DOWN)
             fleet.run("stop", "-t", "10", service)
             restore(fleet, service)
             timings.append(time.monotonic() - start)

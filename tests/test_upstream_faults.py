@@ -84,24 +84,25 @@ def run_envoy(tmp, cfg: dict, port: int, admin: int):
     return server
 
 
-@pytest.fixture(scope="module")
-def fault_envoy(envoy, mock_server, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fault-envoy")
-    server = run_envoy(tmp, *fault_config(envoy, tmp, dead_vllm=False))
+def serve_faults(envoy, tmp_path_factory, *, dead_vllm: bool):
+    """Runs a fault Envoy (fault_config) for a fixture's lifetime. Two fixtures rather than one
+    parametrised: test_every_envoy_is_alive_after_all_faults needs both Envoys at once."""
+    tmp = tmp_path_factory.mktemp("dead-envoy" if dead_vllm else "fault-envoy")
+    server = run_envoy(tmp, *fault_config(envoy, tmp, dead_vllm=dead_vllm))
     try:
         yield server
     finally:
         stop(server.proc)
+
+
+@pytest.fixture(scope="module")
+def fault_envoy(envoy, mock_server, tmp_path_factory):
+    yield from serve_faults(envoy, tmp_path_factory, dead_vllm=False)
 
 
 @pytest.fixture(scope="module")
 def dead_envoy(envoy, mock_server, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("dead-envoy")
-    server = run_envoy(tmp, *fault_config(envoy, tmp, dead_vllm=True))
-    try:
-        yield server
-    finally:
-        stop(server.proc)
+    yield from serve_faults(envoy, tmp_path_factory, dead_vllm=True)
 
 
 @pytest.fixture

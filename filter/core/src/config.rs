@@ -19,6 +19,8 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use std::collections::BTreeMap;
 
+mod locate;
+
 /// The plugin configuration as users write it. See docs/configuration.md.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -91,14 +93,11 @@ impl Config {
         json: &[u8],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(Config, Vec<String>), ConfigError> {
-        let raw: RawConfig = {
-            let de = &mut serde_json::Deserializer::from_slice(json);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." { String::new() } else { path };
-                ConfigError::new(field, e.inner().to_string())
-            })?
-        };
+        // Plain serde_json, and the field found from the error's position afterwards: a
+        // path-tracking deserializer would compile the whole config type graph a second time
+        // (~73 KB of wasm).
+        let raw: RawConfig = serde_json::from_slice(json)
+            .map_err(|e| ConfigError::new(locate::field(json, &e), e.to_string()))?;
         Self::compile(&raw, env)
     }
 
