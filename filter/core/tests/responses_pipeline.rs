@@ -199,13 +199,7 @@ fn state_is_refused_in_the_responses_shape_unless_a_responses_provider_keeps_it(
     let mut h = Harness::new(config());
     let body = json!({"model": "claude", "input": "next", "previous_response_id": "resp_0"});
     let sent = h.send(responses("sk-weir-all"), body.clone()).unwrap();
-    h.attempt_headers("an", Headers::default());
-    let refusal = h.attempt_body(&sent.body).unwrap_err();
-    let mut headers = Headers::new(&[(":status", &refusal.status.to_string())]);
-    for (n, v) in &refusal.headers {
-        headers = headers.with(n, v);
-    }
-    let got = h.local_reply(headers, &refusal.body);
+    let got = h.refused_attempt("an", &sent.body);
     assert_eq!(got.status, 400);
     let e = got.json()["error"].clone();
     assert_eq!(e["param"], "previous_response_id");
@@ -378,13 +372,7 @@ fn built_in_tools_are_served_by_the_responses_target_and_refused_on_failover_to_
     assert_eq!(upstream["input"][1]["content"], "news on <EMAIL_1>");
     h.retried(503, "application/json", b"{}");
     // Envoy retries on the Anthropic endpoint: a 400 naming the tool, in the Responses shape.
-    h.attempt_headers("an", Headers::default());
-    let refusal = h.attempt_body(&sent.body).unwrap_err();
-    let mut headers = Headers::new(&[(":status", &refusal.status.to_string())]);
-    for (n, v) in &refusal.headers {
-        headers = headers.with(n, v);
-    }
-    let got = h.local_reply(headers, &refusal.body);
+    let got = h.refused_attempt("an", &sent.body);
     assert_eq!(got.status, 400);
     let e = got.json()["error"].clone();
     assert_eq!(e["param"], "tools[0].type");

@@ -493,6 +493,20 @@ impl Harness {
         self.client_answer()
     }
 
+    /// An attempt on `provider` that the provider role refuses with a local reply (a field that
+    /// provider cannot take): what the client gets from it.
+    pub fn refused_attempt(&mut self, provider: &str, envelope: &[u8]) -> Answer {
+        self.attempt_headers(provider, Headers::default());
+        let refusal = self
+            .attempt_body(envelope)
+            .expect_err("the provider role forwarded the attempt");
+        let mut headers = Headers::new(&[(":status", &refusal.status.to_string())]);
+        for (n, v) in &refusal.headers {
+            headers = headers.with(n, v);
+        }
+        self.local_reply(headers, &refusal.body)
+    }
+
     /// Envoy's log phase for the request in flight: what the gateway role reports, if it had not
     /// already.
     pub fn done(&mut self) -> Option<Summary> {
