@@ -85,8 +85,8 @@ def set_faults(mock, rules: list[dict]) -> None:
     assert r.status_code == 200, r.text
 
 
-def test_refusals_the_request_caused_bench_no_key_and_geminis_invalid_key_400_is_the_gateways(envoy, mock):
-    # 1. Every key of mock-openai gets a 403 for what this request asks (the provider's project
+def test_a_refusal_the_request_caused_benches_no_key(envoy, mock):
+    # Every key of mock-openai gets a 403 for what this request asks (the provider's project
     # may not use the model). The client gets the gateway's 502, which quotes no account id, and
     # no key is benched: before, each of the three attempts benched the key it used.
     forbidden = {"error": {"message": "Project `proj_Tenant42` does not have access to model `gpt-4o-mini`",
@@ -109,8 +109,10 @@ def test_refusals_the_request_caused_bench_no_key_and_geminis_invalid_key_400_is
     used = key_indexes(mock.requests("openai"))
     assert all(b == (a + 1) % 3 for a, b in zip(used, used[1:])), used  # plain rotation
 
-    # 2. Gemini says a key is bad with a 400 INVALID_ARGUMENT and the reason API_KEY_INVALID:
-    # that is the gateway's key, not the client's request, so the client gets the gateway's 502.
+
+def test_geminis_invalid_key_400_is_the_gateways_502(envoy, mock):
+    # Gemini says a key is bad with a 400 INVALID_ARGUMENT and the reason API_KEY_INVALID: that
+    # is the gateway's key, not the client's request, so the client gets the gateway's 502.
     invalid_key = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
                              "status": "INVALID_ARGUMENT", "details": [
                                  {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",

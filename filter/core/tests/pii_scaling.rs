@@ -50,10 +50,17 @@ const SHAPES: &[(&str, &str)] = &[
     ("arabic digits", "٤١ "),
     ("devanagari text", "हिंदी पाठ ४१ "),
     ("math digits", "𝟒𝟏 "),
+    // Placeholder-shaped client text: each one is escaped into the vault (`restore` is on).
+    ("typed placeholders", "<EMAIL_7> "),
+    ("placeholder-ish", "<EMAIL_"),
 ];
 
+/// Every detector, with placeholders restored: the demo's policy, and the one that also runs
+/// the escapes of placeholder-shaped text and fills the vault.
 fn all_on() -> Scrubber {
-    let cfg: PiiConfig = serde_json::from_str(r#"{"enabled":true}"#).unwrap();
+    let cfg: PiiConfig =
+        serde_json::from_str(r#"{"enabled":true,"default_action":"placeholder","restore":true}"#)
+            .unwrap();
     Scrubber::compile(&cfg).unwrap()
 }
 
